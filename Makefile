@@ -1,0 +1,23 @@
+# The task runner. Each target is a script in scripts/, so the logic stays in one readable place.
+.PHONY: demo test build bootstrap size
+
+## Build everything and serve the demo app; prints the URL.
+demo:
+	scripts/demo.sh
+
+## Run the whole test suite (what CI runs).
+test:
+	scripts/test.sh
+
+## Build the wasm module into pkg/ and print its size.
+build:
+	scripts/bootstrap.sh
+	scripts/build.sh
+
+## Install what the build and the tests need, if it is missing.
+bootstrap:
+	scripts/bootstrap.sh
+
+## Print the size of the built module (raw, gzip, brotli).
+size:
+	node scripts/size.mjs

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite, in order. Installs what is missing first; stops at the first failure.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+scripts/bootstrap.sh
+
+step "test: cargo fmt --check"
+cargo fmt --all --check
+
+step "test: clippy (native, all targets)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "test: clippy (wasm32)"
+cargo clippy --target wasm32-unknown-unknown -p outbox-sync --lib --tests -- -D warnings
+cargo clippy --target wasm32-unknown-unknown -p outbox-core --lib -- -D warnings
+
+step "test: native tests"
+cargo test --workspace
+
+step "test: browser tests (wasm-bindgen-test in headless Chromium)"
+CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}" \
+  cargo test --target wasm32-unknown-unknown -p outbox-sync --lib --tests
+
+step "test: release build of the package"
+scripts/build.sh
+scripts/stage-demo.sh
+
+step "test: end-to-end (playwright-core, headless Chromium)"
+node --test tests/e2e/
