@@ -21,7 +21,7 @@ cargo test --workspace
 
 step "test: browser tests (wasm-bindgen-test in headless Chromium)"
 CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}" \
-  cargo test --target wasm32-unknown-unknown -p outbox-sync --lib --tests
+  cargo test --target wasm32-unknown-unknown -p outbox-sync --lib --tests --features debug-panic-hook
 
 step "test: release build of the package"
 scripts/build.sh

@@ -1,12 +1,12 @@
 //! `outbox-sync`: the WebAssembly module behind the npm package.
 //!
 //! The engine's decisions live in [`outbox_core`], which has no I/O. This crate is the browser runtime that
-//! carries out those decisions: IndexedDB storage (see [`idb`]) and, as the runtime grows, the fetch
+//! carries out those decisions: IndexedDB storage (see [`store`]) and, as the runtime grows, the fetch
 //! transport, timers and the exported JS classes (one module per class).
 
 use wasm_bindgen::prelude::*;
 
-pub mod idb;
+pub mod store;
 
 /// Runs once when the module is instantiated.
 #[wasm_bindgen(start)]

@@ -1,0 +1,309 @@
+//! `IdbStore`: the outbox's IndexedDB database.
+//!
+//! One database per outbox `name`, with three object stores (see [`schema`]). The store knows nothing of
+//! ops or documents beyond their keys: the runtime hands it already-encoded values, which keeps this layer
+//! independent of the core's record format.
+//!
+//! Every write goes through [`IdbStore::commit`], which applies a list of [`Write`]s in ONE readwrite
+//! transaction and returns only after the transaction's `complete` event. [`GroupCommit`] builds on it to
+//! give every write made in the same JS task a single shared transaction.
+
+mod error;
+mod group_commit;
+pub mod schema;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use indexed_db_futures::database::Database;
+use indexed_db_futures::internals::SystemRepr;
+use indexed_db_futures::prelude::*;
+use indexed_db_futures::transaction::{TransactionDurability, TransactionMode, TransactionOptions};
+use wasm_bindgen::prelude::*;
+
+pub use error::StoreError;
+pub use group_commit::GroupCommit;
+pub use schema::SCHEMA_VERSION;
+
+/// How hard a commit tries to reach the disk before it reports success.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// The browser may report `complete` once the data is handed to the OS, before it is flushed to disk.
+    /// Survives a tab crash or reload, which are the common failures; an OS crash or power loss right
+    /// after the commit could lose the last writes. Much faster, and IndexedDB's own default in Chromium.
+    #[default]
+    Relaxed,
+    /// `complete` fires only after the data is flushed to disk: survives power loss, costs an fsync per
+    /// transaction.
+    Strict,
+}
+
+/// One change inside a commit.
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// Insert or replace the op record with this id.
+    PutOp {
+        /// The op id.
+        id: String,
+        /// The encoded record.
+        record: JsValue,
+    },
+    /// Delete the op record with this id (absent is fine).
+    DeleteOp {
+        /// The op id.
+        id: String,
+    },
+    /// Insert or replace the confirmed document of an entity.
+    PutDoc {
+        /// The entity's collection.
+        collection: String,
+        /// The entity's key.
+        key: String,
+        /// The encoded document record.
+        record: JsValue,
+    },
+    /// Insert or replace a meta record.
+    PutMeta {
+        /// The record's name.
+        key: String,
+        /// Its value.
+        value: JsValue,
+    },
+}
+
+/// An open outbox database. Survives a lost connection by reopening once per failed operation.
+pub struct IdbStore {
+    name: String,
+    durability: Durability,
+    connection: RefCell<Option<Connection>>,
+    upgrade_blocked: Rc<Cell<bool>>,
+    closed_by_app: Cell<bool>,
+    committed: Cell<u64>,
+    reopened: Cell<u32>,
+}
+
+/// A live connection and the `versionchange` listener that must live exactly as long as it.
+struct Connection {
+    db: Database,
+    _on_version_change: Closure<dyn FnMut()>,
+}
+
+impl IdbStore {
+    /// Opens (creating or migrating as needed) the database called `name`.
+    pub async fn open(name: &str, durability: Durability) -> Result<Self, StoreError> {
+        let upgrade_blocked = Rc::new(Cell::new(false));
+        let connection = connect(name, &upgrade_blocked).await?;
+        Ok(Self {
+            name: name.to_owned(),
+            durability,
+            connection: RefCell::new(Some(connection)),
+            upgrade_blocked,
+            closed_by_app: Cell::new(false),
+            committed: Cell::new(0),
+            reopened: Cell::new(0),
+        })
+    }
+
+    /// The database name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Applies `writes` in order, in one readwrite transaction: all of them or none. Resolves after the
+    /// transaction's `complete` event.
+    pub async fn commit(&self, writes: &[Write]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.with_reconnect(async |db: Database| self.commit_once(&db, writes).await)
+            .await?;
+        self.committed.set(self.committed.get() + 1);
+        Ok(())
+    }
+
+    /// Every stored op record, in key order (the caller orders them by their own sequence numbers).
+    pub async fn load_ops(&self) -> Result<Vec<JsValue>, StoreError> {
+        self.with_reconnect(async |db: Database| load_all(&db, schema::OPS).await)
+            .await
+    }
+
+    /// Every confirmed document record.
+    pub async fn load_docs(&self) -> Result<Vec<JsValue>, StoreError> {
+        self.with_reconnect(async |db: Database| load_all(&db, schema::DOCS).await)
+            .await
+    }
+
+    /// One meta record, `None` when it was never written.
+    pub async fn get_meta(&self, key: &str) -> Result<Option<JsValue>, StoreError> {
+        self.with_reconnect(async |db: Database| {
+            let tx = db.transaction(schema::META).build()?;
+            let value: Option<JsValue> = tx.object_store(schema::META)?.get(key).await?;
+            Ok(value.filter(|v| !v.is_undefined()))
+        })
+        .await
+    }
+
+    /// Closes the connection. Later calls fail with [`StoreError::Closed`].
+    pub fn close(&self) {
+        self.closed_by_app.set(true);
+        if let Some(connection) = self.connection.borrow_mut().take() {
+            connection.db.close();
+        }
+    }
+
+    /// True once another tab asked for a newer schema and this connection stepped aside.
+    pub fn is_upgrade_blocked(&self) -> bool {
+        self.upgrade_blocked.get()
+    }
+
+    /// The schema version of the open connection.
+    pub fn version(&self) -> Option<u32> {
+        self.connection
+            .borrow()
+            .as_ref()
+            .map(|c| c.db.version() as u32)
+    }
+
+    /// How many readwrite transactions this store has committed. A test hook: group commit is proven by
+    /// counting them.
+    pub fn transactions_committed(&self) -> u64 {
+        self.committed.get()
+    }
+
+    /// How many times a lost connection was reopened. A test hook.
+    pub fn reconnections(&self) -> u32 {
+        self.reopened.get()
+    }
+
+    /// Closes the underlying connection without telling the store, as the browser does when it loses the
+    /// backing store. A test hook for the reopen path.
+    #[doc(hidden)]
+    pub fn drop_connection_for_test(&self) {
+        if let Some(connection) = self.connection.borrow().as_ref() {
+            connection.db.as_sys().close();
+        }
+    }
+
+    /// Runs `op` on the current connection. If the connection turns out to be gone, reopens it once and
+    /// runs `op` again: a transaction on a dead connection committed nothing, so running it again is safe.
+    async fn with_reconnect<T>(
+        &self,
+        op: impl AsyncFn(Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match op(self.current()?).await {
+            Err(e) if e.is_connection_lost() => {
+                self.reconnect().await?;
+                op(self.current()?).await
+            }
+            result => result,
+        }
+    }
+
+    fn current(&self) -> Result<Database, StoreError> {
+        if self.upgrade_blocked.get() {
+            return Err(StoreError::UpgradeBlocked);
+        }
+        self.connection
+            .borrow()
+            .as_ref()
+            .map(|c| c.db.clone())
+            .ok_or(StoreError::Closed { cause: None })
+    }
+
+    async fn reconnect(&self) -> Result<(), StoreError> {
+        if self.closed_by_app.get() {
+            return Err(StoreError::Closed { cause: None });
+        }
+        let connection = connect(&self.name, &self.upgrade_blocked).await?;
+        self.reopened.set(self.reopened.get() + 1);
+        if let Some(old) = self.connection.replace(Some(connection)) {
+            old.db.close();
+        }
+        Ok(())
+    }
+
+    async fn commit_once(&self, db: &Database, writes: &[Write]) -> Result<(), StoreError> {
+        let durability = match self.durability {
+            Durability::Relaxed => TransactionDurability::Relaxed,
+            Durability::Strict => TransactionDurability::Strict,
+        };
+        let tx = db
+            .transaction(schema::ALL_STORES)
+            .with_mode(TransactionMode::Readwrite)
+            .with_options(TransactionOptions::new().with_durability(durability))
+            .build()?;
+        // Kept to read the abort reason: `commit()` reports only "aborted", and the reason is what tells a
+        // full disk (QuotaExceededError) from anything else.
+        let raw_tx = tx.as_sys().clone();
+        let ops = tx.object_store(schema::OPS)?;
+        let docs = tx.object_store(schema::DOCS)?;
+        let meta = tx.object_store(schema::META)?;
+        // Requests are issued without awaiting each one: they run in order inside the transaction, and
+        // awaiting them one by one would cost a round trip to the event loop per write.
+        for write in writes {
+            match write {
+                Write::PutOp { id, record } => {
+                    ops.put(record).with_key(id.as_str()).primitive()?;
+                }
+                Write::DeleteOp { id } => {
+                    ops.delete(id.as_str()).primitive()?;
+                }
+                Write::PutDoc {
+                    collection,
+                    key,
+                    record,
+                } => {
+                    let doc_key = js_sys::Array::of2(&collection.into(), &key.into());
+                    docs.put(record)
+                        .with_key(JsValue::from(doc_key))
+                        .primitive()?;
+                }
+                Write::PutMeta { key, value } => {
+                    meta.put(value).with_key(key.as_str()).primitive()?;
+                }
+            }
+        }
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(raw_tx
+                .error()
+                .map_or_else(|| e.into(), |dom| StoreError::from_js(dom.into()))),
+        }
+    }
+}
+
+impl Drop for IdbStore {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.get_mut().take() {
+            connection.db.close();
+        }
+    }
+}
+
+async fn connect(name: &str, upgrade_blocked: &Rc<Cell<bool>>) -> Result<Connection, StoreError> {
+    let db = Database::open(name)
+        .with_version(SCHEMA_VERSION)
+        .with_on_upgrade_needed(|event, db| schema::upgrade(event.old_version() as u32, &db))
+        .await?;
+    // Another tab that loaded a newer release wants to upgrade the schema. Holding the connection open
+    // would block it forever, so this tab closes its connection and reports DB_UPGRADE_BLOCKED instead;
+    // the app tells the user to reload.
+    let flag = Rc::clone(upgrade_blocked);
+    let raw_db = db.as_sys().clone();
+    let on_version_change = Closure::<dyn FnMut()>::new(move || {
+        flag.set(true);
+        raw_db.close();
+    });
+    db.as_sys()
+        .set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
+    Ok(Connection {
+        db,
+        _on_version_change: on_version_change,
+    })
+}
+
+async fn load_all(db: &Database, store: &str) -> Result<Vec<JsValue>, StoreError> {
+    let tx = db.transaction(store).build()?;
+    let records = tx.object_store(store)?.get_all::<JsValue>().await?;
+    records.map(|r| r.map_err(StoreError::from)).collect()
+}

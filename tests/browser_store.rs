@@ -1,0 +1,274 @@
+//! Browser tests for `IdbStore` and `GroupCommit`, run in headless Chromium by `wasm-bindgen-test-runner`.
+//! Real IndexedDB, no mocks; each test uses a fresh database name so tests never see each other's data.
+#![cfg(target_arch = "wasm32")]
+
+use std::rc::Rc;
+
+use indexed_db_futures::database::Database;
+use indexed_db_futures::prelude::*;
+use indexed_db_futures::transaction::TransactionMode;
+use outbox_sync::store::{Durability, GroupCommit, IdbStore, StoreError, Write, SCHEMA_VERSION};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn fresh_db_name(test: &str) -> String {
+    format!("outbox-test-{test}-{}", js_sys::Math::random().to_bits())
+}
+
+fn put_op(id: &str, value: &str) -> Write {
+    Write::PutOp {
+        id: id.to_owned(),
+        record: JsValue::from_str(value),
+    }
+}
+
+fn strings(values: Vec<JsValue>) -> Vec<String> {
+    values
+        .into_iter()
+        .map(|v| v.as_string().expect("a string record"))
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn commits_survive_a_reopen() {
+    let name = fresh_db_name("reopen");
+    let store = IdbStore::open(&name, Durability::Relaxed)
+        .await
+        .expect("open");
+    assert_eq!(store.version(), Some(SCHEMA_VERSION));
+    store
+        .commit(&[
+            put_op("a", "op a"),
+            put_op("b", "op b"),
+            Write::PutDoc {
+                collection: "notes".into(),
+                key: "1".into(),
+                record: JsValue::from_str("doc 1"),
+            },
+            Write::PutMeta {
+                key: "client_id".into(),
+                value: JsValue::from_str("c-1"),
+            },
+        ])
+        .await
+        .expect("commit");
+    store.close();
+
+    // A reload is a new connection: only what was committed is there.
+    let store = IdbStore::open(&name, Durability::Relaxed)
+        .await
+        .expect("reopen");
+    assert_eq!(strings(store.load_ops().await.unwrap()), ["op a", "op b"]);
+    assert_eq!(strings(store.load_docs().await.unwrap()), ["doc 1"]);
+    assert_eq!(
+        store
+            .get_meta("client_id")
+            .await
+            .unwrap()
+            .and_then(|v| v.as_string())
+            .as_deref(),
+        Some("c-1")
+    );
+    assert_eq!(store.get_meta("cursor").await.unwrap(), None);
+}
+
+#[wasm_bindgen_test]
+async fn an_ack_deletes_the_op_and_writes_the_doc_in_one_transaction() {
+    let store = IdbStore::open(&fresh_db_name("ack"), Durability::Strict)
+        .await
+        .expect("open");
+    store
+        .commit(&[put_op("a", "op a"), put_op("b", "op b")])
+        .await
+        .unwrap();
+    let before = store.transactions_committed();
+    store
+        .commit(&[
+            Write::DeleteOp { id: "a".into() },
+            Write::PutDoc {
+                collection: "notes".into(),
+                key: "a".into(),
+                record: JsValue::from_str("confirmed a"),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.transactions_committed(), before + 1);
+    assert_eq!(strings(store.load_ops().await.unwrap()), ["op b"]);
+    assert_eq!(strings(store.load_docs().await.unwrap()), ["confirmed a"]);
+}
+
+#[wasm_bindgen_test]
+async fn a_transaction_that_fails_midway_leaves_nothing_behind() {
+    let store = IdbStore::open(&fresh_db_name("atomic"), Durability::Relaxed)
+        .await
+        .expect("open");
+    store.commit(&[put_op("kept", "kept")]).await.unwrap();
+    // A function cannot be stored (structured clone fails), so the third write fails after two succeeded.
+    let uncloneable = JsValue::from(js_sys::Function::new_no_args(""));
+    let error = store
+        .commit(&[
+            put_op("x", "x"),
+            Write::DeleteOp { id: "kept".into() },
+            Write::PutOp {
+                id: "y".into(),
+                record: uncloneable,
+            },
+        ])
+        .await
+        .expect_err("an uncloneable value must fail the commit");
+    match &error {
+        StoreError::Failed { name, .. } => assert_eq!(name, "DataCloneError"),
+        other => panic!("expected a DataCloneError, got {other:?}"),
+    }
+    assert_eq!(error.code(), "STORAGE_FAILED");
+    assert_eq!(strings(store.load_ops().await.unwrap()), ["kept"]);
+}
+
+#[wasm_bindgen_test]
+async fn group_commit_puts_one_task_of_writes_in_one_transaction() {
+    let store = Rc::new(
+        IdbStore::open(&fresh_db_name("group"), Durability::Relaxed)
+            .await
+            .expect("open"),
+    );
+    let group = GroupCommit::new(Rc::clone(&store));
+    // 1,000 submits in one synchronous stretch of code: one task.
+    let pending: Vec<_> = (0..1000)
+        .map(|i| group.submit(vec![put_op(&format!("op-{i:04}"), &format!("value {i}"))]))
+        .collect();
+    for result in join_in_order(pending).await {
+        result.expect("every submit resolves after the commit");
+    }
+    assert_eq!(store.transactions_committed(), 1);
+    let ops = strings(store.load_ops().await.unwrap());
+    assert_eq!(ops.len(), 1000);
+    assert_eq!(ops[0], "value 0");
+    assert_eq!(ops[999], "value 999");
+
+    // Awaiting between submits ends the task's group: a second transaction.
+    group.submit(vec![put_op("later", "later")]).await.unwrap();
+    assert_eq!(store.transactions_committed(), 2);
+}
+
+#[wasm_bindgen_test]
+async fn a_failed_group_rejects_every_member_and_writes_nothing() {
+    let store = Rc::new(
+        IdbStore::open(&fresh_db_name("group-fail"), Durability::Relaxed)
+            .await
+            .expect("open"),
+    );
+    let group = GroupCommit::new(Rc::clone(&store));
+    let good = group.submit(vec![put_op("good", "good")]);
+    let bad = group.submit(vec![Write::PutOp {
+        id: "bad".into(),
+        record: JsValue::from(js_sys::Function::new_no_args("")),
+    }]);
+    assert!(
+        good.await.is_err(),
+        "a member of a failed group must not report success"
+    );
+    assert!(bad.await.is_err());
+    assert!(store.load_ops().await.unwrap().is_empty());
+    assert_eq!(store.transactions_committed(), 0);
+}
+
+#[wasm_bindgen_test]
+async fn a_lost_connection_is_reopened_once_and_the_write_retried() {
+    let store = IdbStore::open(&fresh_db_name("reconnect"), Durability::Relaxed)
+        .await
+        .expect("open");
+    store.drop_connection_for_test();
+    store
+        .commit(&[put_op("a", "after reconnect")])
+        .await
+        .expect("commit after reopen");
+    assert_eq!(store.reconnections(), 1);
+    assert_eq!(
+        strings(store.load_ops().await.unwrap()),
+        ["after reconnect"]
+    );
+
+    // Closed by the app: no silent reopen.
+    store.close();
+    let error = store.commit(&[put_op("b", "b")]).await.expect_err("closed");
+    assert_eq!(error.code(), "DB_CLOSED");
+}
+
+#[wasm_bindgen_test]
+async fn a_schema_1_database_is_migrated_in_place() {
+    let name = fresh_db_name("migrate");
+    // The first schema: a `meta` store only.
+    let v1 = Database::open(name.as_str())
+        .with_version(1u32)
+        .with_on_upgrade_needed(|_, db| {
+            db.create_object_store("meta").build()?;
+            Ok(())
+        })
+        .await
+        .expect("create v1");
+    let tx = v1
+        .transaction("meta")
+        .with_mode(TransactionMode::Readwrite)
+        .build()
+        .unwrap();
+    tx.object_store("meta")
+        .unwrap()
+        .put("c-old")
+        .with_key("client_id")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    v1.close();
+
+    let store = IdbStore::open(&name, Durability::Relaxed)
+        .await
+        .expect("open migrates");
+    assert_eq!(store.version(), Some(SCHEMA_VERSION));
+    assert_eq!(
+        store
+            .get_meta("client_id")
+            .await
+            .unwrap()
+            .and_then(|v| v.as_string())
+            .as_deref(),
+        Some("c-old"),
+        "data written under the old schema survives the upgrade"
+    );
+    store
+        .commit(&[put_op("a", "a")])
+        .await
+        .expect("the new stores exist");
+}
+
+#[wasm_bindgen_test]
+async fn a_newer_schema_in_another_tab_is_not_blocked() {
+    let name = fresh_db_name("versionchange");
+    let store = IdbStore::open(&name, Durability::Relaxed)
+        .await
+        .expect("open");
+    // Another tab running a newer release opens the database at a higher version. If this connection
+    // stayed open, that open would be blocked until this tab closed.
+    let newer = Database::open(name.as_str())
+        .with_version(SCHEMA_VERSION + 1)
+        .await
+        .expect("the newer schema's open must not be blocked");
+    assert!(store.is_upgrade_blocked());
+    let error = store
+        .commit(&[put_op("a", "a")])
+        .await
+        .expect_err("stepped aside");
+    assert_eq!(error.code(), "DB_UPGRADE_BLOCKED");
+    newer.close();
+}
+
+/// Awaits every future in order. (Sequential awaiting is enough: all writes already joined the group.)
+async fn join_in_order<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut out = Vec::with_capacity(futures.len());
+    for f in futures {
+        out.push(f.await);
+    }
+    out
+}
