@@ -9,19 +9,19 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 out="pkg/wasm"
-step "build: cargo build --release --target wasm32-unknown-unknown"
-cargo build --release --target wasm32-unknown-unknown -p outbox-sync
+step "build: cargo build --profile wasm-release --target wasm32-unknown-unknown"
+cargo build --profile wasm-release --target wasm32-unknown-unknown -p outbox-sync
 
 step "build: wasm-bindgen --target web -> $out"
 rm -rf "$out"
 wasm-bindgen --target web --out-dir "$out" --out-name outbox_sync \
-  target/wasm32-unknown-unknown/release/outbox_sync.wasm
+  target/wasm32-unknown-unknown/wasm-release/outbox_sync.wasm
 
 step "build: wasm-opt -Oz"
 # wasm-opt comes from the `binaryen` npm package, pinned in package-lock.json. Debian bookworm's binaryen (108)
 # corrupts the externref table that wasm-bindgen sets up ("WebAssembly.Table.set(): Argument 1 is invalid"),
 # which the end-to-end test caught. wasm-opt reads the enabled wasm features from the module's
-# target_features section, which is why the release profile does not strip.
+# target_features section, which is why the wasm-release profile does not strip.
 node_modules/.bin/wasm-opt -Oz --strip-debug --strip-producers "$out/outbox_sync_bg.wasm" -o "$out/outbox_sync_bg.wasm"
 
 step "size"

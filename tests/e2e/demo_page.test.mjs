@@ -1,17 +1,17 @@
-// The demo page imports the built package by name and loads the wasm module in headless Chromium.
+// The demo page, served by the reference server, imports the built package by name and loads the wasm
+// module in headless Chromium.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { launchChromium } from './support/browser.mjs';
-import { serveStatic } from './support/static-server.mjs';
+import { startServer } from './support/server.mjs';
 
-const www = new URL('../../www/', import.meta.url).pathname;
 const pkgVersion = JSON.parse(readFileSync(new URL('../../pkg/package.json', import.meta.url))).version;
 
 let server;
 let browser;
 before(async () => {
-  server = await serveStatic(www);
+  server = await startServer();
   browser = await launchChromium();
 });
 after(async () => {

@@ -1,0 +1,8 @@
+//! Integration tests: the real `outbox-server` binary over HTTP on 127.0.0.1.
+
+mod common;
+mod docs;
+mod faults;
+mod idempotency;
+mod pull;
+mod restart;
