@@ -1,0 +1,88 @@
+//! Structured events, for the app's listeners and for logs.
+//!
+//! Events never carry secrets: auth headers are added by the runtime at send time and never reach the core.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::op::{OpError, OpId};
+use crate::status::Status;
+
+/// Something the app may want to know. Serialized as `{ "type": "acked", ... }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// An op was accepted into the outbox (not yet durable: see [`crate::Engine::confirm_stored`]).
+    Enqueued {
+        /// The op.
+        id: OpId,
+        /// Its collection.
+        collection: Arc<str>,
+        /// Its key.
+        key: Arc<str>,
+    },
+    /// A batch was handed to the transport.
+    Sent {
+        /// The batch.
+        batch_id: u64,
+        /// Its ops.
+        ids: Vec<OpId>,
+    },
+    /// The server accepted an op.
+    Acked {
+        /// The op.
+        id: OpId,
+        /// The new version (`ETag`), when the server sent one.
+        version: Option<String>,
+        /// The confirmed document, when the server returned one.
+        doc: Option<Value>,
+    },
+    /// A transient failure: the op will be retried.
+    RetryScheduled {
+        /// The op.
+        id: OpId,
+        /// Attempts made so far.
+        attempts: u32,
+        /// Engine time of the next attempt.
+        at: u64,
+        /// Why.
+        error: OpError,
+    },
+    /// The op was dead-lettered; its lane is halted.
+    Failed {
+        /// The op.
+        id: OpId,
+        /// Why.
+        error: OpError,
+    },
+    /// The op conflicts with the server's version; its lane is halted.
+    Conflict {
+        /// The op.
+        id: OpId,
+        /// Why.
+        error: OpError,
+        /// The server's current document, when sent.
+        server_doc: Option<Value>,
+    },
+    /// The app discarded an op.
+    Discarded {
+        /// The op.
+        id: OpId,
+    },
+    /// A rate limit blocks all sending.
+    Blocked {
+        /// Until this engine time.
+        until: u64,
+    },
+    /// The rate-limit block ended.
+    Unblocked,
+    /// Nothing is left to send or in flight (failed / conflicted ops may remain).
+    Drained,
+    /// The status view-model changed.
+    StatusChanged {
+        /// The new status.
+        status: Status,
+    },
+}

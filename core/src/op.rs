@@ -1,0 +1,183 @@
+//! The op model and its stored record format.
+//!
+//! An op is one change the app made to one entity (`collection` + `key`). The engine keeps ops as
+//! [`OpRecord`]s, which are also exactly what the runtime stores in IndexedDB, so a restart rebuilds the
+//! engine from the same values it had before the crash.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::outcome::OutcomeClass;
+
+/// The current version of the [`OpRecord`] storage format.
+///
+/// Bump it when a stored field changes meaning, and teach [`OpRecord`] decoding to read the old shape;
+/// `tests/record_format.rs` keeps literal records of every version that must still decode.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The engine's id for an op: the handle the app uses for retry / discard.
+///
+/// Kept separate from the idempotency key because the key may be rotated when the app retries an op
+/// the server definitively refused, while the op's identity stays the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OpId(pub Uuid);
+
+impl fmt::Display for OpId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for OpId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(OpId)
+    }
+}
+
+/// What the op does to its entity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OpKind {
+    /// Replace the document with the payload.
+    Put,
+    /// Apply the payload as a JSON merge patch (RFC 7396).
+    Patch,
+    /// Delete the document; the payload is ignored.
+    Delete,
+    /// A mutation the app names; the payload is sent as-is.
+    Custom {
+        /// The app's name for the mutation.
+        name: String,
+    },
+}
+
+/// Where an op is in its lifecycle (see the diagram in the crate README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpState {
+    /// Waiting for its turn (or for the lane head before it).
+    Pending,
+    /// Sent; the outcome is not known yet.
+    Inflight,
+    /// A transient failure: waiting until `next_attempt_at`.
+    Backoff,
+    /// The server refused it (or retries ran out). Halts its lane until retried or discarded.
+    Failed,
+    /// The server holds a newer version. Halts its lane until retried or discarded.
+    Conflict,
+}
+
+/// The last error an op met, as shown to the app.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpError {
+    /// How the outcome was classified.
+    pub class: OutcomeClass,
+    /// The HTTP status, or `None` for a network error / lost response.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// A machine-readable code: the problem `type` when the server sent one, else a short name.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// A human-readable message (the problem `title`/`detail` when present).
+    pub message: String,
+}
+
+/// What the app passes to `enqueue`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewOp {
+    /// The collection of the entity.
+    pub collection: String,
+    /// The key of the entity inside its collection.
+    pub key: String,
+    /// What the op does.
+    pub kind: OpKind,
+    /// The JSON payload (ignored for deletes).
+    #[serde(default)]
+    pub payload: Value,
+    /// The version the change was made against; sent as `If-Match` when present.
+    #[serde(default)]
+    pub base_version: Option<String>,
+}
+
+/// One op as stored: the stable, versioned record format.
+///
+/// All fields after `state` have serde defaults so records written by older builds that lacked them
+/// still decode.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpRecord {
+    /// The storage format version this record was written with ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// The engine's id for the op.
+    pub id: OpId,
+    /// Sent as `Idempotency-Key`; reused on every retry so the server applies the op at most once.
+    pub idempotency_key: Uuid,
+    /// Global enqueue order; per-entity order after a restart comes from it.
+    pub seq: u64,
+    /// The entity's collection. Interned: all ops of a collection share one string.
+    pub collection: Arc<str>,
+    /// The entity's key. Shared (not copied) with the `Send` and `Persist` effects.
+    pub key: Arc<str>,
+    /// What the op does.
+    pub kind: OpKind,
+    /// The JSON payload. Shared (not copied) with the `Send` and `Persist` effects: it never changes
+    /// after enqueue except through `resolve`, which replaces it.
+    #[serde(default)]
+    pub payload: Arc<Value>,
+    /// The version the change was made against.
+    #[serde(default)]
+    pub base_version: Option<String>,
+    /// Engine time (ms) when the op was enqueued.
+    pub created_at: u64,
+    /// How many times the op has been sent since it was enqueued or last retried by the app.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Lifecycle state.
+    pub state: OpState,
+    /// The last error the op met.
+    #[serde(default)]
+    pub last_error: Option<OpError>,
+    /// Engine time (ms) before which the op must not be sent (backoff).
+    #[serde(default)]
+    pub next_attempt_at: Option<u64>,
+    /// Engine time (ms) the *server* asked us to wait until (Retry-After). Unlike the jittered backoff,
+    /// coming back online does not clear it: we never retry sooner than the server asked.
+    #[serde(default)]
+    pub not_before: Option<u64>,
+    /// Engine time (ms) of the app's last manual retry; `max_age` counts from it when set.
+    #[serde(default)]
+    pub retried_at: Option<u64>,
+    /// The server's current document, held with a conflicted op so the app can resolve it.
+    #[serde(default)]
+    pub server_doc: Option<Value>,
+    /// True once an attempt ended without a definitive answer (network error, lost response, 5xx …),
+    /// so the server *may* have applied the op under the current idempotency key. While it is true the
+    /// key is never rotated: only the same key guarantees the op is applied at most once.
+    #[serde(default)]
+    pub maybe_applied: bool,
+}
+
+impl OpRecord {
+    /// The entity (and so the lane) this op belongs to.
+    pub fn entity(&self) -> (&str, &str) {
+        (&self.collection, &self.key)
+    }
+
+    /// The time `max_age` is measured from.
+    pub(crate) fn age_origin(&self) -> u64 {
+        self.retried_at.unwrap_or(self.created_at)
+    }
+
+    /// Approximate wire size, used for `max_bytes` batching. Computed once per op.
+    pub(crate) fn wire_size(&self) -> usize {
+        // Fixed overhead covers the id, key, kind and JSON punctuation of a push entry.
+        const OVERHEAD: usize = 128;
+        let payload = serde_json::to_string(&self.payload).map_or(0, |s| s.len());
+        OVERHEAD + self.collection.len() + self.key.len() + payload
+    }
+}

@@ -1,0 +1,687 @@
+//! Randomized state-machine test: the engine against a reference model of the server, the store and
+//! the invariants of DESIGN.md.
+//!
+//! Each case runs a random sequence of commands and observations — enqueue (committed or rolled back),
+//! send outcomes (ack, transient, transient with Retry-After, 429 with Retry-After, conflict, permanent,
+//! lost response applied or not, 409 key-in-flight, 401, quota exhausted), time jumps, crash-and-reopen
+//! from the fake store, retry, retry-all, discard, online/offline and pause — then lets everything
+//! settle. It checks, at every step:
+//! * per-entity order: the server applies an op only after every earlier op of its entity was applied
+//!   or discarded, and an op is sent only as its lane's head, one per lane in flight;
+//! * exactly-once: no op is applied under two keys, no key belongs to two ops, no op is acked twice,
+//!   and nothing is acked that the server did not apply;
+//! * no send before `next_attempt_at`, before a server's `Retry-After`, or while blocked/offline/paused;
+//! * the store always mirrors the engine, and the status counters match the model;
+//!
+//! and at the end:
+//! * a failed or conflicted lane never blocks another: after settling, only ops behind a halted head
+//!   remain;
+//! * nothing is lost: after `retry_all` and settling, every committed op that was not discarded is acked.
+//!
+//! `OUTBOX_PROPTEST_CASES` sets the number of cases (default 1,000).
+
+use std::collections::{HashMap, HashSet};
+
+use outbox_core::{
+    Batch, Config, Effect, Engine, Event, NewOp, OpId, OpKind, OpRecord, OpResult, OpState,
+    OutcomeClass, Reply, Response, RetryPolicy, KEY_IN_FLIGHT_PROBLEM_TYPE,
+};
+use proptest::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+const WALL: u64 = 1_700_000_000_000;
+const LANES: u8 = 4;
+
+#[derive(Clone, Debug)]
+enum Outcome {
+    Ack,
+    /// 500.
+    Transient,
+    /// 500 with `Retry-After: n`.
+    TransientRetryAfter(u8),
+    /// 429 with `Retry-After: n`.
+    RateLimited(u8),
+    /// 412 with the server's doc.
+    Conflict,
+    /// 422.
+    Permanent,
+    /// The response never arrives; the server applied the op or not.
+    Lost {
+        applied: bool,
+    },
+    /// 409 "key in flight".
+    KeyInFlight,
+    /// 401.
+    Auth,
+    /// 200 with `X-RateLimit-Remaining: 0` and a reset in n seconds.
+    QuotaExhausted(u8),
+}
+
+#[derive(Clone, Debug)]
+enum Action {
+    Enqueue {
+        lane: u8,
+        delete: bool,
+        commit: bool,
+    },
+    Respond {
+        pick: usize,
+        outcomes: Vec<Outcome>,
+        whole: bool,
+    },
+    Advance(u32),
+    Crash {
+        applied: u64,
+    },
+    Retry(usize),
+    RetryAll,
+    Discard(usize),
+    SetOnline(bool),
+    Pause(bool),
+}
+
+fn outcome() -> impl Strategy<Value = Outcome> {
+    prop_oneof![
+        6 => Just(Outcome::Ack),
+        2 => Just(Outcome::Transient),
+        1 => (0u8..20).prop_map(Outcome::TransientRetryAfter),
+        1 => (0u8..20).prop_map(Outcome::RateLimited),
+        1 => Just(Outcome::Conflict),
+        1 => Just(Outcome::Permanent),
+        2 => any::<bool>().prop_map(|applied| Outcome::Lost { applied }),
+        1 => Just(Outcome::KeyInFlight),
+        1 => Just(Outcome::Auth),
+        1 => (0u8..20).prop_map(Outcome::QuotaExhausted),
+    ]
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        5 => (0..LANES, prop::bool::weighted(0.2), prop::bool::weighted(0.9))
+            .prop_map(|(lane, delete, commit)| Action::Enqueue { lane, delete, commit }),
+        7 => (any::<usize>(), prop::collection::vec(outcome(), 1..4), any::<bool>())
+            .prop_map(|(pick, outcomes, whole)| Action::Respond { pick, outcomes, whole }),
+        3 => prop_oneof![0u32..3_000, 0u32..120_000].prop_map(Action::Advance),
+        1 => any::<u64>().prop_map(|applied| Action::Crash { applied }),
+        1 => any::<usize>().prop_map(Action::Retry),
+        1 => Just(Action::RetryAll),
+        1 => any::<usize>().prop_map(Action::Discard),
+        1 => any::<bool>().prop_map(Action::SetOnline),
+        1 => any::<bool>().prop_map(Action::Pause),
+    ]
+}
+
+fn config() -> impl Strategy<Value = Config> {
+    (
+        1usize..4,
+        1usize..4,
+        prop_oneof![Just(None), (1u32..4).prop_map(Some)],
+    )
+        .prop_map(|(max_ops, max_in_flight, max_attempts)| Config {
+            max_ops,
+            max_in_flight,
+            retry: RetryPolicy {
+                base_ms: 100,
+                cap_ms: 5_000,
+                max_attempts,
+                max_age_ms: None,
+            },
+            ..Config::default()
+        })
+}
+
+fn lane_key(lane: u8) -> String {
+    lane.to_string()
+}
+
+/// What the model knows about one committed op.
+#[derive(Debug, Default)]
+struct ModelOp {
+    lane: u8,
+    acked: bool,
+    discarded: bool,
+}
+
+struct Sim {
+    cfg: Config,
+    engine: Engine,
+    seed: u64,
+    now: u64,
+    online: bool,
+    paused: bool,
+    /// The fake IndexedDB: Persist / Delete effects applied in order.
+    store: HashMap<OpId, OpRecord>,
+    /// Batches the fake transport holds.
+    in_flight: Vec<Batch>,
+    ops: HashMap<OpId, ModelOp>,
+    /// Committed ops per lane, in enqueue order.
+    lanes: HashMap<u8, Vec<OpId>>,
+    /// The server's idempotency store: key -> op it applied.
+    applied_keys: HashMap<Uuid, OpId>,
+    /// op -> the key it was applied under.
+    applied_ops: HashMap<OpId, Uuid>,
+    /// Every key the engine ever used, with its op.
+    key_owner: HashMap<Uuid, OpId>,
+    /// No send before this (server 429 Retry-After; survives crashes through the stored records).
+    floor_429: u64,
+    /// No send before this (quota exhausted); the engine cannot know it after a crash.
+    floor_quota: u64,
+    /// No send of this op before this (its own Retry-After).
+    op_floor: HashMap<OpId, u64>,
+    /// No send of this op before this (its backoff), unless cleared by coming online or a retry.
+    op_backoff: HashMap<OpId, u64>,
+    /// The engine's own announced block.
+    engine_blocked: u64,
+}
+
+impl Sim {
+    fn new(cfg: Config, seed: u64) -> Sim {
+        Sim {
+            engine: Engine::new(cfg.clone(), seed).unwrap(),
+            cfg,
+            seed,
+            now: 0,
+            online: true,
+            paused: false,
+            store: HashMap::new(),
+            in_flight: Vec::new(),
+            ops: HashMap::new(),
+            lanes: HashMap::new(),
+            applied_keys: HashMap::new(),
+            applied_ops: HashMap::new(),
+            key_owner: HashMap::new(),
+            floor_429: 0,
+            floor_quota: 0,
+            op_floor: HashMap::new(),
+            op_backoff: HashMap::new(),
+            engine_blocked: 0,
+        }
+    }
+
+    fn live_ids(&self) -> Vec<OpId> {
+        let mut ids: Vec<OpId> = self
+            .ops
+            .iter()
+            .filter(|(_, m)| !m.acked && !m.discarded)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn in_flight_ids(&self) -> HashSet<OpId> {
+        self.in_flight
+            .iter()
+            .flat_map(|b| b.ops.iter().map(|o| o.id))
+            .collect()
+    }
+
+    // ---- effects -------------------------------------------------------------------------------
+
+    fn apply(&mut self, fx: Vec<Effect>) {
+        for effect in fx {
+            match effect {
+                Effect::Persist(record) => {
+                    let owner = *self
+                        .key_owner
+                        .entry(record.idempotency_key)
+                        .or_insert(record.id);
+                    assert_eq!(
+                        owner, record.id,
+                        "an idempotency key was reused by another op"
+                    );
+                    self.store.insert(record.id, record);
+                }
+                Effect::Delete(id) => {
+                    self.store.remove(&id);
+                }
+                Effect::Send(batch) => self.check_send(batch),
+                Effect::ScheduleWake(at) => assert!(at > self.now, "a wake-up that is already due"),
+                Effect::Emit(event) => self.on_event(event),
+            }
+        }
+        self.check_mirrors();
+    }
+
+    fn check_send(&mut self, batch: Batch) {
+        assert!(self.online && !self.paused, "sent while offline or paused");
+        assert!(!batch.ops.is_empty());
+        assert!(batch.ops.len() <= self.cfg.max_ops);
+        assert!(
+            self.in_flight.len() < self.cfg.max_in_flight,
+            "concurrency limit"
+        );
+        let now = self.now;
+        assert!(
+            now >= self.floor_429,
+            "sent at {now} before a 429's Retry-After {}",
+            self.floor_429
+        );
+        assert!(now >= self.floor_quota, "sent before the quota reset");
+        assert!(
+            now >= self.engine_blocked,
+            "sent while the engine said it was blocked"
+        );
+        let busy = self.in_flight_ids();
+        let mut lanes_in_batch = HashSet::new();
+        for op in &batch.ops {
+            let m = self.ops.get(&op.id).expect("only committed ops are sent");
+            assert!(!m.acked && !m.discarded, "sent an acked or discarded op");
+            assert!(!busy.contains(&op.id), "op sent twice at once");
+            assert!(
+                lanes_in_batch.insert(m.lane),
+                "two ops of one lane in a batch"
+            );
+            let lane = &self.lanes[&m.lane];
+            for prior in lane.iter().take_while(|p| **p != op.id) {
+                let p = &self.ops[prior];
+                assert!(
+                    p.acked || p.discarded,
+                    "sent {} before an earlier op of its lane",
+                    op.id
+                );
+                assert!(!busy.contains(prior));
+            }
+            assert!(
+                now >= self.op_floor.get(&op.id).copied().unwrap_or(0),
+                "sent before the op's Retry-After"
+            );
+            assert!(
+                now >= self.op_backoff.get(&op.id).copied().unwrap_or(0),
+                "sent before next_attempt_at"
+            );
+            assert_eq!(self.key_owner.get(&op.idempotency_key), Some(&op.id));
+        }
+        self.in_flight.push(batch);
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Acked { id, .. } => {
+                let m = self.ops.get_mut(&id).expect("acked a known op");
+                assert!(!m.acked, "acked twice");
+                assert!(
+                    self.applied_ops.contains_key(&id),
+                    "acked an op the server never applied"
+                );
+                m.acked = true;
+            }
+            Event::RetryScheduled { id, at, .. } => {
+                self.op_backoff.insert(id, at);
+            }
+            Event::Blocked { until } => self.engine_blocked = self.engine_blocked.max(until),
+            _ => {}
+        }
+    }
+
+    /// The store always holds exactly the engine's ops, and the counters match the model.
+    fn check_mirrors(&self) {
+        let engine_ids: HashSet<OpId> = self.engine.ops().map(|r| r.id).collect();
+        let store_ids: HashSet<OpId> = self.store.keys().copied().collect();
+        assert_eq!(engine_ids, store_ids, "store and engine disagree");
+        let live: HashSet<OpId> = self.live_ids().into_iter().collect();
+        assert_eq!(engine_ids, live, "engine and model disagree on live ops");
+        let s = self.engine.status();
+        assert_eq!(s.pending + s.in_flight + s.failed + s.conflicts, live.len());
+        assert_eq!(s.in_flight, self.in_flight_ids().len());
+    }
+
+    // ---- the server ----------------------------------------------------------------------------
+
+    /// Applies an op under a key, like the reference server: once per key, replaying afterwards.
+    fn server_apply(&mut self, id: OpId, key: Uuid) {
+        if let Some(owner) = self.applied_keys.get(&key) {
+            assert_eq!(*owner, id);
+            return;
+        }
+        if let Some(other) = self.applied_ops.get(&id) {
+            panic!("op {id} applied twice, under {other} and {key}");
+        }
+        let lane = &self.lanes[&self.ops[&id].lane];
+        for prior in lane.iter().take_while(|p| **p != id) {
+            assert!(
+                self.applied_ops.contains_key(prior) || self.ops[prior].discarded,
+                "server applied {id} before an earlier op of its entity"
+            );
+        }
+        self.applied_keys.insert(key, id);
+        self.applied_ops.insert(id, key);
+    }
+
+    /// The server's answer to one op, or `None` when the response is lost.
+    fn answer(&mut self, id: OpId, key: Uuid, outcome: &Outcome, whole: bool) -> Option<Response> {
+        let replay = self.applied_keys.contains_key(&key);
+        let now = self.now;
+        Some(match outcome {
+            Outcome::Ack => {
+                self.server_apply(id, key);
+                Response::status(200).with_header("ETag", "\"v\"")
+            }
+            Outcome::QuotaExhausted(s) => {
+                self.server_apply(id, key);
+                if !whole {
+                    return Some(Response::status(200));
+                }
+                self.floor_quota = self.floor_quota.max(now + u64::from(*s) * 1000);
+                Response::status(200)
+                    .with_header("X-RateLimit-Remaining", "0")
+                    .with_header("X-RateLimit-Reset", s.to_string())
+            }
+            Outcome::Lost { applied } => {
+                if *applied {
+                    self.server_apply(id, key);
+                }
+                return None;
+            }
+            Outcome::RateLimited(s) => {
+                self.floor_429 = self.floor_429.max(now + u64::from(*s) * 1000);
+                Response::status(429).with_header("Retry-After", s.to_string())
+            }
+            Outcome::Auth => Response::status(401),
+            // A whole-batch 500 is the server being down: it looked at no op.
+            Outcome::Transient if whole => Response::status(500),
+            // Past authentication and rate limiting, a known key gets its stored response replayed.
+            _ if replay => Response::status(200),
+            Outcome::Transient => Response::status(500),
+            Outcome::TransientRetryAfter(s) => {
+                let floor = self.op_floor.entry(id).or_default();
+                *floor = (*floor).max(now + u64::from(*s) * 1000);
+                Response::status(500).with_header("Retry-After", s.to_string())
+            }
+            Outcome::Conflict => Response::status(412).with_body(json!({ "current": { "v": 9 } })),
+            Outcome::Permanent => Response::status(422),
+            Outcome::KeyInFlight => {
+                Response::status(409).with_body(json!({ "type": KEY_IN_FLIGHT_PROBLEM_TYPE }))
+            }
+        })
+    }
+
+    fn respond(&mut self, pick: usize, outcomes: &[Outcome], whole: bool) {
+        if self.in_flight.is_empty() {
+            return;
+        }
+        let batch = self.in_flight.remove(pick % self.in_flight.len());
+        let first = &outcomes[0];
+        // Whole-batch answers are the ones a server gives before looking at the ops.
+        let whole = batch.ops.len() == 1
+            || (whole
+                && matches!(
+                    first,
+                    Outcome::Ack
+                        | Outcome::QuotaExhausted(_)
+                        | Outcome::RateLimited(_)
+                        | Outcome::Auth
+                        | Outcome::Lost { .. }
+                        | Outcome::Transient
+                ));
+        let fx = if whole {
+            let mut response = None;
+            for op in &batch.ops {
+                response = self.answer(op.id, op.idempotency_key, first, true);
+            }
+            match response {
+                Some(r) => self
+                    .engine
+                    .on_reply(batch.id, &Reply::whole(r), self.now, WALL),
+                None => self.engine.on_network_error(batch.id, self.now),
+            }
+        } else {
+            let mut results = Vec::new();
+            for (i, op) in batch.ops.iter().enumerate() {
+                let outcome = &outcomes[i % outcomes.len()];
+                if let Some(response) = self.answer(op.id, op.idempotency_key, outcome, false) {
+                    results.push(OpResult {
+                        id: op.id,
+                        response,
+                    });
+                }
+            }
+            self.engine
+                .on_reply(batch.id, &Reply::per_op(results), self.now, WALL)
+        };
+        let fx = fx.expect("the batch was in flight");
+        self.apply(fx);
+    }
+
+    // ---- commands ------------------------------------------------------------------------------
+
+    fn step(&mut self, action: &Action) {
+        match action {
+            Action::Enqueue {
+                lane,
+                delete,
+                commit,
+            } => {
+                let new = NewOp {
+                    collection: "todos".into(),
+                    key: lane_key(*lane),
+                    kind: if *delete { OpKind::Delete } else { OpKind::Put },
+                    payload: json!({ "lane": lane }),
+                    base_version: None,
+                };
+                let (id, fx) = self.engine.enqueue(new, self.now).unwrap();
+                assert!(
+                    !fx.iter().any(|f| matches!(f, Effect::Send(_))),
+                    "sent before commit"
+                );
+                if *commit {
+                    self.ops.insert(
+                        id,
+                        ModelOp {
+                            lane: *lane,
+                            ..ModelOp::default()
+                        },
+                    );
+                    self.lanes.entry(*lane).or_default().push(id);
+                    self.apply(fx);
+                    let fx = self.engine.confirm_stored(&[id], self.now);
+                    self.apply(fx);
+                } else {
+                    // The commit failed: nothing reached the store, and the runtime rolls back.
+                    let fx = self.engine.discard(id, self.now).unwrap();
+                    assert!(!fx.iter().any(|f| matches!(f, Effect::Send(_))));
+                    self.check_mirrors();
+                }
+            }
+            Action::Respond {
+                pick,
+                outcomes,
+                whole,
+            } => self.respond(*pick, outcomes, *whole),
+            Action::Advance(ms) => {
+                self.now += u64::from(*ms);
+                let fx = self.engine.tick(self.now);
+                self.apply(fx);
+            }
+            Action::Crash { applied } => self.crash(*applied),
+            Action::Retry(pick) => {
+                let live = self.live_ids();
+                if live.is_empty() {
+                    return;
+                }
+                let id = live[pick % live.len()];
+                match self.engine.retry(id, self.now) {
+                    Ok(fx) => {
+                        self.op_backoff.remove(&id);
+                        self.apply(fx);
+                    }
+                    Err(e) => {
+                        assert_eq!(e, outbox_core::CoreError::InFlight(id));
+                        assert!(self.in_flight_ids().contains(&id));
+                    }
+                }
+            }
+            Action::RetryAll => {
+                self.op_backoff.clear();
+                let fx = self.engine.retry_all(self.now);
+                self.apply(fx);
+            }
+            Action::Discard(pick) => {
+                let live = self.live_ids();
+                if live.is_empty() {
+                    return;
+                }
+                let id = live[pick % live.len()];
+                match self.engine.discard(id, self.now) {
+                    Ok(fx) => {
+                        self.ops.get_mut(&id).unwrap().discarded = true;
+                        self.apply(fx);
+                    }
+                    Err(e) => {
+                        assert_eq!(e, outbox_core::CoreError::InFlight(id));
+                        assert!(self.in_flight_ids().contains(&id));
+                    }
+                }
+            }
+            Action::SetOnline(online) => {
+                if *online && !self.online {
+                    self.op_backoff.clear();
+                }
+                self.online = *online;
+                let fx = self.engine.set_online(*online, self.now);
+                self.apply(fx);
+            }
+            Action::Pause(paused) => {
+                self.paused = *paused;
+                let fx = if *paused {
+                    self.engine.pause(self.now)
+                } else {
+                    self.engine.resume(self.now)
+                };
+                self.apply(fx);
+            }
+        }
+    }
+
+    /// The tab dies. In-flight requests may or may not have reached the server; the engine is rebuilt
+    /// from the store alone, with a new seed.
+    fn crash(&mut self, applied: u64) {
+        let mut bit = 0;
+        for batch in std::mem::take(&mut self.in_flight) {
+            for op in &batch.ops {
+                if applied >> (bit % 64) & 1 == 1 {
+                    self.server_apply(op.id, op.idempotency_key);
+                }
+                bit += 1;
+            }
+        }
+        self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let records: Vec<OpRecord> = self.store.values().cloned().collect();
+        self.engine = Engine::restore(self.cfg.clone(), self.seed, records).unwrap();
+        // What survives a crash is what the stored records prove.
+        self.floor_quota = 0;
+        self.engine_blocked = self
+            .store
+            .values()
+            .filter(|r| r.last_error.as_ref().map(|e| e.class) == Some(OutcomeClass::RateLimited))
+            .filter_map(|r| r.not_before)
+            .max()
+            .unwrap_or(0);
+        self.floor_429 = self.floor_429.min(self.engine_blocked.max(self.now));
+        self.check_mirrors();
+        if !self.online {
+            let fx = self.engine.set_online(false, self.now);
+            self.apply(fx);
+        }
+        if self.paused {
+            let fx = self.engine.pause(self.now);
+            self.apply(fx);
+        }
+        let fx = self.engine.drain(self.now);
+        self.apply(fx);
+    }
+
+    /// Lets time pass and acks everything until nothing moves.
+    fn settle(&mut self) {
+        for _ in 0..1_000 {
+            self.now += 3_600_000;
+            let fx = self.engine.tick(self.now);
+            self.apply(fx);
+            if self.in_flight.is_empty() {
+                let movable = self.engine.ops().any(|r| {
+                    matches!(
+                        r.state,
+                        OpState::Pending | OpState::Backoff | OpState::Inflight
+                    ) && self.lane_head_state(&r.key) != Some(OpState::Failed)
+                        && self.lane_head_state(&r.key) != Some(OpState::Conflict)
+                });
+                if !movable {
+                    return;
+                }
+            }
+            while !self.in_flight.is_empty() {
+                self.respond(0, &[Outcome::Ack], true);
+            }
+        }
+        panic!("the engine did not settle");
+    }
+
+    fn lane_head_state(&self, key: &str) -> Option<OpState> {
+        self.engine.ops_for("todos", key).first().map(|r| r.state)
+    }
+
+    fn finish(&mut self) {
+        if !self.online {
+            self.step(&Action::SetOnline(true));
+        }
+        if self.paused {
+            self.step(&Action::Pause(false));
+        }
+        self.settle();
+        // A halted lane never blocks another: whatever is left sits behind a failed/conflicted head.
+        for lane in 0..LANES {
+            let ops = self.engine.ops_for("todos", &lane_key(lane));
+            if let Some(head) = ops.first() {
+                assert!(
+                    matches!(head.state, OpState::Failed | OpState::Conflict),
+                    "lane {lane} is stuck behind a {:?} head",
+                    head.state
+                );
+            }
+        }
+        // Nothing lost: once the app retries everything, every committed op is acked or was discarded.
+        self.step(&Action::RetryAll);
+        self.settle();
+        for lane in 0..LANES {
+            let left = self.engine.ops_for("todos", &lane_key(lane)).len();
+            assert_eq!(left, 0, "lane {lane} still holds ops after retry_all");
+        }
+        for (id, m) in &self.ops {
+            assert!(m.acked ^ m.discarded, "op {id} was lost: {m:?}");
+            if m.discarded {
+                continue;
+            }
+            assert!(self.applied_ops.contains_key(id));
+        }
+        assert!(self.store.is_empty());
+    }
+}
+
+fn cases() -> u32 {
+    std::env::var("OUTBOX_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn engine_keeps_the_invariants(
+        cfg in config(),
+        seed in any::<u64>(),
+        actions in prop::collection::vec(action(), 1..80),
+    ) {
+        let mut sim = Sim::new(cfg, seed);
+        for action in &actions {
+            sim.step(action);
+        }
+        sim.finish();
+    }
+}
