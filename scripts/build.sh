@@ -17,6 +17,11 @@ rm -rf "$out"
 wasm-bindgen --target web --out-dir "$out" --out-name outbox_sync \
   target/wasm32-unknown-unknown/wasm-release/outbox_sync.wasm
 
+# src/js/sync-error.js reaches the package as a wasm-bindgen snippet under a hashed folder; a fixed-name
+# re-export lets the entry point hand users the very class Rust constructs.
+snippet=$(cd "$out" && ls snippets/*/src/js/sync-error.js)
+echo "export { SyncError } from './$snippet';" > "$out/sync-error.js"
+
 step "build: wasm-opt -Oz"
 # wasm-opt comes from the `binaryen` npm package, pinned in package-lock.json. Debian bookworm's binaryen (108)
 # corrupts the externref table that wasm-bindgen sets up ("WebAssembly.Table.set(): Argument 1 is invalid"),

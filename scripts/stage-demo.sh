@@ -7,4 +7,4 @@ cd "$REPO_ROOT"
 [ -f pkg/wasm/outbox_sync_bg.wasm ] || die "pkg/wasm is empty: run scripts/build.sh first"
 rm -rf www/vendor/outbox-sync
 mkdir -p www/vendor/outbox-sync
-cp -R pkg/package.json pkg/wasm www/vendor/outbox-sync/
+cp -R pkg/package.json pkg/index.js pkg/index.d.ts pkg/wasm www/vendor/outbox-sync/

@@ -27,5 +27,8 @@ step "test: release build of the package"
 scripts/build.sh
 scripts/stage-demo.sh
 
+step "test: TypeScript (tsc --strict against the built package's types)"
+node_modules/.bin/tsc -p tests/types
+
 step "test: end-to-end (playwright-core, headless Chromium)"
 node --test tests/e2e/

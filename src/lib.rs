@@ -6,15 +6,26 @@
 
 use wasm_bindgen::prelude::*;
 
+mod clock;
+mod convert;
+pub mod error;
+mod events;
+mod options;
+mod outbox;
+pub mod panic_guard;
+mod runtime;
 pub mod store;
+mod transport;
+
+pub use error::SyncError;
+pub use outbox::Outbox;
 
 /// Runs once when the module is instantiated.
 #[wasm_bindgen(start)]
 fn start() {
-    // Only with the `debug-panic-hook` feature: the hook pulls in panic formatting code that the size
-    // budget of the release build cannot afford.
-    #[cfg(feature = "debug-panic-hook")]
-    console_error_panic_hook::set_once();
+    // Panics become SyncError { code: "INTERNAL" } (see panic_guard). With the `debug-panic-hook`
+    // feature the hook also prints the Rust panic message to the console.
+    panic_guard::install();
 }
 
 /// The version of the package, as built. The demo page shows it to prove the module loaded.

@@ -1,8 +1,8 @@
-import init, { coreVersion, version } from 'outbox-sync';
+import { coreVersion, ready, version } from 'outbox-sync';
 
 const status = document.getElementById('status');
 try {
-  await init();
+  await ready();
   status.textContent = `outbox-sync ${version()} loaded (engine ${coreVersion()}).`;
   status.dataset.version = version();
   status.dataset.state = 'loaded';

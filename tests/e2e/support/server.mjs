@@ -29,6 +29,12 @@ export async function startServer({ www = join(repoRoot, 'www'), args = [] } = {
   });
   return {
     url,
+    /** Calls a loopback-only admin endpoint (fault injection, the exactly-once ledger). */
+    async admin(path, init) {
+      const response = await fetch(new URL(`_admin/${path}`, url), init);
+      if (!response.ok) throw new Error(`admin ${path}: ${response.status} ${await response.text()}`);
+      return response.status === 204 ? null : response.json();
+    },
     async close() {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');

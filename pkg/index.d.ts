@@ -1,0 +1,33 @@
+export { Outbox, coreVersion, version } from "./wasm/outbox_sync.js";
+export type {
+  DrainReport,
+  EnqueueResult,
+  JsonValue,
+  OpErrorInfo,
+  OpInput,
+  OpKind,
+  OpSnapshot,
+  OpState,
+  OutboxOptions,
+  OutgoingBatch,
+  OutgoingOp,
+  RetryOptions,
+  SyncErrorCode,
+  SyncEvent,
+  SyncEventType,
+  SyncState,
+  SyncStatus,
+  TransportResult,
+} from "./wasm/outbox_sync.js";
+import type { SyncErrorCode } from "./wasm/outbox_sync.js";
+
+/** Loads the WebAssembly module (once). `Outbox.open` calls it for you. */
+export function ready(): Promise<void>;
+
+/** The error every outbox-sync call rejects or throws with. */
+export declare class SyncError extends Error {
+  constructor(code: SyncErrorCode, message: string, options?: { cause?: unknown });
+  readonly name: "SyncError";
+  /** A stable code to branch on. */
+  readonly code: SyncErrorCode;
+}

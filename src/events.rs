@@ -1,0 +1,163 @@
+//! The JS shapes of the core's status and events: camelCase fields, times in epoch milliseconds.
+//!
+//! Written out field by field rather than by renaming keys generically, because documents (`doc`,
+//! `serverDoc`) are the app's own data and must pass through untouched.
+
+use outbox_core::{Event, OpError, Status, SyncState};
+use serde_json::{json, Map, Value};
+
+/// The `type` of an event, which is also the name `outbox.on(name, cb)` listens to.
+pub fn event_name(event: &Event) -> &'static str {
+    match event {
+        Event::Enqueued { .. } => "enqueued",
+        Event::Sent { .. } => "sent",
+        Event::Acked { .. } => "acked",
+        Event::RetryScheduled { .. } => "retry_scheduled",
+        Event::Failed { .. } => "failed",
+        Event::Conflict { .. } => "conflict",
+        Event::Discarded { .. } => "discarded",
+        Event::Blocked { .. } => "blocked",
+        Event::Unblocked => "unblocked",
+        Event::Drained => "drained",
+        Event::StatusChanged { .. } => "status_changed",
+    }
+}
+
+/// Every event name, for checking `outbox.on`'s argument.
+pub const EVENT_NAMES: [&str; 11] = [
+    "enqueued",
+    "sent",
+    "acked",
+    "retry_scheduled",
+    "failed",
+    "conflict",
+    "discarded",
+    "blocked",
+    "unblocked",
+    "drained",
+    "status_changed",
+];
+
+/// An event as the app's listeners receive it: `{ type, ... }`.
+pub fn event_json(event: &Event) -> Value {
+    let mut o = Map::new();
+    o.insert("type".into(), json!(event_name(event)));
+    match event {
+        Event::Enqueued {
+            id,
+            collection,
+            key,
+        } => {
+            o.insert("id".into(), json!(id.to_string()));
+            o.insert("collection".into(), json!(collection));
+            o.insert("key".into(), json!(key));
+        }
+        Event::Sent { batch_id, ids } => {
+            o.insert("batchId".into(), json!(batch_id));
+            o.insert(
+                "ids".into(),
+                json!(ids.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            );
+        }
+        Event::Acked { id, version, doc } => {
+            o.insert("id".into(), json!(id.to_string()));
+            o.insert("version".into(), json!(version));
+            o.insert("doc".into(), doc.clone().unwrap_or(Value::Null));
+        }
+        Event::RetryScheduled {
+            id,
+            attempts,
+            at,
+            error,
+        } => {
+            o.insert("id".into(), json!(id.to_string()));
+            o.insert("attempts".into(), json!(attempts));
+            o.insert("at".into(), json!(at));
+            o.insert("error".into(), op_error_json(error));
+        }
+        Event::Failed { id, error } => {
+            o.insert("id".into(), json!(id.to_string()));
+            o.insert("error".into(), op_error_json(error));
+        }
+        Event::Conflict {
+            id,
+            error,
+            server_doc,
+        } => {
+            o.insert("id".into(), json!(id.to_string()));
+            o.insert("error".into(), op_error_json(error));
+            o.insert(
+                "serverDoc".into(),
+                server_doc.clone().unwrap_or(Value::Null),
+            );
+        }
+        Event::Discarded { id } => {
+            o.insert("id".into(), json!(id.to_string()));
+        }
+        Event::Blocked { until } => {
+            o.insert("until".into(), json!(until));
+        }
+        Event::Unblocked | Event::Drained => {}
+        Event::StatusChanged { status } => {
+            o.insert("status".into(), status_json(status, None));
+        }
+    }
+    Value::Object(o)
+}
+
+/// The status view-model. `fatal` overrides it when the outbox can no longer work at all (another tab
+/// upgraded the database, or an internal error): state `error` with that error.
+pub fn status_json(status: &Status, fatal: Option<(&str, &str)>) -> Value {
+    let state = match status.state {
+        SyncState::Idle => "idle",
+        SyncState::Syncing => "syncing",
+        SyncState::Offline => "offline",
+        SyncState::Paused => "paused",
+        SyncState::Blocked => "blocked",
+        SyncState::Error => "error",
+    };
+    let (state, last_error) = match fatal {
+        Some((code, message)) => ("error", json!({ "code": code, "message": message })),
+        None => (
+            state,
+            status
+                .last_error
+                .as_ref()
+                .map_or(Value::Null, op_error_json),
+        ),
+    };
+    json!({
+        "state": state,
+        "pending": status.pending,
+        "inFlight": status.in_flight,
+        "failed": status.failed,
+        "conflicts": status.conflicts,
+        "nextAttemptAt": status.next_attempt_at,
+        "blockedUntil": status.blocked_until,
+        "lastSyncedAt": status.last_synced_at,
+        "lastError": last_error,
+        "online": status.online,
+    })
+}
+
+/// An op's last error: `{ code, message, status, class }`.
+pub fn op_error_json(error: &OpError) -> Value {
+    json!({
+        "code": error.code.clone().unwrap_or_else(|| class_name(error).to_owned()),
+        "message": error.message,
+        "status": error.status,
+        "class": class_name(error),
+    })
+}
+
+fn class_name(error: &OpError) -> &'static str {
+    use outbox_core::OutcomeClass::*;
+    match error.class {
+        Ack => "ack",
+        Transient => "transient",
+        RateLimited => "rate_limited",
+        Conflict => "conflict",
+        Auth => "auth",
+        Permanent => "permanent",
+    }
+}

@@ -1,0 +1,264 @@
+//! `Outbox.open(options)`: reading and checking the options object.
+//!
+//! Every field is checked here, once, so the rest of the runtime works with typed values. A bad field
+//! fails with `INVALID_CONFIG` and a message that names it.
+
+use js_sys::{Function, Reflect};
+use outbox_core::{Config, RetryPolicy};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::RequestCredentials;
+
+use crate::error::{Error, Result};
+use crate::store::Durability;
+
+/// The default per-request timeout: long enough for a slow mobile upload, short enough that a stalled
+/// connection is retried well before the user gives up.
+pub const DEFAULT_TIMEOUT_MS: u32 = 15_000;
+/// The default largest op payload (JSON bytes).
+pub const DEFAULT_MAX_OP_BYTES: usize = 1024 * 1024;
+/// The default delay between an enqueue and the drain it triggers: enough to gather a burst of
+/// enqueues into one batch, too short for a user to notice.
+pub const DEFAULT_DRAIN_DELAY_MS: u32 = 5;
+
+/// The checked options.
+pub struct Options {
+    /// The outbox name, which is also the IndexedDB database name.
+    pub name: String,
+    /// How ops reach the server.
+    pub transport: TransportOptions,
+    /// Where ops are stored, and how durably.
+    pub durability: Durability,
+    /// Drain automatically after enqueue, on reconnect, on focus and on backoff expiry.
+    pub auto_drain: bool,
+    /// The debounce between an enqueue and its automatic drain.
+    pub drain_delay_ms: u32,
+    /// The largest payload an op may carry, in JSON bytes.
+    pub max_op_bytes: usize,
+    /// The engine's configuration (batching limits, retry policy).
+    pub engine: Config,
+}
+
+/// How ops reach the server.
+pub enum TransportOptions {
+    /// The built-in fetch transport, speaking docs/PROTOCOL.md.
+    Fetch(FetchOptions),
+    /// The app's own `transport(batch)` function.
+    Custom(Function),
+}
+
+/// Options of the built-in fetch transport.
+pub struct FetchOptions {
+    /// The API base URL; ops go to `{endpoint}/docs/{collection}/{key}` and `{endpoint}/push`.
+    pub endpoint: String,
+    /// Send batches to `{endpoint}/push` instead of one request per op.
+    pub batch: bool,
+    /// `route(op) => { method, url }`, to point ops at an existing REST API.
+    pub route: Option<Function>,
+    /// `auth({ refresh }) => headers`, called at send time.
+    pub auth: Option<Function>,
+    /// The fetch `credentials` mode.
+    pub credentials: RequestCredentials,
+    /// Per-request timeout.
+    pub timeout_ms: u32,
+    /// Sent as `Outbox-Client-Id`, which scopes idempotency keys on the server.
+    pub client_id: Option<String>,
+}
+
+impl Options {
+    /// Reads and checks `Outbox.open`'s argument.
+    pub fn from_js(value: &JsValue) -> Result<Options> {
+        if !value.is_object() {
+            return Err(invalid("options must be an object like { name, endpoint }"));
+        }
+        let name = string(value, "name")?.ok_or_else(|| invalid("options.name is required"))?;
+        if name.is_empty() {
+            return Err(invalid("options.name must not be empty"));
+        }
+        let endpoint = string(value, "endpoint")?;
+        let transport = function(value, "transport")?;
+        let transport = match (endpoint, transport) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "options.endpoint and options.transport are exclusive: give one",
+                ))
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "options.endpoint (a URL) or options.transport (a function) is required",
+                ))
+            }
+            (None, Some(custom)) => TransportOptions::Custom(custom),
+            (Some(endpoint), None) => TransportOptions::Fetch(FetchOptions {
+                endpoint: endpoint.trim_end_matches('/').to_owned(),
+                batch: boolean(value, "batch")?.unwrap_or(false),
+                route: function(value, "route")?,
+                auth: function(value, "auth")?,
+                credentials: match string(value, "credentials")?.as_deref() {
+                    None | Some("same-origin") => RequestCredentials::SameOrigin,
+                    Some("include") => RequestCredentials::Include,
+                    Some("omit") => RequestCredentials::Omit,
+                    Some(other) => {
+                        return Err(invalid(format!(
+                            "options.credentials must be \"same-origin\", \"include\" or \"omit\", not {other:?}"
+                        )))
+                    }
+                },
+                timeout_ms: positive(value, "timeoutMs")?
+                    .map_or(Ok(DEFAULT_TIMEOUT_MS), u32_field("timeoutMs"))?,
+                client_id: string(value, "clientId")?,
+            }),
+        };
+        let durability = match string(value, "durability")?.as_deref() {
+            None | Some("relaxed") => Durability::Relaxed,
+            Some("strict") => Durability::Strict,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "options.durability must be \"relaxed\" or \"strict\", not {other:?}"
+                )))
+            }
+        };
+        let mut engine = Config::default();
+        if let TransportOptions::Fetch(FetchOptions { batch: false, .. }) = transport {
+            // One request per op: a "batch" is one op, and more of them fly at once instead.
+            engine.max_ops = 1;
+            engine.max_in_flight = 4;
+        }
+        if let Some(n) = positive(value, "maxBatchOps")? {
+            engine.max_ops = n as usize;
+        }
+        if let Some(n) = positive(value, "maxInFlight")? {
+            engine.max_in_flight = n as usize;
+        }
+        engine.retry = retry_policy(value)?;
+        engine.validate().map_err(Error::from)?;
+        Ok(Options {
+            name,
+            transport,
+            durability,
+            auto_drain: boolean(value, "autoDrain")?.unwrap_or(true),
+            drain_delay_ms: non_negative(value, "drainDelayMs")?
+                .map_or(Ok(DEFAULT_DRAIN_DELAY_MS), u32_field("drainDelayMs"))?,
+            max_op_bytes: positive(value, "maxOpBytes")?
+                .map_or(DEFAULT_MAX_OP_BYTES, |n| n as usize),
+            engine,
+        })
+    }
+}
+
+fn retry_policy(options: &JsValue) -> Result<RetryPolicy> {
+    let mut policy = RetryPolicy::default();
+    let retry = get(options, "retry");
+    if retry.is_undefined() {
+        return Ok(policy);
+    }
+    if !retry.is_object() {
+        return Err(invalid("options.retry must be an object"));
+    }
+    if let Some(ms) = positive(&retry, "baseMs").map_err(prefix_retry)? {
+        policy.base_ms = ms as u64;
+    }
+    if let Some(ms) = positive(&retry, "capMs").map_err(prefix_retry)? {
+        policy.cap_ms = ms as u64;
+    }
+    if let Some(n) = positive(&retry, "maxAttempts").map_err(prefix_retry)? {
+        policy.max_attempts = Some(u32_field("retry.maxAttempts")(n)?);
+    }
+    if let Some(ms) = positive(&retry, "maxAgeMs").map_err(prefix_retry)? {
+        policy.max_age_ms = Some(ms as u64);
+    }
+    if policy.cap_ms < policy.base_ms {
+        return Err(invalid(
+            "options.retry.capMs must be at least options.retry.baseMs",
+        ));
+    }
+    Ok(policy)
+}
+
+fn prefix_retry(error: Error) -> Error {
+    match error {
+        Error::InvalidConfig(m) => {
+            Error::InvalidConfig(m.replacen("options.", "options.retry.", 1))
+        }
+        other => other,
+    }
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::InvalidConfig(message.into())
+}
+
+fn get(object: &JsValue, field: &str) -> JsValue {
+    Reflect::get(object, &JsValue::from_str(field)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn string(object: &JsValue, field: &str) -> Result<Option<String>> {
+    let value = get(object, field);
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value
+        .as_string()
+        .map(Some)
+        .ok_or_else(|| invalid(format!("options.{field} must be a string")))
+}
+
+fn function(object: &JsValue, field: &str) -> Result<Option<Function>> {
+    let value = get(object, field);
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value
+        .dyn_into::<Function>()
+        .map(Some)
+        .map_err(|_| invalid(format!("options.{field} must be a function")))
+}
+
+fn boolean(object: &JsValue, field: &str) -> Result<Option<bool>> {
+    let value = get(object, field);
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value
+        .as_bool()
+        .map(Some)
+        .ok_or_else(|| invalid(format!("options.{field} must be a boolean")))
+}
+
+fn number(object: &JsValue, field: &str, min: u32) -> Result<Option<f64>> {
+    let value = get(object, field);
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    match value.as_f64() {
+        Some(n)
+            if n.is_finite()
+                && n.fract() == 0.0
+                && n >= f64::from(min)
+                && n <= 9_007_199_254_740_991.0 =>
+        {
+            Ok(Some(n))
+        }
+        _ => Err(invalid(format!(
+            // `min` is an integer so the message needs no float formatting code in the wasm.
+            "options.{field} must be an integer of at least {min}"
+        ))),
+    }
+}
+
+fn positive(object: &JsValue, field: &str) -> Result<Option<f64>> {
+    number(object, field, 1)
+}
+
+fn non_negative(object: &JsValue, field: &str) -> Result<Option<f64>> {
+    number(object, field, 0)
+}
+
+fn u32_field(field: &'static str) -> impl Fn(f64) -> Result<u32> {
+    move |n| {
+        if n <= u32::MAX as f64 {
+            Ok(n as u32)
+        } else {
+            Err(invalid(format!("options.{field} is too large")))
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The `Outbox` class exported to JS. A thin shell over [`Runtime`]: argument checking, promise plumbing
+//! (through [`panic_guard::promise`], so a panic rejects instead of stranding a promise), and the
+//! TypeScript signatures.
+
+use std::rc::Rc;
+
+use js_sys::{Function, Promise};
+use outbox_core::OpState;
+use wasm_bindgen::prelude::*;
+
+use crate::error::Error;
+use crate::options::Options;
+use crate::panic_guard;
+use crate::runtime::Runtime;
+
+/// An offline-first outbox: a durable queue of changes delivered to the server exactly once.
+#[wasm_bindgen]
+pub struct Outbox {
+    runtime: Rc<Runtime>,
+}
+
+#[wasm_bindgen]
+impl Outbox {
+    /// Opens (or creates) the outbox called `options.name` and restores its queue.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Outbox>")]
+    pub fn open(
+        #[wasm_bindgen(unchecked_param_type = "OutboxOptions")] options: JsValue,
+    ) -> Promise {
+        panic_guard::promise(async move {
+            let options = Options::from_js(&options)?;
+            let runtime = Runtime::open(options).await?;
+            Ok(Outbox { runtime }.into())
+        })
+    }
+
+    /// Adds a change. Resolves with its id and idempotency key once it is durable in IndexedDB.
+    #[wasm_bindgen(unchecked_return_type = "Promise<EnqueueResult>")]
+    pub fn enqueue(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "OpInput")] op: JsValue,
+    ) -> Promise {
+        let runtime = Rc::clone(&self.runtime);
+        panic_guard::promise(async move { runtime.enqueue(op).await })
+    }
+
+    /// Sends everything sendable now; resolves when nothing is in flight, with what happened.
+    #[wasm_bindgen(unchecked_return_type = "Promise<DrainReport>")]
+    pub fn drain(&self) -> Promise {
+        let runtime = Rc::clone(&self.runtime);
+        panic_guard::promise(async move { runtime.drain().await })
+    }
+
+    /// The current sync status.
+    #[wasm_bindgen(unchecked_return_type = "SyncStatus")]
+    pub fn status(&self) -> Result<JsValue, Error> {
+        self.runtime.status()
+    }
+
+    /// Calls `callback(status)` on every status change. Returns a function that unsubscribes.
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn subscribe(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(status: SyncStatus) => void")] callback: Function,
+    ) -> Result<JsValue, Error> {
+        let id = self.runtime.listen(None, callback)?;
+        Ok(self.unsubscriber(id))
+    }
+
+    /// Calls `callback(event)` for every event of this type (`"*"` for all). Returns a function that
+    /// unsubscribes.
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn on(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "SyncEventType | \"*\"")] event: String,
+        #[wasm_bindgen(unchecked_param_type = "(event: SyncEvent) => void")] callback: Function,
+    ) -> Result<JsValue, Error> {
+        let id = self.runtime.listen(Some(event), callback)?;
+        Ok(self.unsubscriber(id))
+    }
+
+    /// Ops waiting to be sent or in flight, oldest first.
+    #[wasm_bindgen(unchecked_return_type = "Promise<OpSnapshot[]>")]
+    pub fn pending(&self) -> Promise {
+        self.snapshot(&[OpState::Pending, OpState::Backoff, OpState::Inflight])
+    }
+
+    /// Ops the server refused for good (or whose retries ran out). Each halts its entity's lane.
+    #[wasm_bindgen(unchecked_return_type = "Promise<OpSnapshot[]>")]
+    pub fn failed(&self) -> Promise {
+        self.snapshot(&[OpState::Failed])
+    }
+
+    /// Ops held in conflict with a newer server version. Each halts its entity's lane.
+    #[wasm_bindgen(unchecked_return_type = "Promise<OpSnapshot[]>")]
+    pub fn conflicts(&self) -> Promise {
+        self.snapshot(&[OpState::Conflict])
+    }
+
+    /// Sends a failed, conflicted or backing-off op again now.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn retry(&self, id: String) -> Promise {
+        let runtime = Rc::clone(&self.runtime);
+        panic_guard::promise(async move { runtime.retry(&id).await.map(|()| JsValue::UNDEFINED) })
+    }
+
+    /// Sends every failed and conflicted op again now.
+    #[wasm_bindgen(js_name = retryAll, unchecked_return_type = "Promise<void>")]
+    pub fn retry_all(&self) -> Promise {
+        let runtime = Rc::clone(&self.runtime);
+        panic_guard::promise(async move { runtime.retry_all().await.map(|()| JsValue::UNDEFINED) })
+    }
+
+    /// Removes an op for good (it will never be sent). Resolves once that is durable.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn discard(&self, id: String) -> Promise {
+        let runtime = Rc::clone(&self.runtime);
+        panic_guard::promise(async move { runtime.discard(&id).await.map(|()| JsValue::UNDEFINED) })
+    }
+
+    /// Stops sending. Changes are still accepted and stored.
+    pub fn pause(&self) -> Result<(), Error> {
+        self.runtime.pause()
+    }
+
+    /// Starts sending again.
+    pub fn resume(&self) -> Result<(), Error> {
+        self.runtime.resume()
+    }
+
+    /// Stops the outbox and closes its database. Unsent ops stay stored for the next open.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn close(&self) -> Promise {
+        let runtime = Rc::clone(&self.runtime);
+        panic_guard::promise(async move { runtime.close().await.map(|()| JsValue::UNDEFINED) })
+    }
+
+    /// Test hook: the number of readwrite transactions committed since open.
+    #[doc(hidden)]
+    #[wasm_bindgen(js_name = __transactionsCommitted, skip_typescript)]
+    pub fn transactions_committed(&self) -> f64 {
+        self.runtime.store().transactions_committed() as f64
+    }
+
+    /// Test hook: panics, to prove a panic becomes `SyncError { code: "INTERNAL" }` and nothing hangs.
+    #[doc(hidden)]
+    #[wasm_bindgen(js_name = __panicForTest, skip_typescript)]
+    pub fn panic_for_test(&self) {
+        panic_guard::panic_for_test();
+    }
+
+    fn snapshot(&self, states: &'static [OpState]) -> Promise {
+        let runtime = Rc::clone(&self.runtime);
+        panic_guard::promise(async move { runtime.ops_in(states) })
+    }
+
+    fn unsubscriber(&self, id: u32) -> JsValue {
+        let runtime = Rc::downgrade(&self.runtime);
+        Closure::<dyn FnMut()>::new(move || {
+            if let Some(runtime) = runtime.upgrade() {
+                runtime.unlisten(id);
+            }
+        })
+        .into_js_value()
+    }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = include_str!("types.d.ts");

@@ -1,0 +1,308 @@
+//! The built-in transport: docs/PROTOCOL.md over `fetch`.
+//!
+//! One request per op (`PUT | PATCH | DELETE {endpoint}/docs/{collection}/{key}`), or with `batch: true`
+//! one `POST {endpoint}/push` per batch. Every request carries the op's `Idempotency-Key`, so a retry after
+//! a lost response is replayed by the server rather than applied twice.
+
+use js_sys::{Function, Object, Promise, Reflect};
+use outbox_core::{Batch, OpId, OpKind, OpResult, Reply, Response as CoreResponse, SendOp};
+use serde_json::{json, Value};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, Headers, Request, RequestInit, Response};
+
+use super::wire;
+use super::SendOutcome;
+use crate::options::FetchOptions;
+
+/// The response headers the core reads. Only these are copied out of a `Response`; the server's CORS
+/// configuration must expose them (docs/PROTOCOL.md).
+const HEADERS_READ: [&str; 9] = [
+    "etag",
+    "date",
+    "retry-after",
+    "ratelimit",
+    "ratelimit-policy",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "content-type",
+];
+
+/// A response body larger than this is not parsed: the status still classifies the outcome.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+#[wasm_bindgen]
+extern "C" {
+    // The global `fetch`, so the transport works in a window and in a worker alike.
+    #[wasm_bindgen(js_name = fetch)]
+    fn global_fetch(request: &Request) -> Promise;
+}
+
+/// Sends batches over `fetch`.
+pub struct FetchTransport {
+    options: FetchOptions,
+}
+
+impl FetchTransport {
+    /// A transport with these options.
+    pub fn new(options: FetchOptions) -> Self {
+        Self { options }
+    }
+
+    /// Whether a `route` function was given (needed for custom ops).
+    pub fn has_route(&self) -> bool {
+        self.options.route.is_some()
+    }
+
+    /// Sends one batch: one request per op, or one push.
+    pub async fn send(&self, batch: &Batch) -> SendOutcome {
+        match self.try_send(batch).await {
+            Ok(reply) => SendOutcome::Reply(reply),
+            Err(message) => SendOutcome::NoAnswer(message),
+        }
+    }
+
+    async fn try_send(&self, batch: &Batch) -> Result<Reply, String> {
+        let headers = Headers::new().map_err(js_message)?;
+        self.add_auth_headers(&headers, batch.refresh_auth).await?;
+        if let Some(client) = &self.options.client_id {
+            set(&headers, "Outbox-Client-Id", client)?;
+        }
+        if self.options.batch {
+            return self.push(batch, headers).await;
+        }
+        // One request per op. The engine is configured with one op per batch in this mode, so this loop
+        // runs once; it stays a loop so a wider batch would still be delivered correctly, op by op.
+        let mut results = Vec::with_capacity(batch.ops.len());
+        for op in &batch.ops {
+            let op_headers = Headers::new_with_headers(&headers).map_err(js_message)?;
+            results.push(OpResult {
+                id: op.id,
+                response: self.send_one(op, op_headers).await?,
+            });
+        }
+        Ok(match <[OpResult; 1]>::try_from(results) {
+            Ok([only]) => Reply::whole(only.response),
+            Err(results) => Reply::per_op(results),
+        })
+    }
+
+    async fn send_one(&self, op: &SendOp, headers: Headers) -> Result<CoreResponse, String> {
+        let (method, url) = self.route(op).await?;
+        set(&headers, "Idempotency-Key", &idempotency_key_header(op))?;
+        if let Some(version) = &op.base_version {
+            set(&headers, "If-Match", &wire::if_match(version))?;
+        }
+        let body = match op.kind {
+            OpKind::Delete => None,
+            OpKind::Patch => {
+                set(&headers, "Content-Type", "application/merge-patch+json")?;
+                Some(op.payload.to_string())
+            }
+            OpKind::Put | OpKind::Custom { .. } => {
+                set(&headers, "Content-Type", "application/json")?;
+                Some(op.payload.to_string())
+            }
+        };
+        let response = self.fetch(&method, &url, headers, body).await?;
+        read_response(response).await
+    }
+
+    async fn push(&self, batch: &Batch, headers: Headers) -> Result<Reply, String> {
+        set(&headers, "Content-Type", "application/json")?;
+        let ops: Vec<Value> = batch.ops.iter().map(wire::push_entry).collect();
+        let body = json!({ "ops": ops }).to_string();
+        let url = format!("{}/push", self.options.endpoint);
+        let response = read_response(self.fetch("POST", &url, headers, Some(body)).await?).await?;
+        if response.status != 200 {
+            // Refused as a whole (429, 503, 401 …): the core applies it to every op of the batch.
+            return Ok(Reply::whole(response));
+        }
+        let results = response
+            .body
+            .as_ref()
+            .and_then(|b| b.get("results"))
+            .and_then(Value::as_array);
+        let Some(results) = results else {
+            // A 200 without results: the server may have applied the ops; report no per-op answer, so the
+            // core retries each with its key and the server replays what it applied.
+            return Ok(Reply {
+                response,
+                results: Some(Vec::new()),
+            });
+        };
+        let per_op = results
+            .iter()
+            .filter_map(|r| push_result(batch, r))
+            .collect();
+        Ok(Reply {
+            response,
+            results: Some(per_op),
+        })
+    }
+
+    async fn route(&self, op: &SendOp) -> Result<(String, String), String> {
+        if let Some(route) = &self.options.route {
+            let arg =
+                js_sys::JSON::parse(&wire::send_op_json(op).to_string()).map_err(js_message)?;
+            let routed = call_async(route, &arg)
+                .await
+                .map_err(|e| format!("options.route threw: {}", js_message(e)))?;
+            let field = |name: &str| {
+                Reflect::get(&routed, &name.into())
+                    .ok()
+                    .and_then(|v| v.as_string())
+            };
+            return match (field("method"), field("url")) {
+                (Some(method), Some(url)) => Ok((method.to_ascii_uppercase(), url)),
+                _ => Err("options.route must return { method, url } strings".to_owned()),
+            };
+        }
+        let method =
+            wire::method(&op.kind).ok_or("custom ops need options.route or options.transport")?;
+        let url = format!(
+            "{}/docs/{}/{}",
+            self.options.endpoint,
+            encode(&op.collection),
+            encode(&op.key)
+        );
+        Ok((method.to_owned(), url))
+    }
+
+    async fn add_auth_headers(&self, headers: &Headers, refresh: bool) -> Result<(), String> {
+        let Some(auth) = &self.options.auth else {
+            return Ok(());
+        };
+        let arg = Object::new();
+        let _ = Reflect::set(&arg, &"refresh".into(), &refresh.into());
+        // The credentials live only in this request's headers: never stored, never logged.
+        let result = call_async(auth, &arg)
+            .await
+            .map_err(|e| format!("options.auth threw: {}", js_message(e)))?;
+        if result.is_undefined() || result.is_null() {
+            return Ok(());
+        }
+        let entries = Object::entries(
+            result
+                .dyn_ref::<Object>()
+                .ok_or("options.auth must return an object of headers")?,
+        );
+        for entry in entries.iter() {
+            let pair: js_sys::Array = entry.unchecked_into();
+            let (name, value) = (pair.get(0).as_string(), pair.get(1).as_string());
+            match (name, value) {
+                (Some(name), Some(value)) => set(headers, &name, &value)?,
+                _ => return Err("options.auth must return string header values".to_owned()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn fetch(
+        &self,
+        method: &str,
+        url: &str,
+        headers: Headers,
+        body: Option<String>,
+    ) -> Result<Response, String> {
+        let controller = AbortController::new().map_err(js_message)?;
+        let init = RequestInit::new();
+        init.set_method(method);
+        init.set_headers(&headers);
+        init.set_credentials(self.options.credentials);
+        init.set_signal(Some(&controller.signal()));
+        if let Some(body) = body {
+            init.set_body(&JsValue::from_str(&body));
+        }
+        let request = Request::new_with_str_and_init(url, &init).map_err(js_message)?;
+        // A stalled connection must not hold the lane forever: abort it, and the core retries.
+        let abort = controller.clone();
+        let _timeout =
+            gloo_timers::callback::Timeout::new(self.options.timeout_ms, move || abort.abort());
+        let response = JsFuture::from(global_fetch(&request)).await.map_err(|e| {
+            if controller.signal().aborted() {
+                format!("timed out after {} ms", self.options.timeout_ms)
+            } else {
+                format!("network error: {}", js_message(e))
+            }
+        })?;
+        Ok(response.unchecked_into())
+    }
+}
+
+/// `Idempotency-Key` is a Structured Field string (RFC 8941), so the UUID goes in quotes.
+fn idempotency_key_header(op: &SendOp) -> String {
+    let key = op.idempotency_key.to_string();
+    sfv::ItemSerializer::new()
+        .bare_item(sfv::StringRef::from_str(&key).expect("a UUID is a valid sf-string"))
+        .finish()
+}
+
+/// Reads status, the headers the core needs, and a bounded, validated JSON body. A body that is too
+/// large, not JSON, or nested too deep is dropped, never a panic: the status still classifies it.
+async fn read_response(response: Response) -> Result<CoreResponse, String> {
+    let status = response.status();
+    let mut core = CoreResponse::status(status);
+    let headers = response.headers();
+    for name in HEADERS_READ {
+        if let Ok(Some(value)) = headers.get(name) {
+            core.headers.push((name.to_owned(), value));
+        }
+    }
+    let is_json = core
+        .header("content-type")
+        .is_some_and(|t| t.contains("json"));
+    let too_big = headers
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|l| l.parse::<usize>().ok())
+        .is_some_and(|l| l > MAX_BODY_BYTES);
+    if is_json && !too_big && status != 204 {
+        let text = JsFuture::from(response.text().map_err(js_message)?)
+            .await
+            .map_err(|e| format!("the response body could not be read: {}", js_message(e)))?;
+        let text = text.as_string().unwrap_or_default();
+        // serde_json refuses nesting deeper than 128 levels, so a hostile body cannot blow the stack.
+        if text.len() <= MAX_BODY_BYTES {
+            core.body = serde_json::from_str(&text).ok();
+        }
+    }
+    Ok(core)
+}
+
+/// One entry of a push response, as the core's per-op result.
+fn push_result(batch: &Batch, result: &Value) -> Option<OpResult> {
+    let id: OpId = result.get("id")?.as_str()?.parse().ok()?;
+    if !batch.ops.iter().any(|op| op.id == id) {
+        return None;
+    }
+    let status = result.get("status")?.as_u64()?;
+    let mut response = CoreResponse::status(u16::try_from(status).ok()?);
+    if let Some(etag) = result.get("etag").and_then(Value::as_str) {
+        response.headers.push(("etag".to_owned(), etag.to_owned()));
+    }
+    response.body = result.get("doc").or_else(|| result.get("problem")).cloned();
+    Some(OpResult { id, response })
+}
+
+fn set(headers: &Headers, name: &str, value: &str) -> Result<(), String> {
+    headers.set(name, value).map_err(js_message)
+}
+
+/// Calls `f(arg)` and awaits the result if it is a promise.
+pub(super) async fn call_async(f: &Function, arg: &JsValue) -> Result<JsValue, JsValue> {
+    let result = f.call1(&JsValue::UNDEFINED, arg)?;
+    JsFuture::from(Promise::resolve(&result)).await
+}
+
+/// A path segment, percent-encoded.
+fn encode(segment: &str) -> String {
+    js_sys::encode_uri_component(segment).into()
+}
+
+/// The message of a JS error value, for `lastError` and events.
+pub(super) fn js_message(error: JsValue) -> String {
+    crate::convert::message(&error)
+}

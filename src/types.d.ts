@@ -1,0 +1,194 @@
+/** Any JSON value. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** What `enqueue` does to the entity. */
+export type OpKind = "put" | "patch" | "delete" | "custom";
+
+/** An op state: waiting, sent, waiting out a backoff, refused for good, or in conflict. */
+export type OpState = "pending" | "inflight" | "backoff" | "failed" | "conflict";
+
+/** The argument of `enqueue`. */
+export type OpInput =
+  | { collection: string; key: string; op: "put" | "patch"; value: unknown; baseVersion?: string }
+  | { collection: string; key: string; op: "delete"; baseVersion?: string }
+  | { collection: string; key: string; op: "custom"; name: string; value: unknown; baseVersion?: string };
+
+/** What `enqueue` resolves with, once the op is durable. */
+export interface EnqueueResult {
+  id: string;
+  idempotencyKey: string;
+}
+
+/** An op as the app's custom transport and `route` function receive it. */
+export interface OutgoingOp {
+  id: string;
+  idempotencyKey: string;
+  collection: string;
+  key: string;
+  op: OpKind;
+  /** Present for custom ops. */
+  name?: string;
+  /** Absent for deletes. */
+  value?: JsonValue;
+  baseVersion?: string;
+  /** 1 for the first send. */
+  attempt: number;
+}
+
+/** A batch handed to a custom transport. */
+export interface OutgoingBatch {
+  id: number;
+  ops: OutgoingOp[];
+}
+
+/**
+ * One result a custom transport resolves with, per op, in order (or matched by `id`). `status` is an
+ * HTTP status and is classified like one: 2xx ack, 409/412 conflict, 429 rate limited, 5xx retried,
+ * other 4xx failed.
+ */
+export interface TransportResult {
+  id?: string;
+  status: number;
+  headers?: Record<string, string>;
+  body?: JsonValue;
+}
+
+/** The retry policy for transient failures: exponential backoff with full jitter. */
+export interface RetryOptions {
+  /** First backoff ceiling, ms. */
+  baseMs?: number;
+  /** Largest backoff ceiling, ms. */
+  capMs?: number;
+  /** Give up (fail the op) after this many attempts. Default: never. */
+  maxAttempts?: number;
+  /** Give up (fail the op) this long after it was enqueued or last retried. Default: never. */
+  maxAgeMs?: number;
+}
+
+/** The options of `Outbox.open`. Give `endpoint` or `transport`. */
+export interface OutboxOptions {
+  /** The outbox name; also the IndexedDB database name. */
+  name: string;
+  /** The API base URL of a server speaking docs/PROTOCOL.md, e.g. "/api". */
+  endpoint?: string;
+  /** Your own transport, instead of `endpoint`. */
+  transport?: (batch: OutgoingBatch) => Promise<TransportResult[]> | TransportResult[];
+  /** Maps an op to the request of an existing REST API. */
+  route?: (op: OutgoingOp) => { method: string; url: string } | Promise<{ method: string; url: string }>;
+  /** Returns headers (e.g. Authorization) at send time; `refresh` is true after a 401. Never stored. */
+  auth?: (request: { refresh: boolean }) => Record<string, string> | Promise<Record<string, string>>;
+  /** Send batches to `{endpoint}/push` instead of one request per op. Default false. */
+  batch?: boolean;
+  /** Most ops per batch (with `batch` or a custom transport). */
+  maxBatchOps?: number;
+  /** Most requests in flight at once. */
+  maxInFlight?: number;
+  retry?: RetryOptions;
+  /**
+   * "relaxed" (default): an op is durable once the browser has handed it to the OS, which survives a
+   * crashed or reloaded tab. "strict": only once it is flushed to disk, which survives power loss.
+   */
+  durability?: "relaxed" | "strict";
+  /** Send automatically after enqueue, on reconnect and on focus. Default true. */
+  autoDrain?: boolean;
+  /** Debounce between an enqueue and the send it triggers, ms. Default 5. */
+  drainDelayMs?: number;
+  /** Per-request timeout, ms. Default 15000. */
+  timeoutMs?: number;
+  /** fetch credentials mode. Default "same-origin". */
+  credentials?: "same-origin" | "include" | "omit";
+  /** Sent as `Outbox-Client-Id`; scopes idempotency keys on the server. */
+  clientId?: string;
+  /** Largest op value, in bytes of JSON. Default 1 MiB. */
+  maxOpBytes?: number;
+}
+
+/** What `drain` did. */
+export interface DrainReport {
+  acked: number;
+  retried: number;
+  failed: number;
+  conflicts: number;
+  /** Ops still pending or in flight. */
+  remaining: number;
+}
+
+/** Why an op last failed. */
+export interface OpErrorInfo {
+  /** The problem `type` the server sent, or a short name such as "network". */
+  code: string;
+  message: string;
+  /** The HTTP status, when there was a response. */
+  status?: number | null;
+  class?: "ack" | "transient" | "rate_limited" | "conflict" | "auth" | "permanent";
+}
+
+/** An op as `pending()`, `failed()` and `conflicts()` show it. */
+export interface OpSnapshot {
+  id: string;
+  idempotencyKey: string;
+  collection: string;
+  key: string;
+  op: OpKind;
+  name?: string;
+  value?: JsonValue;
+  baseVersion?: string;
+  state: OpState;
+  attempts: number;
+  /** Epoch ms. */
+  createdAt: number;
+  /** Epoch ms. */
+  nextAttemptAt?: number;
+  lastError?: OpErrorInfo;
+  /** The server's current document, for an op in conflict. */
+  serverDoc?: JsonValue;
+}
+
+/** The one-word state a sync indicator shows. */
+export type SyncState = "idle" | "syncing" | "offline" | "paused" | "blocked" | "error";
+
+/** The status view-model. Times are epoch ms. */
+export interface SyncStatus {
+  state: SyncState;
+  pending: number;
+  inFlight: number;
+  failed: number;
+  conflicts: number;
+  nextAttemptAt: number | null;
+  blockedUntil: number | null;
+  lastSyncedAt: number | null;
+  lastError: OpErrorInfo | null;
+  online: boolean;
+}
+
+/** Structured events, discriminated by `type`. */
+export type SyncEvent =
+  | { type: "enqueued"; id: string; collection: string; key: string }
+  | { type: "sent"; batchId: number; ids: string[] }
+  | { type: "acked"; id: string; version: string | null; doc: JsonValue }
+  | { type: "retry_scheduled"; id: string; attempts: number; at: number; error: OpErrorInfo }
+  | { type: "failed"; id: string; error: OpErrorInfo }
+  | { type: "conflict"; id: string; error: OpErrorInfo; serverDoc: JsonValue }
+  | { type: "discarded"; id: string }
+  | { type: "blocked"; until: number }
+  | { type: "unblocked" }
+  | { type: "drained" }
+  | { type: "status_changed"; status: SyncStatus };
+
+/** The name of an event type. */
+export type SyncEventType = SyncEvent["type"];
+
+/** The stable codes of `SyncError`. */
+export type SyncErrorCode =
+  | "INVALID_OP"
+  | "INVALID_CONFIG"
+  | "QUOTA_EXCEEDED"
+  | "DB_UPGRADE_BLOCKED"
+  | "DB_CLOSED"
+  | "STORAGE_FAILED"
+  | "UNKNOWN_OP"
+  | "OP_IN_FLIGHT"
+  | "WRONG_STATE"
+  | "CORRUPT_RECORD"
+  | "CLOSED"
+  | "INTERNAL";

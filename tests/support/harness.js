@@ -1,0 +1,43 @@
+// JS helpers for the browser tests in tests/*.rs: things that are plain in JS and verbose in Rust.
+
+// A custom transport that answers from a script. `script` maps an entity key to a list of responses, used
+// in order, one per request for that key; the last one repeats. A response is { status, headers?, body? },
+// or "throw" for a transport failure. Every call is logged with the time it was made.
+export function scriptedTransport(script) {
+  const log = [];
+  const calls = new Map();
+  const transport = async (batch) => {
+    log.push({ at: Date.now(), keys: batch.ops.map((op) => op.key), batch });
+    return batch.ops.map((op) => {
+      const answers = script[op.key] ?? [{ status: 200, headers: { ETag: '"1"' }, body: op.value ?? null }];
+      const n = calls.get(op.key) ?? 0;
+      calls.set(op.key, n + 1);
+      const answer = answers[Math.min(n, answers.length - 1)];
+      if (answer === 'throw') throw new TypeError('scripted network failure');
+      return { id: op.id, ...answer };
+    });
+  };
+  return { transport, log };
+}
+
+// Every record of every object store of a database, as JSON text.
+export async function dumpDatabase(name) {
+  const db = await new Promise((resolve, reject) => {
+    const req = indexedDB.open(name);
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+  const out = {};
+  for (const store of db.objectStoreNames) {
+    out[store] = await new Promise((resolve, reject) => {
+      const req = db.transaction(store).objectStore(store).getAll();
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    });
+  }
+  db.close();
+  return JSON.stringify(out);
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+

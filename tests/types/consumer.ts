@@ -1,0 +1,125 @@
+// Compiled with `tsc --strict --noEmit` by `make test`: the package's types as a user meets them. Each
+// `@ts-expect-error` line is misuse that must NOT compile; if it ever compiles, tsc fails the build.
+import {
+  Outbox,
+  SyncError,
+  ready,
+  version,
+  type DrainReport,
+  type EnqueueResult,
+  type OpSnapshot,
+  type OutboxOptions,
+  type SyncErrorCode,
+  type SyncEvent,
+  type SyncStatus,
+  type TransportResult,
+} from "../../pkg/index.js";
+
+export async function useTheWholeApi(): Promise<void> {
+  await ready();
+  const v: string = version();
+
+  const options: OutboxOptions = {
+    name: "notes",
+    endpoint: "/api",
+    batch: true,
+    durability: "strict",
+    retry: { baseMs: 500, capMs: 30_000, maxAttempts: 10 },
+    auth: async ({ refresh }) => ({ Authorization: refresh ? "Bearer new" : "Bearer old" }),
+    route: (op) => ({ method: "PUT", url: `/api/${op.collection}/${op.key}` }),
+  };
+  const outbox: Outbox = await Outbox.open(options);
+
+  const custom = await Outbox.open({
+    name: "rpc",
+    transport: async (batch): Promise<TransportResult[]> =>
+      batch.ops.map((op) => ({ id: op.id, status: 200, headers: { ETag: `"${op.attempt}"` } })),
+  });
+
+  const put: EnqueueResult = await outbox.enqueue({ collection: "notes", key: "1", op: "put", value: { title: "a" } });
+  await outbox.enqueue({ collection: "notes", key: "1", op: "patch", value: { done: true }, baseVersion: '"3"' });
+  await outbox.enqueue({ collection: "notes", key: "1", op: "delete" });
+  await custom.enqueue({ collection: "notes", key: "1", op: "custom", name: "archive", value: null });
+
+  const report: DrainReport = await outbox.drain();
+  const remaining: number = report.remaining + report.acked + report.retried + report.failed + report.conflicts;
+
+  const status: SyncStatus = outbox.status();
+  switch (status.state) {
+    case "idle":
+    case "syncing":
+    case "offline":
+    case "paused":
+    case "error":
+      break;
+    case "blocked": {
+      const until: number | null = status.blockedUntil;
+      void until;
+      break;
+    }
+    default: {
+      const exhaustive: never = status.state;
+      void exhaustive;
+    }
+  }
+
+  const off = outbox.subscribe((s: SyncStatus) => void s.pending);
+  const offEvents = outbox.on("*", (event: SyncEvent) => {
+    // Events are a discriminated union: narrowing on `type` gives the right fields.
+    if (event.type === "acked") {
+      const version: string | null = event.version;
+      void version;
+    } else if (event.type === "retry_scheduled") {
+      const at: number = event.at;
+      void at;
+    }
+  });
+  off();
+  offEvents();
+
+  const snapshots: OpSnapshot[] = [...(await outbox.pending()), ...(await outbox.failed()), ...(await outbox.conflicts())];
+  for (const op of snapshots) {
+    if (op.state === "failed") await outbox.retry(op.id);
+    if (op.state === "conflict") await outbox.discard(op.id);
+  }
+  await outbox.retryAll();
+  outbox.pause();
+  outbox.resume();
+  await outbox.close();
+
+  try {
+    await outbox.enqueue({ collection: "notes", key: "2", op: "put", value: 1 });
+  } catch (error) {
+    if (error instanceof SyncError) {
+      const code: SyncErrorCode = error.code;
+      if (code === "QUOTA_EXCEEDED" || code === "INVALID_OP") {
+        console.warn(error.message, error.cause);
+      }
+    }
+  }
+  void v;
+  void put.idempotencyKey;
+  void remaining;
+}
+
+export async function misuseDoesNotCompile(outbox: Outbox): Promise<void> {
+  // @ts-expect-error: `name` is required
+  await Outbox.open({ endpoint: "/api" });
+  // @ts-expect-error: durability is "relaxed" | "strict"
+  await Outbox.open({ name: "x", endpoint: "/api", durability: "fast" });
+  // @ts-expect-error: an unknown op kind
+  await outbox.enqueue({ collection: "notes", key: "1", op: "upsert", value: 1 });
+  // @ts-expect-error: a put needs a value
+  await outbox.enqueue({ collection: "notes", key: "1", op: "put" });
+  // @ts-expect-error: a custom op needs a name
+  await outbox.enqueue({ collection: "notes", key: "1", op: "custom", value: 1 });
+  // @ts-expect-error: an unknown event name
+  outbox.on("finished", () => {});
+  // @ts-expect-error: status() is synchronous, not a promise
+  await outbox.status().then(() => {});
+  const code: SyncErrorCode = "INVALID_OP";
+  // @ts-expect-error: not a SyncErrorCode
+  const wrong: SyncErrorCode = "NOPE";
+  void code;
+  void wrong;
+}
