@@ -108,6 +108,12 @@ impl Runtime {
             dom: RefCell::new(Vec::new()),
         });
         runtime.install_triggers();
+        let weak = Rc::downgrade(&runtime);
+        runtime.store().on_upgrade_blocked(move || {
+            if let Some(runtime) = weak.upgrade() {
+                runtime.note_storage_error(&Error::Store(StoreError::UpgradeBlocked));
+            }
+        });
         if !navigator_online() {
             let fx = runtime.engine.borrow_mut().set_online(false, clock::now());
             runtime.run_in_background(fx, None);

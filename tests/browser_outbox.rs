@@ -634,3 +634,51 @@ async fn an_enqueue_is_sent_by_itself_shortly_after() {
     settle(sleep(30)).await.unwrap();
     assert_eq!(statuses.length(), seen);
 }
+
+#[wasm_bindgen_test]
+async fn a_newer_schema_in_another_tab_turns_the_status_to_error_at_once() {
+    let name = fresh_name("upgrade");
+    let (options, _) = scripted_options(&name, "{}", r#"{"autoDrain": false}"#);
+    let outbox = open(&options).await;
+    let statuses = Array::new();
+    let sink = statuses.clone();
+    let subscriber = Closure::<dyn FnMut(JsValue)>::new(move |s: JsValue| {
+        sink.push(&s);
+    });
+    outbox
+        .subscribe(subscriber.into_js_value().unchecked_into())
+        .unwrap();
+    // Another tab, running a newer release, opens the database at a higher version.
+    let request = web_sys::window()
+        .unwrap()
+        .indexed_db()
+        .unwrap()
+        .unwrap()
+        .open_with_u32(&name, 99)
+        .unwrap();
+    let opened = Promise::new(&mut |resolve, _| {
+        request.set_onsuccess(Some(&resolve));
+    });
+    settle(opened).await.unwrap();
+    let status = outbox.status().unwrap();
+    assert_eq!(get(&status, "state").as_string().as_deref(), Some("error"));
+    assert_eq!(
+        get(&status, "lastError.code").as_string().as_deref(),
+        Some("DB_UPGRADE_BLOCKED")
+    );
+    let last = statuses.get(statuses.length() - 1);
+    assert_eq!(
+        get(&last, "lastError.code").as_string().as_deref(),
+        Some("DB_UPGRADE_BLOCKED"),
+        "subscribers hear it without any write"
+    );
+    let error = settle(outbox.enqueue(op("notes", "a", "1")))
+        .await
+        .expect_err("stepped aside");
+    assert_eq!(sync_error_code(&error), "DB_UPGRADE_BLOCKED");
+    request
+        .result()
+        .unwrap()
+        .unchecked_into::<web_sys::IdbDatabase>()
+        .close();
+}

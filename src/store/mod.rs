@@ -76,10 +76,18 @@ pub struct IdbStore {
     name: String,
     durability: Durability,
     connection: RefCell<Option<Connection>>,
-    upgrade_blocked: Rc<Cell<bool>>,
+    upgrade_blocked: Rc<UpgradeBlocked>,
     closed_by_app: Cell<bool>,
     committed: Cell<u64>,
     reopened: Cell<u32>,
+}
+
+/// Set when another tab asked for a newer schema and this connection stepped aside, with an optional
+/// callback so the runtime can report it at once rather than at its next write.
+#[derive(Default)]
+struct UpgradeBlocked {
+    happened: Cell<bool>,
+    listener: RefCell<Option<Box<dyn Fn()>>>,
 }
 
 /// A live connection and the `versionchange` listener that must live exactly as long as it.
@@ -91,7 +99,7 @@ struct Connection {
 impl IdbStore {
     /// Opens (creating or migrating as needed) the database called `name`.
     pub async fn open(name: &str, durability: Durability) -> Result<Self, StoreError> {
-        let upgrade_blocked = Rc::new(Cell::new(false));
+        let upgrade_blocked = Rc::new(UpgradeBlocked::default());
         let connection = connect(name, &upgrade_blocked).await?;
         Ok(Self {
             name: name.to_owned(),
@@ -153,7 +161,12 @@ impl IdbStore {
 
     /// True once another tab asked for a newer schema and this connection stepped aside.
     pub fn is_upgrade_blocked(&self) -> bool {
-        self.upgrade_blocked.get()
+        self.upgrade_blocked.happened.get()
+    }
+
+    /// Calls `listener` when another tab asks for a newer schema (after this connection has closed).
+    pub fn on_upgrade_blocked(&self, listener: impl Fn() + 'static) {
+        *self.upgrade_blocked.listener.borrow_mut() = Some(Box::new(listener));
     }
 
     /// The schema version of the open connection.
@@ -200,7 +213,7 @@ impl IdbStore {
     }
 
     fn current(&self) -> Result<Database, StoreError> {
-        if self.upgrade_blocked.get() {
+        if self.upgrade_blocked.happened.get() {
             return Err(StoreError::UpgradeBlocked);
         }
         self.connection
@@ -280,7 +293,10 @@ impl Drop for IdbStore {
     }
 }
 
-async fn connect(name: &str, upgrade_blocked: &Rc<Cell<bool>>) -> Result<Connection, StoreError> {
+async fn connect(
+    name: &str,
+    upgrade_blocked: &Rc<UpgradeBlocked>,
+) -> Result<Connection, StoreError> {
     let db = Database::open(name)
         .with_version(SCHEMA_VERSION)
         .with_on_upgrade_needed(|event, db| schema::upgrade(event.old_version() as u32, &db))
@@ -291,8 +307,11 @@ async fn connect(name: &str, upgrade_blocked: &Rc<Cell<bool>>) -> Result<Connect
     let flag = Rc::clone(upgrade_blocked);
     let raw_db = db.as_sys().clone();
     let on_version_change = Closure::<dyn FnMut()>::new(move || {
-        flag.set(true);
+        flag.happened.set(true);
         raw_db.close();
+        if let Some(listener) = &*flag.listener.borrow() {
+            listener();
+        }
     });
     db.as_sys()
         .set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));

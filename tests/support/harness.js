@@ -41,3 +41,31 @@ export async function dumpDatabase(name) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+
+// Replaces the global fetch with a scripted one, for testing the fetch transport's requests exactly.
+// `script` is a list of answers used in order (the last repeats): { status, headers?, body? (text) },
+// "hang" (never answers, but honours the abort signal), or "throw" (a network error). Every request is
+// recorded with its method, URL, headers, credentials mode and body.
+export function mockFetch(script) {
+  const original = globalThis.fetch;
+  const calls = [];
+  globalThis.fetch = async (request) => {
+    const body = ['GET', 'HEAD'].includes(request.method) ? null : await request.clone().text();
+    calls.push({
+      method: request.method,
+      url: request.url,
+      headers: Object.fromEntries(request.headers),
+      credentials: request.credentials,
+      body: body === '' ? null : body,
+    });
+    const answer = script[Math.min(calls.length - 1, script.length - 1)];
+    if (answer === 'throw') throw new TypeError('Failed to fetch');
+    if (answer === 'hang') {
+      return new Promise((_, reject) => {
+        request.signal.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
+      });
+    }
+    return new Response(answer.body ?? null, { status: answer.status, headers: answer.headers ?? {} });
+  };
+  return { calls, restore: () => (globalThis.fetch = original) };
+}

@@ -1,0 +1,400 @@
+//! Browser tests for the fetch transport: the exact requests it makes and how it reads what comes back.
+//! The global `fetch` is replaced by a scripted one (tests/support/harness.js), so every request can be
+//! inspected and every kind of answer — a 401, a stall, a malformed body — produced on demand. The real
+//! reference server is exercised by the end-to-end tests.
+#![cfg(target_arch = "wasm32")]
+
+use js_sys::{Array, Promise, Reflect};
+use outbox_sync::Outbox;
+use wasm_bindgen::convert::TryFromJsValue;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen(module = "/tests/support/harness.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = mockFetch)]
+    fn mock_fetch(script: &JsValue) -> JsValue;
+    fn sleep(ms: u32) -> Promise;
+}
+
+fn json(text: &str) -> JsValue {
+    js_sys::JSON::parse(text).expect("test JSON")
+}
+
+fn get(value: &JsValue, path: &str) -> JsValue {
+    path.split('.').fold(value.clone(), |v, field| {
+        Reflect::get(&v, &field.into()).unwrap_or(JsValue::UNDEFINED)
+    })
+}
+
+fn text(value: &JsValue, path: &str) -> Option<String> {
+    get(value, path).as_string()
+}
+
+fn set(object: &JsValue, field: &str, value: &JsValue) {
+    Reflect::set(object, &field.into(), value).expect("set");
+}
+
+async fn settle(promise: Promise) -> Result<JsValue, JsValue> {
+    JsFuture::from(promise).await
+}
+
+/// A scripted fetch, restored when dropped so tests cannot leak it into each other.
+struct MockFetch {
+    mock: JsValue,
+}
+
+impl MockFetch {
+    fn new(script: &str) -> Self {
+        Self {
+            mock: mock_fetch(&json(script)),
+        }
+    }
+
+    fn calls(&self) -> Vec<JsValue> {
+        get(&self.mock, "calls").unchecked_into::<Array>().to_vec()
+    }
+}
+
+impl Drop for MockFetch {
+    fn drop(&mut self) {
+        let restore: js_sys::Function = get(&self.mock, "restore").unchecked_into();
+        let _ = restore.call0(&JsValue::NULL);
+    }
+}
+
+async fn open(options: &str) -> Outbox {
+    let options = json(options);
+    let name = format!("outbox-fetch-{}", js_sys::Math::random().to_bits());
+    set(&options, "name", &name.into());
+    open_with(options).await
+}
+
+async fn open_with(options: JsValue) -> Outbox {
+    let js = settle(Outbox::open(options)).await.expect("Outbox.open");
+    Outbox::try_from_js_value(js).expect("an Outbox")
+}
+
+fn op(json_text: &str) -> JsValue {
+    json(json_text)
+}
+
+fn events_of(outbox: &Outbox) -> Array {
+    let events = Array::new();
+    let sink = events.clone();
+    let listener = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        sink.push(&e);
+    });
+    outbox
+        .on("*".into(), listener.into_js_value().unchecked_into())
+        .unwrap();
+    events
+}
+
+fn of_type(events: &Array, kind: &str) -> Vec<JsValue> {
+    events
+        .iter()
+        .filter(|e| text(e, "type").as_deref() == Some(kind))
+        .collect()
+}
+
+const OK: &str = r#"{"status": 200, "headers": {"ETag": "\"4\"", "Content-Type": "application/json"}, "body": "{\"title\":\"server\"}"}"#;
+
+#[wasm_bindgen_test]
+async fn requests_follow_the_protocol() {
+    let fetch = MockFetch::new(&format!("[{OK}]"));
+    let outbox = open(
+        r#"{"endpoint": "https://api.example/v1/", "autoDrain": false, "clientId": "c-7", "credentials": "include"}"#,
+    )
+    .await;
+    let events = events_of(&outbox);
+    let put = settle(outbox.enqueue(op(
+        r#"{"collection":"notes","key":"a/b c","op":"put","value":{"title":"x"}}"#,
+    )))
+    .await
+    .unwrap();
+    settle(outbox.enqueue(op(
+        r#"{"collection":"notes","key":"p","op":"patch","value":{"done":true},"baseVersion":"\"3\""}"#,
+    )))
+    .await
+    .unwrap();
+    settle(outbox.enqueue(op(
+        r#"{"collection":"notes","key":"d","op":"delete","baseVersion":"5"}"#,
+    )))
+    .await
+    .unwrap();
+    settle(outbox.drain()).await.unwrap();
+
+    let calls = fetch.calls();
+    assert_eq!(calls.len(), 3);
+    let by_method = |m: &str| {
+        calls
+            .iter()
+            .find(|c| text(c, "method").as_deref() == Some(m))
+            .cloned()
+            .unwrap()
+    };
+
+    let put_call = by_method("PUT");
+    // The key is one path segment, percent-encoded; the trailing slash of the endpoint is not doubled.
+    assert_eq!(
+        text(&put_call, "url").as_deref(),
+        Some("https://api.example/v1/docs/notes/a%2Fb%20c")
+    );
+    let key = text(&put, "idempotencyKey").unwrap();
+    // A structured-field string: the UUID in double quotes.
+    assert_eq!(
+        text(&put_call, "headers.idempotency-key"),
+        Some(format!("\"{key}\""))
+    );
+    assert_eq!(
+        text(&put_call, "headers.content-type").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(
+        text(&put_call, "headers.outbox-client-id").as_deref(),
+        Some("c-7")
+    );
+    assert_eq!(
+        get(&put_call, "headers.if-match"),
+        JsValue::UNDEFINED,
+        "no base version, no If-Match"
+    );
+    assert_eq!(text(&put_call, "body").as_deref(), Some(r#"{"title":"x"}"#));
+    assert_eq!(text(&put_call, "credentials").as_deref(), Some("include"));
+
+    let patch_call = by_method("PATCH");
+    assert_eq!(
+        text(&patch_call, "headers.content-type").as_deref(),
+        Some("application/merge-patch+json")
+    );
+    assert_eq!(
+        text(&patch_call, "headers.if-match").as_deref(),
+        Some("\"3\"")
+    );
+
+    let delete_call = by_method("DELETE");
+    assert_eq!(
+        get(&delete_call, "body"),
+        JsValue::NULL,
+        "a DELETE has no body"
+    );
+    assert_eq!(
+        get(&delete_call, "headers.content-type"),
+        JsValue::UNDEFINED
+    );
+    assert_eq!(
+        text(&delete_call, "headers.if-match").as_deref(),
+        Some("\"5\""),
+        "a bare version is quoted"
+    );
+
+    // The ETag and the returned document reach the app.
+    let acked = of_type(&events, "acked");
+    assert_eq!(acked.len(), 3);
+    assert!(acked
+        .iter()
+        .all(|e| text(e, "version").as_deref() == Some("\"4\"")));
+    assert_eq!(text(&acked[0], "doc.title").as_deref(), Some("server"));
+}
+
+#[wasm_bindgen_test]
+async fn auth_runs_at_send_time_and_again_after_a_401() {
+    let fetch = MockFetch::new(&format!(r#"[{{"status": 401}}, {OK}]"#));
+    let options = json(r#"{"endpoint": "/api", "autoDrain": false}"#);
+    set(
+        &options,
+        "name",
+        &format!("outbox-auth-{}", js_sys::Math::random().to_bits()).into(),
+    );
+    let refreshes = Array::new();
+    let seen = refreshes.clone();
+    let auth = Closure::<dyn FnMut(JsValue) -> JsValue>::new(move |request: JsValue| {
+        let refresh = get(&request, "refresh").as_bool().unwrap();
+        seen.push(&refresh.into());
+        // An async callback, as apps write them.
+        Promise::resolve(&json(&format!(
+            r#"{{"Authorization": "Bearer {}"}}"#,
+            if refresh { "fresh" } else { "stale" }
+        )))
+        .into()
+    });
+    set(&options, "auth", auth.as_ref());
+    let outbox = open_with(options).await;
+    settle(outbox.enqueue(op(
+        r#"{"collection":"notes","key":"a","op":"put","value":1}"#,
+    )))
+    .await
+    .unwrap();
+    settle(outbox.drain()).await.unwrap();
+    settle(sleep(20)).await.unwrap();
+    settle(outbox.drain()).await.unwrap();
+
+    let calls = fetch.calls();
+    assert_eq!(calls.len(), 2, "a 401 is retried once, at once");
+    assert_eq!(
+        text(&calls[0], "headers.authorization").as_deref(),
+        Some("Bearer stale")
+    );
+    assert_eq!(
+        text(&calls[1], "headers.authorization").as_deref(),
+        Some("Bearer fresh")
+    );
+    assert_eq!(
+        refreshes
+            .iter()
+            .map(|r| r.as_bool().unwrap())
+            .collect::<Vec<_>>(),
+        [false, true],
+        "the callback is asked for fresh credentials after the 401"
+    );
+    assert_eq!(
+        get(&outbox.status().unwrap(), "pending").as_f64(),
+        Some(0.0)
+    );
+    drop(auth);
+}
+
+#[wasm_bindgen_test]
+async fn a_stalled_request_times_out_and_is_retried_with_the_same_key() {
+    let fetch = MockFetch::new(&format!(r#"["hang", {OK}]"#));
+    let outbox = open(r#"{"endpoint": "/api", "autoDrain": false, "timeoutMs": 50, "retry": {"baseMs": 1, "capMs": 2}}"#).await;
+    let events = events_of(&outbox);
+    settle(outbox.enqueue(op(
+        r#"{"collection":"notes","key":"a","op":"put","value":1}"#,
+    )))
+    .await
+    .unwrap();
+    settle(outbox.drain()).await.unwrap();
+    settle(sleep(30)).await.unwrap();
+    settle(outbox.drain()).await.unwrap();
+
+    let retry = of_type(&events, "retry_scheduled");
+    assert_eq!(retry.len(), 1);
+    assert_eq!(
+        text(&retry[0], "error.message").as_deref(),
+        Some("timed out after 50 ms")
+    );
+    let calls = fetch.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        text(&calls[0], "headers.idempotency-key"),
+        text(&calls[1], "headers.idempotency-key"),
+        "the retry of a request that may have been applied reuses its key"
+    );
+    assert_eq!(of_type(&events, "acked").len(), 1);
+}
+
+#[wasm_bindgen_test]
+async fn malformed_bodies_become_outcomes_not_panics() {
+    let deep = format!("{}{}", "[".repeat(500), "]".repeat(500));
+    let script = json("[]").unchecked_into::<Array>();
+    // 1. A 2xx whose JSON is broken: the write happened, so it is an ack, just without a document.
+    script.push(&json(
+        r#"{"status": 200, "headers": {"Content-Type": "application/json"}, "body": "{not json"}"#,
+    ));
+    // 2. A 400 whose body nests deeper than the parser allows: still a permanent failure, by status.
+    let nested =
+        json(r#"{"status": 400, "headers": {"Content-Type": "application/problem+json"}}"#);
+    set(&nested, "body", &deep.into());
+    script.push(&nested);
+    // 3. A 200 announcing a 100 MB body: not read at all.
+    script.push(&json(
+        r#"{"status": 200, "headers": {"Content-Type": "application/json", "Content-Length": "104857600"}, "body": "{}"}"#,
+    ));
+    let mock = MockFetch {
+        mock: mock_fetch(&script),
+    };
+    let outbox = open(r#"{"endpoint": "/api", "autoDrain": false, "maxInFlight": 1}"#).await;
+    let events = events_of(&outbox);
+    for key in ["a", "b", "c"] {
+        settle(outbox.enqueue(op(&format!(
+            r#"{{"collection":"notes","key":"{key}","op":"put","value":1}}"#
+        ))))
+        .await
+        .unwrap();
+    }
+    settle(outbox.drain()).await.unwrap();
+    assert_eq!(mock.calls().len(), 3);
+    let acked = of_type(&events, "acked");
+    assert_eq!(acked.len(), 2);
+    assert!(acked.iter().all(|e| get(e, "doc").is_null()));
+    let failed = of_type(&events, "failed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(get(&failed[0], "error.status").as_f64(), Some(400.0));
+    // Still working afterwards.
+    assert_eq!(
+        text(&outbox.status().unwrap(), "state").as_deref(),
+        Some("error")
+    );
+}
+
+#[wasm_bindgen_test]
+async fn push_results_are_matched_to_their_ops() {
+    // The push reply is built from the request: ack the first op, conflict the second, omit the third.
+    let outbox_name = format!("outbox-push-{}", js_sys::Math::random().to_bits());
+    let original = get(&js_sys::global(), "fetch");
+    let requests = Array::new();
+    let seen = requests.clone();
+    let responder = Closure::<dyn FnMut(JsValue) -> Promise>::new(move |request: JsValue| {
+        seen.push(&request);
+        let request: web_sys::Request = request.unchecked_into();
+        let body = request.text().unwrap();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let body = JsFuture::from(body).await?;
+            let ops: Array =
+                get(&js_sys::JSON::parse(&body.as_string().unwrap())?, "ops").unchecked_into();
+            let id = |i: u32| text(&ops.get(i), "id").unwrap();
+            let reply = format!(
+                r#"{{"results": [
+                  {{"id": "{}", "status": 201, "etag": "\"1\"", "doc": {{"n": 1}}}},
+                  {{"id": "{}", "status": 412, "problem": {{"type": "https://outbox-sync.dev/problems/version-conflict",
+                    "title": "Version conflict", "current": {{"n": 9}}}}}}
+                ]}}"#,
+                id(0),
+                id(1)
+            );
+            let init = web_sys::ResponseInit::new();
+            init.set_status(200);
+            let headers = web_sys::Headers::new()?;
+            headers.set("Content-Type", "application/json")?;
+            init.set_headers(&headers);
+            Ok(web_sys::Response::new_with_opt_str_and_init(Some(&reply), &init)?.into())
+        })
+    });
+    set(&js_sys::global(), "fetch", responder.as_ref());
+    let options = json(
+        r#"{"endpoint": "/api", "batch": true, "autoDrain": false, "retry": {"baseMs": 60000, "capMs": 60000}}"#,
+    );
+    set(&options, "name", &outbox_name.into());
+    let outbox = open_with(options).await;
+    let events = events_of(&outbox);
+    for key in ["a", "b", "c"] {
+        settle(outbox.enqueue(op(&format!(
+            r#"{{"collection":"notes","key":"{key}","op":"put","value":1}}"#
+        ))))
+        .await
+        .unwrap();
+    }
+    settle(outbox.drain()).await.unwrap();
+    set(&js_sys::global(), "fetch", &original);
+
+    assert_eq!(requests.length(), 1, "one push for the three ops");
+    let request: web_sys::Request = requests.get(0).unchecked_into();
+    assert_eq!(request.method(), "POST");
+    assert!(request.url().ends_with("/api/push"));
+    assert_eq!(of_type(&events, "acked").len(), 1);
+    let conflict = of_type(&events, "conflict");
+    assert_eq!(conflict.len(), 1);
+    assert_eq!(get(&conflict[0], "error.status").as_f64(), Some(412.0));
+    let retried = of_type(&events, "retry_scheduled");
+    assert_eq!(
+        retried.len(),
+        1,
+        "an op missing from the results is retried, not lost"
+    );
+    drop(responder);
+}
