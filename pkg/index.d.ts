@@ -1,7 +1,10 @@
 export { Outbox, coreVersion, version } from "./wasm/outbox_sync.js";
 export type {
+  CollectionOptions,
+  ConflictResolver,
   DrainReport,
   EnqueueResult,
+  IngestDoc,
   JsonValue,
   OpErrorInfo,
   OpInput,
@@ -11,6 +14,10 @@ export type {
   OutboxOptions,
   OutgoingBatch,
   OutgoingOp,
+  PullOptions,
+  PullPage,
+  PullReport,
+  Resolution,
   RetryOptions,
   SyncErrorCode,
   SyncEvent,
@@ -18,6 +25,7 @@ export type {
   SyncState,
   SyncStatus,
   TransportResult,
+  ViewItem,
 } from "./wasm/outbox_sync.js";
 import type { SyncErrorCode } from "./wasm/outbox_sync.js";
 

@@ -46,6 +46,12 @@ pub enum Error {
     /// `close()` was called.
     #[error("the outbox is closed")]
     Closed,
+    /// A pull did not get a usable answer.
+    #[error("pull failed: {0}")]
+    PullFailed(String),
+    /// The outbox was called from inside a registered mutation function, which must be pure.
+    #[error("the outbox cannot be used from inside a mutation function (registerMutation): keep it pure")]
+    Reentrant,
     /// A bug: a Rust panic. The outbox stops; every later call fails with this code.
     #[error("internal error: {0}")]
     Internal(String),
@@ -70,6 +76,8 @@ impl Error {
             },
             Error::CorruptRecord { .. } => "CORRUPT_RECORD",
             Error::Closed => "CLOSED",
+            Error::PullFailed(_) => "PULL_FAILED",
+            Error::Reentrant => "REENTRANT",
             Error::Internal(_) => "INTERNAL",
         }
     }

@@ -3,7 +3,7 @@
 //! Written out field by field rather than by renaming keys generically, because documents (`doc`,
 //! `serverDoc`) are the app's own data and must pass through untouched.
 
-use outbox_core::{Event, OpError, Status, SyncState};
+use outbox_core::{ConflictResolution, Event, OpError, Status, SyncState};
 use serde_json::{json, Map, Value};
 
 /// The `type` of an event, which is also the name `outbox.on(name, cb)` listens to.
@@ -20,6 +20,8 @@ pub fn event_name(event: &Event) -> &'static str {
         Event::Unblocked => "unblocked",
         Event::Drained => "drained",
         Event::StatusChanged { .. } => "status_changed",
+        // Not an app event: it drives watch() / watchDoc().
+        Event::ViewChanged { .. } => "view_changed",
     }
 }
 
@@ -83,6 +85,8 @@ pub fn event_json(event: &Event) -> Value {
             id,
             error,
             server_doc,
+            server_version,
+            resolution,
         } => {
             o.insert("id".into(), json!(id.to_string()));
             o.insert("error".into(), op_error_json(error));
@@ -90,6 +94,17 @@ pub fn event_json(event: &Event) -> Value {
                 "serverDoc".into(),
                 server_doc.clone().unwrap_or(Value::Null),
             );
+            o.insert("serverVersion".into(), json!(server_version));
+            let resolution = match resolution {
+                ConflictResolution::Dropped => "server-wins",
+                ConflictResolution::Rebased => "client-wins",
+                ConflictResolution::Held => "held",
+            };
+            o.insert("resolution".into(), json!(resolution));
+        }
+        Event::ViewChanged { collection, key } => {
+            o.insert("collection".into(), json!(&**collection));
+            o.insert("key".into(), json!(&**key));
         }
         Event::Discarded { id } => {
             o.insert("id".into(), json!(id.to_string()));

@@ -13,9 +13,11 @@ mod events;
 mod options;
 mod outbox;
 pub mod panic_guard;
+mod pull;
 mod runtime;
 pub mod store;
 mod transport;
+mod watchers;
 
 pub use error::SyncError;
 pub use outbox::Outbox;

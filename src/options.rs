@@ -4,7 +4,9 @@
 //! fails with `INVALID_CONFIG` and a message that names it.
 
 use js_sys::{Function, Reflect};
-use outbox_core::{Config, RetryPolicy};
+use std::collections::HashMap;
+
+use outbox_core::{CollectionConfig, Config, ConflictStrategy, RetryPolicy};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::RequestCredentials;
 
@@ -34,8 +36,25 @@ pub struct Options {
     pub drain_delay_ms: u32,
     /// The largest payload an op may carry, in JSON bytes.
     pub max_op_bytes: usize,
-    /// The engine's configuration (batching limits, retry policy).
+    /// The engine's configuration (batching limits, retry policy, collections).
     pub engine: Config,
+    /// Conflict resolvers the app wrote, by collection (the engine holds those conflicts for them).
+    pub resolvers: HashMap<String, Function>,
+    /// Pulling server changes.
+    pub pull: PullOptions,
+}
+
+/// `options.pull`: how server changes are fetched.
+#[derive(Default)]
+pub struct PullOptions {
+    /// Pull on this period, ms. `None`: only when the app calls `pull()`.
+    pub interval_ms: Option<u32>,
+    /// Pull when the page becomes visible again.
+    pub on_focus: bool,
+    /// Most changes per page.
+    pub limit: u32,
+    /// `source(cursor) => { changes, cursor, hasMore }` instead of `GET {endpoint}/pull`.
+    pub source: Option<Function>,
 }
 
 /// How ops reach the server.
@@ -130,7 +149,16 @@ impl Options {
             engine.max_in_flight = n as usize;
         }
         engine.retry = retry_policy(value)?;
+        let mut resolvers = HashMap::new();
+        read_collections(value, &mut engine, &mut resolvers)?;
         engine.validate().map_err(Error::from)?;
+        let pull = pull_options(value)?;
+        let can_fetch = matches!(transport, TransportOptions::Fetch(_)) || pull.source.is_some();
+        if !can_fetch && (pull.interval_ms.is_some() || pull.on_focus) {
+            return Err(invalid(
+                "options.pull needs options.endpoint or options.pull.source to fetch changes from",
+            ));
+        }
         Ok(Options {
             name,
             transport,
@@ -141,8 +169,99 @@ impl Options {
             max_op_bytes: positive(value, "maxOpBytes")?
                 .map_or(DEFAULT_MAX_OP_BYTES, |n| n as usize),
             engine,
+            resolvers,
+            pull,
         })
     }
+}
+
+/// `options.collections`: `{ [name]: { conflict?: "server-wins" | "client-wins" | "manual" | resolver,
+/// versioned?: boolean } }`.
+fn read_collections(
+    options: &JsValue,
+    engine: &mut Config,
+    resolvers: &mut HashMap<String, Function>,
+) -> Result<()> {
+    let collections = get(options, "collections");
+    if collections.is_undefined() || collections.is_null() {
+        return Ok(());
+    }
+    let Some(collections) = collections.dyn_ref::<js_sys::Object>() else {
+        return Err(invalid(
+            "options.collections must be an object keyed by collection name",
+        ));
+    };
+    for entry in js_sys::Object::entries(collections).iter() {
+        let pair: js_sys::Array = entry.unchecked_into();
+        let name = pair.get(0).as_string().unwrap_or_default();
+        let settings = pair.get(1);
+        let field = |f: &str| format!("options.collections.{name}.{f}");
+        if !settings.is_object() {
+            return Err(invalid(format!(
+                "options.collections.{name} must be an object"
+            )));
+        }
+        let mut config = CollectionConfig::default();
+        let conflict = get(&settings, "conflict");
+        if let Some(resolver) = conflict.dyn_ref::<Function>() {
+            // The app decides: the engine holds the conflict, the runtime asks the resolver.
+            config.conflict = ConflictStrategy::Manual;
+            resolvers.insert(name.clone(), resolver.clone());
+        } else if !conflict.is_undefined() {
+            config.conflict = match conflict.as_string().as_deref() {
+                Some("server-wins") => ConflictStrategy::ServerWins,
+                Some("client-wins") => ConflictStrategy::ClientWins,
+                Some("manual") => ConflictStrategy::Manual,
+                _ => {
+                    return Err(invalid(format!(
+                        "{} must be \"server-wins\", \"client-wins\", \"manual\" or a function",
+                        field("conflict")
+                    )))
+                }
+            };
+        }
+        let versioned = get(&settings, "versioned");
+        if !versioned.is_undefined() {
+            config.versioned = versioned
+                .as_bool()
+                .ok_or_else(|| invalid(format!("{} must be a boolean", field("versioned"))))?;
+        }
+        engine.collections.insert(name, config);
+    }
+    Ok(())
+}
+
+/// `options.pull`: `{ intervalMs?, onFocus?, limit?, source? }`.
+fn pull_options(options: &JsValue) -> Result<PullOptions> {
+    let pull = get(options, "pull");
+    if pull.is_undefined() || pull.is_null() {
+        return Ok(PullOptions {
+            limit: 100,
+            ..PullOptions::default()
+        });
+    }
+    if !pull.is_object() {
+        return Err(invalid(
+            "options.pull must be an object like { intervalMs, onFocus }",
+        ));
+    }
+    let prefixed = |e: Error| match e {
+        Error::InvalidConfig(m) => Error::InvalidConfig(m.replacen("options.", "options.pull.", 1)),
+        other => other,
+    };
+    Ok(PullOptions {
+        interval_ms: positive(&pull, "intervalMs")
+            .map_err(prefixed)?
+            .map(u32_field("pull.intervalMs"))
+            .transpose()?,
+        on_focus: boolean(&pull, "onFocus")
+            .map_err(prefixed)?
+            .unwrap_or(false),
+        limit: positive(&pull, "limit")
+            .map_err(prefixed)?
+            .map_or(Ok(100), u32_field("pull.limit"))?,
+        source: function(&pull, "source").map_err(prefixed)?,
+    })
 }
 
 fn retry_policy(options: &JsValue) -> Result<RetryPolicy> {

@@ -33,14 +33,108 @@ impl Outbox {
         })
     }
 
-    /// Adds a change. Resolves with its id and idempotency key once it is durable in IndexedDB.
+    /// Adds a change. The view (`get`, `list`, watchers) shows it before this returns; the promise
+    /// resolves with its id and idempotency key once it is durable in IndexedDB.
     #[wasm_bindgen(unchecked_return_type = "Promise<EnqueueResult>")]
     pub fn enqueue(
         &self,
         #[wasm_bindgen(unchecked_param_type = "OpInput")] op: JsValue,
     ) -> Promise {
+        match self.runtime.enqueue(op) {
+            Ok(durable) => panic_guard::promise(durable),
+            Err(error) => Promise::reject(&error.into()),
+        }
+    }
+
+    /// The document as the user sees it: the server's last confirmed version with pending changes
+    /// applied. `undefined` when it does not exist. Synchronous, from memory.
+    #[wasm_bindgen(unchecked_return_type = "JsonValue | undefined")]
+    pub fn get(&self, collection: &str, key: &str) -> Result<JsValue, Error> {
+        self.runtime.get(collection, key)
+    }
+
+    /// Every document of a collection as the user sees it, ordered by key. Synchronous, from memory.
+    #[wasm_bindgen(unchecked_return_type = "ViewItem[]")]
+    pub fn list(&self, collection: &str) -> Result<JsValue, Error> {
+        self.runtime.list(collection)
+    }
+
+    /// Calls `callback(list)` whenever a document of the collection changes (enqueue, ack, rollback,
+    /// conflict, pull). Returns a function that stops watching.
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn watch(
+        &self,
+        collection: String,
+        #[wasm_bindgen(unchecked_param_type = "(items: ViewItem[]) => void")] callback: Function,
+    ) -> Result<JsValue, Error> {
+        let id = self.runtime.watch(collection, None, callback)?;
+        Ok(self.unwatcher(id))
+    }
+
+    /// Calls `callback(value)` whenever one document changes. Returns a function that stops watching.
+    #[wasm_bindgen(js_name = watchDoc, unchecked_return_type = "() => void")]
+    pub fn watch_doc(
+        &self,
+        collection: String,
+        key: String,
+        #[wasm_bindgen(unchecked_param_type = "(value: JsonValue | undefined) => void")]
+        callback: Function,
+    ) -> Result<JsValue, Error> {
+        let id = self.runtime.watch(collection, Some(key), callback)?;
+        Ok(self.unwatcher(id))
+    }
+
+    /// Feeds documents the app loaded by its own means; newer versions replace what is known.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn ingest(
+        &self,
+        collection: String,
+        #[wasm_bindgen(unchecked_param_type = "IngestDoc[]")] docs: JsValue,
+    ) -> Promise {
         let runtime = Rc::clone(&self.runtime);
-        panic_guard::promise(async move { runtime.enqueue(op).await })
+        panic_guard::promise(async move {
+            runtime
+                .ingest(collection, docs)
+                .await
+                .map(|()| JsValue::UNDEFINED)
+        })
+    }
+
+    /// Fetches server changes since the last pull and applies the newer ones.
+    #[wasm_bindgen(unchecked_return_type = "Promise<PullReport>")]
+    pub fn pull(&self) -> Promise {
+        let runtime = Rc::clone(&self.runtime);
+        panic_guard::promise(async move { runtime.pull().await })
+    }
+
+    /// Settles an op held in conflict: keep the server's version, resend yours, or send a merge.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn resolve(
+        &self,
+        id: String,
+        #[wasm_bindgen(unchecked_param_type = "Resolution")] resolution: JsValue,
+    ) -> Promise {
+        let runtime = Rc::clone(&self.runtime);
+        panic_guard::promise(async move {
+            runtime
+                .resolve(&id, resolution)
+                .await
+                .map(|()| JsValue::UNDEFINED)
+        })
+    }
+
+    /// Registers how a custom op changes the view: `apply(current, value)` returns the new document
+    /// (or `undefined` for no change). It must be pure: it runs again whenever the view is rebuilt.
+    #[wasm_bindgen(js_name = registerMutation)]
+    pub fn register_mutation(
+        &self,
+        name: String,
+        #[wasm_bindgen(
+            unchecked_param_type = "(current: JsonValue | undefined, value: JsonValue) => JsonValue | undefined"
+        )]
+        apply: Function,
+    ) -> Result<(), Error> {
+        self.runtime.register_mutation(name, apply)
     }
 
     /// Sends everything sendable now; resolves when nothing is in flight, with what happened.
@@ -151,6 +245,16 @@ impl Outbox {
     fn snapshot(&self, states: &'static [OpState]) -> Promise {
         let runtime = Rc::clone(&self.runtime);
         panic_guard::promise(async move { runtime.ops_in(states) })
+    }
+
+    fn unwatcher(&self, id: u32) -> JsValue {
+        let runtime = Rc::downgrade(&self.runtime);
+        Closure::<dyn FnMut()>::new(move || {
+            if let Some(runtime) = runtime.upgrade() {
+                runtime.unwatch(id);
+            }
+        })
+        .into_js_value()
     }
 
     fn unsubscriber(&self, id: u32) -> JsValue {

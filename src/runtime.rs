@@ -13,7 +13,14 @@ use std::rc::{Rc, Weak};
 use futures_channel::oneshot;
 use gloo_timers::callback::Timeout;
 use js_sys::Function;
-use outbox_core::{Batch, Effect, Engine, Event, NewOp, OpId, OpKind, OpRecord, OpState};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use gloo_timers::callback::Interval;
+use outbox_core::{
+    Batch, ConfirmedDoc, ConflictResolution, Effect, Engine, Event, NewOp, OpId, OpKind, OpRecord,
+    OpState,
+};
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -23,8 +30,10 @@ use crate::convert;
 use crate::error::{Error, Result};
 use crate::events;
 use crate::options::Options;
+use crate::pull::{parse_page, Page, Pull, CURSOR};
 use crate::store::{GroupCommit, IdbStore, StoreError, Write};
 use crate::transport::{SendOutcome, Transport};
+use crate::watchers::{Notify, Watchers};
 
 type Commit = Pin<Box<dyn Future<Output = std::result::Result<(), StoreError>>>>;
 
@@ -72,6 +81,12 @@ pub struct Runtime {
     closed: Cell<bool>,
     fatal: RefCell<Option<Error>>,
     dom: RefCell<Vec<DomListener>>,
+    watchers: Watchers,
+    /// The app's custom-op functions by name; the engine's mutator reads them.
+    mutations: Rc<RefCell<HashMap<String, Function>>>,
+    /// Conflict resolvers by collection.
+    resolvers: HashMap<String, Function>,
+    pull: Pull,
 }
 
 impl Runtime {
@@ -79,7 +94,12 @@ impl Runtime {
     pub async fn open(options: Options) -> Result<Rc<Runtime>> {
         let store = Rc::new(IdbStore::open(&options.name, options.durability).await?);
         let records = decode_records(store.load_ops().await?)?;
-        let engine = Engine::restore(options.engine.clone(), clock::random_seed(), records)?;
+        let docs = decode_docs(store.load_docs().await?)?;
+        let cursor = store.get_meta(CURSOR).await?.and_then(|c| c.as_string());
+        let mut engine =
+            Engine::restore_with_docs(options.engine.clone(), clock::random_seed(), records, docs)?;
+        let mutations: Rc<RefCell<HashMap<String, Function>>> = Rc::default();
+        engine.set_mutator(mutator(Rc::clone(&mutations)));
         let transport = match options.transport {
             crate::options::TransportOptions::Fetch(f) => {
                 Transport::Fetch(crate::transport::FetchTransport::new(f))
@@ -106,8 +126,13 @@ impl Runtime {
             closed: Cell::new(false),
             fatal: RefCell::new(None),
             dom: RefCell::new(Vec::new()),
+            watchers: Watchers::default(),
+            mutations,
+            resolvers: options.resolvers,
+            pull: Pull::new(options.pull, cursor),
         });
         runtime.install_triggers();
+        runtime.start_periodic_pull();
         let weak = Rc::downgrade(&runtime);
         runtime.store().on_upgrade_blocked(move || {
             if let Some(runtime) = weak.upgrade() {
@@ -116,11 +141,11 @@ impl Runtime {
         });
         if !navigator_online() {
             let fx = runtime.engine.borrow_mut().set_online(false, clock::now());
-            runtime.run_in_background(fx, None);
+            runtime.run_in_background(fx);
         }
         if runtime.auto_drain {
             let fx = runtime.engine.borrow_mut().drain(clock::now());
-            runtime.run_in_background(fx, None);
+            runtime.run_in_background(fx);
         }
         Ok(runtime)
     }
@@ -129,43 +154,54 @@ impl Runtime {
     // Commands
     // ------------------------------------------------------------------------------------------
 
-    /// Validates, enqueues and persists one op. Resolves once the op is durable.
-    pub async fn enqueue(self: &Rc<Self>, input: JsValue) -> Result<JsValue> {
+    /// Validates and enqueues one op. The view changes (and watchers fire) before this returns; the
+    /// returned future resolves once the op is durable, or rolls the change back if storing it failed.
+    pub fn enqueue(
+        self: &Rc<Self>,
+        input: JsValue,
+    ) -> Result<impl std::future::Future<Output = Result<JsValue>> + 'static> {
         self.check_usable()?;
         let op = self.parse_op(&input)?;
         let now = clock::now();
-        let (id, fx) = self.engine.borrow_mut().enqueue(op, now)?;
+        let (id, fx) = self.engine_mut()?.enqueue(op, now)?;
         let idempotency_key = self
             .engine
             .borrow()
             .op(id)
             .map(|r| r.idempotency_key.to_string())
             .unwrap_or_default();
-        match self.run(fx, None).await {
-            Ok(()) => {
-                self.queue_confirmation(id);
-                Ok(convert::to_js(&json!({
-                    "id": id.to_string(),
-                    "idempotencyKey": idempotency_key,
-                })))
-            }
-            Err(error) => {
-                // Nothing was written (the group's transaction rolled back whole): take the op back out of
-                // the engine so memory matches storage again.
-                if let Ok(fx) = self.engine.borrow_mut().discard(id, clock::now()) {
-                    let fx = fx
-                        .into_iter()
-                        .filter(|e| {
-                            !matches!(e, Effect::Delete(_) | Effect::Emit(Event::Discarded { .. }))
-                        })
-                        .collect();
-                    self.run_in_background(fx, None);
+        let commit = self.run(fx);
+        let this = Rc::clone(self);
+        Ok(async move {
+            match commit.await {
+                Ok(()) => {
+                    this.queue_confirmation(id);
+                    Ok(convert::to_js(&json!({
+                        "id": id.to_string(),
+                        "idempotencyKey": idempotency_key,
+                    })))
                 }
-                let error = Error::from(error);
-                self.note_storage_error(&error);
-                Err(error)
+                Err(error) => {
+                    // Nothing was written (the group's transaction rolled back whole): take the op back
+                    // out, which also rolls the view back and fires the watchers again.
+                    if let Ok(fx) = this.engine.borrow_mut().discard(id, clock::now()) {
+                        let fx = fx
+                            .into_iter()
+                            .filter(|e| {
+                                !matches!(
+                                    e,
+                                    Effect::Delete(_) | Effect::Emit(Event::Discarded { .. })
+                                )
+                            })
+                            .collect();
+                        this.run_in_background(fx);
+                    }
+                    let error = Error::from(error);
+                    this.note_storage_error(&error);
+                    Err(error)
+                }
             }
-        }
+        })
     }
 
     /// Sends everything sendable now and resolves once nothing is in flight.
@@ -174,7 +210,7 @@ impl Runtime {
         let start = self.totals.get();
         self.flush_confirmations();
         let fx = self.engine.borrow_mut().drain(clock::now());
-        self.run_in_background(fx, None);
+        self.run_in_background(fx);
         if self.engine.borrow().batches_in_flight().next().is_some() {
             let (done, wait) = oneshot::channel();
             self.drain_waiters.borrow_mut().push(done);
@@ -196,14 +232,14 @@ impl Runtime {
         self.check_usable()?;
         let id = parse_id(id)?;
         let fx = self.engine.borrow_mut().retry(id, clock::now())?;
-        self.run(fx, None).await.map_err(Error::from)
+        self.run(fx).await.map_err(Error::from)
     }
 
     /// Retries every failed and conflicted op.
     pub async fn retry_all(self: &Rc<Self>) -> Result<()> {
         self.check_usable()?;
         let fx = self.engine.borrow_mut().retry_all(clock::now());
-        self.run(fx, None).await.map_err(Error::from)
+        self.run(fx).await.map_err(Error::from)
     }
 
     /// Removes an op from the outbox for good. Resolves once the removal is durable.
@@ -211,14 +247,14 @@ impl Runtime {
         self.check_usable()?;
         let id = parse_id(id)?;
         let fx = self.engine.borrow_mut().discard(id, clock::now())?;
-        self.run(fx, None).await.map_err(Error::from)
+        self.run(fx).await.map_err(Error::from)
     }
 
     /// Stops sending (ops are still accepted and stored).
     pub fn pause(self: &Rc<Self>) -> Result<()> {
         self.check_usable()?;
         let fx = self.engine.borrow_mut().pause(clock::now());
-        self.run_in_background(fx, None);
+        self.run_in_background(fx);
         Ok(())
     }
 
@@ -227,7 +263,7 @@ impl Runtime {
         self.check_usable()?;
         self.flush_confirmations();
         let fx = self.engine.borrow_mut().resume(clock::now());
-        self.run_in_background(fx, None);
+        self.run_in_background(fx);
         Ok(())
     }
 
@@ -285,7 +321,9 @@ impl Runtime {
         self.remove_dom_listeners();
         self.wake.borrow_mut().take();
         self.confirm_timer.borrow_mut().take();
+        self.pull.timer.borrow_mut().take();
         self.listeners.borrow_mut().clear();
+        self.watchers.clear();
         for waiter in self.drain_waiters.borrow_mut().drain(..) {
             let _ = waiter.send(());
         }
@@ -302,6 +340,344 @@ impl Runtime {
         }
     }
 
+    // ------------------------------------------------------------------------------------------
+    // The optimistic view
+    // ------------------------------------------------------------------------------------------
+
+    /// The optimistic document (`undefined` when it does not exist).
+    pub fn get(&self, collection: &str, key: &str) -> Result<JsValue> {
+        self.check_open()?;
+        let engine = self.engine_ref()?;
+        Ok(engine
+            .view_item(collection, key)
+            .and_then(|item| item.value)
+            .map_or(JsValue::UNDEFINED, convert::to_js))
+    }
+
+    /// The collection's documents: `[{ key, value, version, pending }]`, ordered by key.
+    pub fn list(&self, collection: &str) -> Result<JsValue> {
+        self.check_open()?;
+        let engine = self.engine_ref()?;
+        let items: Vec<Value> = engine
+            .view_list(collection)
+            .map(|item| {
+                json!({
+                    "key": item.key,
+                    "value": item.value,
+                    "version": item.version,
+                    "pending": item.pending,
+                })
+            })
+            .collect();
+        Ok(convert::to_js(&Value::Array(items)))
+    }
+
+    /// Registers a watcher of a collection (`key: None`) or of one document; returns its id.
+    pub fn watch(
+        &self,
+        collection: String,
+        key: Option<String>,
+        callback: Function,
+    ) -> Result<u32> {
+        self.check_open()?;
+        Ok(self.watchers.add(collection, key, callback))
+    }
+
+    /// Removes a watcher.
+    pub fn unwatch(&self, id: u32) {
+        self.watchers.remove(id);
+    }
+
+    /// Documents the app loaded by its own means: `[{ key, version, value?, deleted? }]`. Newer
+    /// versions replace the confirmed state; pending ops are replayed on top.
+    pub async fn ingest(self: &Rc<Self>, collection: String, docs: JsValue) -> Result<()> {
+        self.check_usable()?;
+        let invalid = |m: String| Error::InvalidOp(format!("ingest(collection, docs): {m}"));
+        let Ok(Value::Array(docs)) = convert::from_js(&docs, usize::MAX) else {
+            return Err(invalid(
+                "docs must be an array of { key, version, value }".into(),
+            ));
+        };
+        let mut confirmed = Vec::with_capacity(docs.len());
+        for (i, doc) in docs.into_iter().enumerate() {
+            let key = doc
+                .get("key")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(format!("docs[{i}].key is required (a string)")))?;
+            let version = match doc.get("version") {
+                Some(Value::String(v)) => v.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => {
+                    return Err(invalid(format!(
+                        "docs[{i}].version is required: it decides which copy is newer"
+                    )))
+                }
+            };
+            let deleted = doc.get("deleted").and_then(Value::as_bool).unwrap_or(false);
+            confirmed.push(ConfirmedDoc {
+                collection: collection.clone(),
+                key: key.to_owned(),
+                version: Some(version),
+                doc: match doc.get("value") {
+                    Some(value) if !deleted => value.clone(),
+                    _ => Value::Null,
+                },
+                deleted,
+            });
+        }
+        let fx = self.engine_mut()?.ingest(confirmed, clock::now());
+        self.run(fx).await.map_err(Error::from)
+    }
+
+    /// Fetches server changes since the cursor, page by page, and applies the newer ones.
+    pub async fn pull(self: &Rc<Self>) -> Result<JsValue> {
+        self.check_usable()?;
+        if self.pull.running.replace(true) {
+            return Ok(convert::to_js(&json!({ "changes": 0, "skipped": "busy" })));
+        }
+        let result = self.pull_pages().await;
+        self.pull.running.set(false);
+        match &result {
+            Ok(_) => self.pull.succeeded(),
+            Err(_) => self.pull.failed(clock::now()),
+        }
+        result
+    }
+
+    async fn pull_pages(self: &Rc<Self>) -> Result<JsValue> {
+        let mut changes = 0usize;
+        loop {
+            if !self.engine_ref()?.can_send() {
+                let status = self.engine_ref()?.status();
+                let reason = if !status.online {
+                    "offline"
+                } else if status.blocked_until.is_some() {
+                    "blocked"
+                } else {
+                    "paused"
+                };
+                return Ok(convert::to_js(&json!({
+                    "changes": changes,
+                    "cursor": *self.pull.cursor.borrow(),
+                    "skipped": reason,
+                })));
+            }
+            let since = self.pull.cursor.borrow().clone();
+            let page = self.fetch_page(since.as_deref()).await?;
+            let n = page.docs.len();
+            let fx = self.engine_mut()?.ingest(page.docs, clock::now());
+            // The documents and the cursor are submitted in the same task: one transaction, so a crash
+            // never leaves a cursor that skips changes we did not store.
+            let commit = self.run(fx);
+            let cursor_write = page.cursor.as_ref().map(|c| {
+                self.group.submit(vec![Write::PutMeta {
+                    key: CURSOR.to_owned(),
+                    value: JsValue::from_str(c),
+                }])
+            });
+            commit.await?;
+            if let Some(write) = cursor_write {
+                write.await?;
+            }
+            if page.cursor.is_some() {
+                *self.pull.cursor.borrow_mut() = page.cursor;
+            }
+            changes += n;
+            if !page.has_more || n == 0 {
+                break;
+            }
+        }
+        Ok(convert::to_js(&json!({
+            "changes": changes,
+            "cursor": *self.pull.cursor.borrow(),
+        })))
+    }
+
+    async fn fetch_page(self: &Rc<Self>, since: Option<&str>) -> Result<Page> {
+        if let Some(source) = &self.pull.options.source {
+            let cursor = since.map_or(JsValue::NULL, JsValue::from_str);
+            let page = crate::transport::call_async(source, &cursor)
+                .await
+                .map_err(|e| {
+                    Error::PullFailed(format!(
+                        "options.pull.source threw: {}",
+                        convert::message(&e)
+                    ))
+                })?;
+            let page = convert::from_js(&page, usize::MAX).map_err(|_| {
+                Error::PullFailed("options.pull.source must resolve to JSON".into())
+            })?;
+            return parse_page(&page).map_err(Error::PullFailed);
+        }
+        let Transport::Fetch(fetch) = &self.transport else {
+            return Err(Error::InvalidConfig(
+                "pull() needs options.endpoint or options.pull.source".into(),
+            ));
+        };
+        let response = fetch
+            .pull(since, self.pull.options.limit)
+            .await
+            .map_err(Error::PullFailed)?;
+        let fx = self
+            .engine_mut()?
+            .observe(&response, clock::now(), clock::wall_now());
+        self.run_in_background(fx);
+        if response.status != 200 {
+            return Err(Error::PullFailed(format!(
+                "the server answered HTTP {}",
+                response.status
+            )));
+        }
+        let body = response
+            .body
+            .ok_or_else(|| Error::PullFailed("the pull response is not JSON".into()))?;
+        parse_page(&body).map_err(Error::PullFailed)
+    }
+
+    fn start_periodic_pull(self: &Rc<Self>) {
+        let Some(interval) = self.pull.options.interval_ms else {
+            return;
+        };
+        let this = Rc::downgrade(self);
+        let timer = Interval::new(interval, move || {
+            if let Some(this) = this.upgrade() {
+                this.pull_in_background();
+            }
+        });
+        *self.pull.timer.borrow_mut() = Some(timer);
+    }
+
+    /// A periodic or on-focus pull: skipped while one runs or while backing off; errors only back off.
+    fn pull_in_background(self: &Rc<Self>) {
+        if self.check_usable().is_err()
+            || self.pull.running.get()
+            || clock::now() < self.pull.not_before.get()
+        {
+            return;
+        }
+        let this = Rc::clone(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = this.pull().await;
+        });
+    }
+
+    /// Settles a held conflict: keep the server's version, resend the local one, or send a merge.
+    pub async fn resolve(self: &Rc<Self>, id: &str, resolution: JsValue) -> Result<()> {
+        self.check_usable()?;
+        let id = parse_id(id)?;
+        let choice = js_sys::Reflect::get(&resolution, &"use".into())
+            .ok()
+            .and_then(|v| v.as_string());
+        let (payload, server_version, state) = {
+            let engine = self.engine_ref()?;
+            let record = engine.op(id).ok_or(outbox_core::CoreError::UnknownOp(id))?;
+            (
+                record.payload.clone(),
+                record.server_version.clone(),
+                record.state,
+            )
+        };
+        if state != OpState::Conflict {
+            return Err(outbox_core::CoreError::WrongState { id, state }.into());
+        }
+        let now = clock::now();
+        let fx = match choice.as_deref() {
+            Some("server") => self.engine_mut()?.discard(id, now)?,
+            Some("local") => {
+                let payload = Value::clone(&payload);
+                self.engine_mut()?
+                    .resolve(id, payload, server_version, now)?
+            }
+            Some("merged") => {
+                let value = js_sys::Reflect::get(&resolution, &"value".into())
+                    .unwrap_or(JsValue::UNDEFINED);
+                let value = convert::from_js(&value, self.max_op_bytes).map_err(|_| {
+                    Error::InvalidOp("resolution.value must be the merged document (JSON)".into())
+                })?;
+                self.engine_mut()?.resolve(id, value, server_version, now)?
+            }
+            _ => {
+                return Err(Error::InvalidOp(
+                    "resolution.use must be \"server\", \"local\" or \"merged\"".into(),
+                ))
+            }
+        };
+        self.run(fx).await.map_err(Error::from)
+    }
+
+    /// Registers how a custom op changes the view: `apply(current, value) => newDoc`.
+    pub fn register_mutation(self: &Rc<Self>, name: String, apply: Function) -> Result<()> {
+        self.check_usable()?;
+        self.mutations.borrow_mut().insert(name, apply);
+        let fx = self.engine_mut()?.refresh_view(clock::now());
+        self.run_in_background(fx);
+        Ok(())
+    }
+
+    fn notify_watchers(&self, changed: &BTreeSet<(Arc<str>, Arc<str>)>) {
+        for notify in self.watchers.due(changed) {
+            let (callback, arg) = match notify {
+                Notify::Collection(f, collection) => (f, self.list(&collection)),
+                Notify::Doc(f, collection, key) => (f, self.get(&collection, &key)),
+            };
+            if let Ok(arg) = arg {
+                if let Err(error) = callback.call1(&JsValue::UNDEFINED, &arg) {
+                    report_error(&error);
+                }
+            }
+        }
+    }
+
+    /// A conflict held for an app resolver: ask it, then apply its answer.
+    fn ask_resolver(self: &Rc<Self>, event: &Event) {
+        let Event::Conflict {
+            id,
+            resolution: ConflictResolution::Held,
+            server_doc,
+            ..
+        } = event
+        else {
+            return;
+        };
+        let Some(record) = self.engine.borrow().op(*id).cloned() else {
+            return;
+        };
+        let Some(resolver) = self.resolvers.get(&*record.collection).cloned() else {
+            return;
+        };
+        let local = convert::to_js(&record.payload);
+        let server = server_doc.as_ref().map_or(JsValue::NULL, convert::to_js);
+        let op = convert::to_js(&crate::transport::snapshot_json(&record));
+        let (this, id) = (Rc::clone(self), id.to_string());
+        wasm_bindgen_futures::spawn_local(async move {
+            let answer = match resolver.call3(&JsValue::UNDEFINED, &local, &server, &op) {
+                Ok(answer) => {
+                    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&answer)).await
+                }
+                Err(e) => Err(e),
+            };
+            let result = match answer {
+                Ok(resolution) => this.resolve(&id, resolution).await,
+                Err(e) => Err(Error::InvalidOp(format!(
+                    "the conflict resolver threw: {}",
+                    convert::message(&e)
+                ))),
+            };
+            // The op stays held (visible in conflicts()) when the resolver fails.
+            if let Err(error) = result {
+                report_error(&error.to_js().into());
+            }
+        });
+    }
+
+    fn engine_ref(&self) -> Result<std::cell::Ref<'_, Engine>> {
+        self.engine.try_borrow().map_err(|_| Error::Reentrant)
+    }
+
+    fn engine_mut(&self) -> Result<std::cell::RefMut<'_, Engine>> {
+        self.engine.try_borrow_mut().map_err(|_| Error::Reentrant)
+    }
+
     /// The store, for test hooks.
     pub fn store(&self) -> &Rc<IdbStore> {
         self.group.store()
@@ -312,10 +688,11 @@ impl Runtime {
     // ------------------------------------------------------------------------------------------
 
     /// Runs effects; the returned future resolves when their storage writes are durable.
-    fn run(self: &Rc<Self>, effects: Vec<Effect>, sent: Option<&Batch>) -> Commit {
+    fn run(self: &Rc<Self>, effects: Vec<Effect>) -> Commit {
         let mut writes = Vec::new();
         let mut to_send = Vec::new();
         let mut to_emit = Vec::new();
+        let mut changed = BTreeSet::new();
         for effect in effects {
             match effect {
                 Effect::Persist(record) => writes.push(Write::PutOp {
@@ -325,17 +702,20 @@ impl Runtime {
                     ),
                 }),
                 Effect::Delete(id) => writes.push(Write::DeleteOp { id: id.to_string() }),
+                // In the same call as an ack's Delete, so the same group commit: one transaction.
+                Effect::PersistDoc(doc) => writes.push(Write::PutDoc {
+                    collection: doc.collection.clone(),
+                    key: doc.key.clone(),
+                    record: JsValue::from_str(
+                        &serde_json::to_string(&doc).expect("documents always serialize"),
+                    ),
+                }),
                 Effect::Send(batch) => to_send.push(batch),
                 Effect::ScheduleWake(at) => self.schedule_wake(at),
-                Effect::Emit(event) => {
-                    if let (Event::Acked { id, version, doc }, Some(batch)) = (&event, sent) {
-                        // The ack's op delete and its confirmed doc commit in the same transaction.
-                        if let Some(op) = batch.ops.iter().find(|op| op.id == *id) {
-                            writes.push(confirmed_doc_write(op, version, doc));
-                        }
-                    }
-                    to_emit.push(event);
+                Effect::Emit(Event::ViewChanged { collection, key }) => {
+                    changed.insert((collection, key));
                 }
+                Effect::Emit(event) => to_emit.push(event),
             }
         }
         let commit: Commit = if writes.is_empty() {
@@ -347,15 +727,18 @@ impl Runtime {
             let this = Rc::clone(self);
             wasm_bindgen_futures::spawn_local(async move { this.send(batch).await });
         }
+        // Watchers first: the view is the state, events tell how it got there.
+        self.notify_watchers(&changed);
         for event in &to_emit {
             self.emit(event);
+            self.ask_resolver(event);
         }
         commit
     }
 
     /// Runs effects without waiting for their writes; a failed write is reported, not lost silently.
-    fn run_in_background(self: &Rc<Self>, effects: Vec<Effect>, sent: Option<&Batch>) {
-        let commit = self.run(effects, sent);
+    fn run_in_background(self: &Rc<Self>, effects: Vec<Effect>) {
+        let commit = self.run(effects);
         let this = Rc::downgrade(self);
         wasm_bindgen_futures::spawn_local(async move {
             if let Err(error) = commit.await {
@@ -381,7 +764,7 @@ impl Runtime {
         };
         // An unknown batch is a reply that arrived after a pause/close cycle made it moot: nothing to do.
         if let Ok(fx) = result {
-            self.run_in_background(fx, Some(&batch));
+            self.run_in_background(fx);
         }
         self.settle_drain_waiters();
     }
@@ -444,7 +827,7 @@ impl Runtime {
                 return;
             }
             let fx = this.engine.borrow_mut().tick(clock::now());
-            this.run_in_background(fx, None);
+            this.run_in_background(fx);
             // The engine announces a wake-up only when it changes. Re-arm from its current one, so a tick
             // that expired nothing cannot leave the outbox without a timer.
             let next = this.engine.borrow().next_wake();
@@ -479,7 +862,7 @@ impl Runtime {
             return;
         }
         let fx = self.engine.borrow_mut().confirm_stored(&ids, clock::now());
-        self.run_in_background(fx, None);
+        self.run_in_background(fx);
     }
 
     fn settle_drain_waiters(&self) {
@@ -499,20 +882,25 @@ impl Runtime {
         if let Ok(window) = global.clone().dyn_into::<web_sys::Window>() {
             self.listen_dom(window.clone().into(), "online", |rt| {
                 let fx = rt.engine.borrow_mut().set_online(true, clock::now());
-                rt.run_in_background(fx, None);
+                rt.run_in_background(fx);
             });
             self.listen_dom(window.clone().into(), "offline", |rt| {
                 let fx = rt.engine.borrow_mut().set_online(false, clock::now());
-                rt.run_in_background(fx, None);
+                rt.run_in_background(fx);
             });
             if let Some(document) = window.document() {
                 let doc = document.clone();
                 self.listen_dom(document.into(), "visibilitychange", move |rt| {
-                    if rt.auto_drain && doc.visibility_state() == web_sys::VisibilityState::Visible
-                    {
+                    if doc.visibility_state() != web_sys::VisibilityState::Visible {
+                        return;
+                    }
+                    if rt.pull.options.on_focus {
+                        rt.pull_in_background();
+                    }
+                    if rt.auto_drain {
                         rt.flush_confirmations();
                         let fx = rt.engine.borrow_mut().drain(clock::now());
-                        rt.run_in_background(fx, None);
+                        rt.run_in_background(fx);
                     }
                 });
             }
@@ -679,25 +1067,34 @@ fn parse_id(id: &str) -> Result<OpId> {
         .map_err(|_| Error::InvalidOp(format!("{id:?} is not an op id")))
 }
 
-/// The confirmed-doc record an ack writes: `{ collection, key, version, doc, deleted }`.
-fn confirmed_doc_write(
-    op: &outbox_core::SendOp,
-    version: &Option<String>,
-    doc: &Option<Value>,
-) -> Write {
-    let deleted = op.kind == OpKind::Delete;
-    let record = json!({
-        "collection": op.collection,
-        "key": op.key,
-        "version": version,
-        "doc": if deleted { Value::Null } else { doc.clone().unwrap_or(Value::Null) },
-        "deleted": deleted,
-    });
-    Write::PutDoc {
-        collection: op.collection.to_string(),
-        key: op.key.to_string(),
-        record: JsValue::from_str(&record.to_string()),
-    }
+fn decode_docs(stored: Vec<JsValue>) -> Result<Vec<ConfirmedDoc>> {
+    stored
+        .into_iter()
+        .map(|value| {
+            let text = value.as_string().unwrap_or_default();
+            serde_json::from_str(&text).map_err(|e| Error::CorruptRecord {
+                id: "docs".to_owned(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The engine's custom-op function: looks the op's name up among the app's registered mutations and
+/// calls it with `(current, value)`. No function, a throw, or `undefined` leave the document as it is.
+fn mutator(mutations: Rc<RefCell<HashMap<String, Function>>>) -> Box<outbox_core::view::MutatorFn> {
+    Box::new(move |name, current, payload| {
+        let apply = mutations.borrow().get(name).cloned()?;
+        let current = current.map_or(JsValue::UNDEFINED, convert::to_js);
+        match apply.call2(&JsValue::UNDEFINED, &current, &convert::to_js(payload)) {
+            Ok(next) if next.is_undefined() => None,
+            Ok(next) => convert::from_js(&next, usize::MAX).ok(),
+            Err(error) => {
+                report_error(&error);
+                None
+            }
+        }
+    })
 }
 
 fn decode_records(stored: Vec<JsValue>) -> Result<Vec<OpRecord>> {

@@ -101,6 +101,83 @@ export interface OutboxOptions {
   clientId?: string;
   /** Largest op value, in bytes of JSON. Default 1 MiB. */
   maxOpBytes?: number;
+  /** Per-collection settings. */
+  collections?: Record<string, CollectionOptions>;
+  /** Fetching server changes. Off unless `intervalMs` or `onFocus` is set, or `pull()` is called. */
+  pull?: PullOptions;
+}
+
+/** Decides a conflict: the local change, the server's document, and the op. */
+export type ConflictResolver = (
+  local: JsonValue,
+  server: JsonValue,
+  op: OpSnapshot,
+) => Resolution | Promise<Resolution>;
+
+/** Settings of one collection. */
+export interface CollectionOptions {
+  /**
+   * "server-wins" (default): drop the local op, keep the server's document, emit a `conflict` event.
+   * "client-wins": rebase the op on the server's version and resend it (new idempotency key).
+   * "manual": hold the op in `conflict` until `resolve(id, ...)`. Or a function that decides.
+   */
+  conflict?: "server-wins" | "client-wins" | "manual" | ConflictResolver;
+  /** Ops without `baseVersion` take the confirmed version, so conflicts are detected. Default true. */
+  versioned?: boolean;
+}
+
+/** How a held conflict is settled. */
+export type Resolution = { use: "server" } | { use: "local" } | { use: "merged"; value: JsonValue };
+
+/** Pulling server changes (`GET {endpoint}/pull`). */
+export interface PullOptions {
+  /** Pull on this period, ms (apps polling list endpoints typically use 15000–30000). */
+  intervalMs?: number;
+  /** Pull when the page becomes visible again. */
+  onFocus?: boolean;
+  /** Most changes per page. Default 100. */
+  limit?: number;
+  /** Your own source of changes instead of `{endpoint}/pull`. */
+  source?: (cursor: string | null) => Promise<PullPage> | PullPage;
+}
+
+/** One page of server changes. */
+export interface PullPage {
+  changes: Array<{
+    collection: string;
+    key: string;
+    version?: string | number;
+    etag?: string;
+    deleted?: boolean;
+    doc?: JsonValue;
+  }>;
+  cursor: string | null;
+  hasMore?: boolean;
+}
+
+/** What `pull()` did; `skipped` says why nothing was fetched. */
+export interface PullReport {
+  changes: number;
+  cursor?: string | null;
+  skipped?: "offline" | "paused" | "blocked" | "busy";
+}
+
+/** A document of the optimistic view. */
+export interface ViewItem {
+  key: string;
+  value: JsonValue;
+  /** The confirmed server version it builds on. */
+  version: string | null;
+  /** Local changes not yet acknowledged. */
+  pending: number;
+}
+
+/** A document the app loaded itself, for `ingest`. */
+export interface IngestDoc {
+  key: string;
+  version: string | number;
+  value?: JsonValue;
+  deleted?: boolean;
 }
 
 /** What `drain` did. */
@@ -142,6 +219,8 @@ export interface OpSnapshot {
   lastError?: OpErrorInfo;
   /** The server's current document, for an op in conflict. */
   serverDoc?: JsonValue;
+  /** The server's current version, for an op in conflict. */
+  serverVersion?: string;
 }
 
 /** The one-word state a sync indicator shows. */
@@ -168,7 +247,15 @@ export type SyncEvent =
   | { type: "acked"; id: string; version: string | null; doc: JsonValue }
   | { type: "retry_scheduled"; id: string; attempts: number; at: number; error: OpErrorInfo }
   | { type: "failed"; id: string; error: OpErrorInfo }
-  | { type: "conflict"; id: string; error: OpErrorInfo; serverDoc: JsonValue }
+  | {
+      type: "conflict";
+      id: string;
+      error: OpErrorInfo;
+      serverDoc: JsonValue;
+      serverVersion: string | null;
+      /** What the collection's strategy did: dropped the op, resent it rebased, or held it. */
+      resolution: "server-wins" | "client-wins" | "held";
+    }
   | { type: "discarded"; id: string }
   | { type: "blocked"; until: number }
   | { type: "unblocked" }
@@ -191,4 +278,6 @@ export type SyncErrorCode =
   | "WRONG_STATE"
   | "CORRUPT_RECORD"
   | "CLOSED"
+  | "PULL_FAILED"
+  | "REENTRANT"
   | "INTERNAL";

@@ -198,7 +198,17 @@ async fn requests_follow_the_protocol() {
     assert!(acked
         .iter()
         .all(|e| text(e, "version").as_deref() == Some("\"4\"")));
-    assert_eq!(text(&acked[0], "doc.title").as_deref(), Some("server"));
+    let put_id = text(&put, "id").unwrap();
+    let put_ack = acked
+        .iter()
+        .find(|e| text(e, "id").as_deref() == Some(put_id.as_str()))
+        .unwrap();
+    assert_eq!(text(put_ack, "doc.title").as_deref(), Some("server"));
+    // The server's document is now what the app reads.
+    assert_eq!(
+        text(&outbox.get("notes", "a/b c").unwrap(), "title").as_deref(),
+        Some("server")
+    );
 }
 
 #[wasm_bindgen_test]
@@ -292,7 +302,7 @@ async fn a_stalled_request_times_out_and_is_retried_with_the_same_key() {
 async fn malformed_bodies_become_outcomes_not_panics() {
     let deep = format!("{}{}", "[".repeat(500), "]".repeat(500));
     let script = json("[]").unchecked_into::<Array>();
-    // 1. A 2xx whose JSON is broken: the write happened, so it is an ack, just without a document.
+    // 1. A 2xx whose JSON is broken: the write happened, so it is an ack, just without the server's copy.
     script.push(&json(
         r#"{"status": 200, "headers": {"Content-Type": "application/json"}, "body": "{not json"}"#,
     ));
@@ -321,7 +331,8 @@ async fn malformed_bodies_become_outcomes_not_panics() {
     assert_eq!(mock.calls().len(), 3);
     let acked = of_type(&events, "acked");
     assert_eq!(acked.len(), 2);
-    assert!(acked.iter().all(|e| get(e, "doc").is_null()));
+    // No usable document came back, so the confirmed state is the op applied locally (the value sent).
+    assert!(acked.iter().all(|e| get(e, "doc").as_f64() == Some(1.0)));
     let failed = of_type(&events, "failed");
     assert_eq!(failed.len(), 1);
     assert_eq!(get(&failed[0], "error.status").as_f64(), Some(400.0));

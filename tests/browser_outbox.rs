@@ -192,7 +192,9 @@ async fn each_outcome_class_moves_the_op_to_the_right_state() {
         &fresh_name("outcomes"),
         SCRIPT,
         // One op per batch, so the scripted "throw" fails only its own op.
-        r#"{"autoDrain": false, "maxBatchOps": 1, "maxInFlight": 8, "retry": {"baseMs": 1, "capMs": 2}}"#,
+        // Conflicts held for the app (the default, server-wins, would drop the op).
+        r#"{"autoDrain": false, "maxBatchOps": 1, "maxInFlight": 8, "retry": {"baseMs": 1, "capMs": 2},
+            "collections": {"notes": {"conflict": "manual"}}}"#,
     );
     let outbox = open(&options).await;
     let events = record_events(&outbox);

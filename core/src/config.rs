@@ -1,5 +1,7 @@
 //! Engine configuration.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
@@ -22,6 +24,45 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// Problem `type`s that mean "this idempotency key is still being processed" (a 409 to retry).
     pub key_in_flight_problem_types: Vec<String>,
+    /// Per-collection settings; a collection not listed gets `default_collection`.
+    pub collections: HashMap<String, CollectionConfig>,
+    /// The settings of every collection not listed in `collections`.
+    pub default_collection: CollectionConfig,
+}
+
+/// What to do when the server holds a newer version than the one an op was made against.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConflictStrategy {
+    /// Drop the local op and keep the server's document; the app gets a `conflict` event to show.
+    #[default]
+    ServerWins,
+    /// Rebase the op onto the server's version and send it again, under a new idempotency key (it is a
+    /// new request). If the server answers with the same version again, the op is held instead, so a
+    /// misbehaving server cannot make it loop.
+    ClientWins,
+    /// Hold the op in `conflict` with both versions until the app resolves it.
+    Manual,
+}
+
+/// Settings of one collection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CollectionConfig {
+    /// How conflicts are resolved.
+    pub conflict: ConflictStrategy,
+    /// Ops without a base version take the entity's confirmed version, so conflicts are detected by
+    /// default. `false` sends them unconditional (last write wins on the server).
+    pub versioned: bool,
+}
+
+impl Default for CollectionConfig {
+    fn default() -> Self {
+        CollectionConfig {
+            conflict: ConflictStrategy::ServerWins,
+            versioned: true,
+        }
+    }
 }
 
 impl Default for Config {
@@ -33,11 +74,21 @@ impl Default for Config {
             retry: RetryPolicy::default(),
             rules: DEFAULT_RULES.to_vec(),
             key_in_flight_problem_types: vec![KEY_IN_FLIGHT_PROBLEM_TYPE.to_string()],
+            collections: HashMap::new(),
+            default_collection: CollectionConfig::default(),
         }
     }
 }
 
 impl Config {
+    /// The settings of `collection`.
+    pub fn collection(&self, collection: &str) -> CollectionConfig {
+        self.collections
+            .get(collection)
+            .copied()
+            .unwrap_or(self.default_collection)
+    }
+
     /// Checks the limits make sense (a zero limit would stall the engine forever).
     pub fn validate(&self) -> Result<(), CoreError> {
         if self.max_ops == 0 {

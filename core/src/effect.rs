@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::event::Event;
 use crate::op::{OpId, OpKind, OpRecord};
+use crate::view::ConfirmedDoc;
 
 /// Something the runtime must do. Returned in order from every engine call.
 ///
@@ -21,6 +22,9 @@ pub enum Effect {
     Persist(OpRecord),
     /// Delete the record with this id.
     Delete(OpId),
+    /// Write (insert or replace) the confirmed document of an entity. Comes in the same call as the
+    /// `Delete` of the op an ack settled, so both belong in one transaction.
+    PersistDoc(ConfirmedDoc),
     /// Send this batch, then report back with `on_reply` or `on_network_error`.
     Send(Batch),
     /// Call `tick` at this engine time (replaces any earlier wake-up).

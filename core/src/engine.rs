@@ -24,18 +24,19 @@ use foldhash::fast::FixedState;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::config::Config;
+use crate::config::{Config, ConflictStrategy};
 use crate::effect::{Batch, Effect, SendOp};
 use crate::error::CoreError;
-use crate::event::Event;
+use crate::event::{ConflictResolution, Event};
 use crate::lane::Lanes;
-use crate::op::{NewOp, OpError, OpId, OpRecord, OpState, FORMAT_VERSION};
+use crate::op::{NewOp, OpError, OpId, OpKind, OpRecord, OpState, FORMAT_VERSION};
 use crate::op_table::{FastMap, OpTable};
 use crate::outcome::{classify, OutcomeClass};
 use crate::rate_limit::{self, RateLimitInfo};
 use crate::response::{Reply, Response};
 use crate::retry::RetryDecision;
 use crate::status::{Status, SyncState};
+use crate::view::{self, Change, Confirmed, ConfirmedDoc, Mutator, MutatorFn, View, ViewItem};
 
 /// Where an op sits in the scheduling indexes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +115,8 @@ pub struct Engine {
     last_status: Option<Status>,
     scheduled_wake: Option<u64>,
     busy: bool,
+    view: View,
+    mutator: Mutator,
 }
 
 impl Engine {
@@ -148,17 +151,39 @@ impl Engine {
             last_status: None,
             scheduled_wake: None,
             busy: false,
+            view: View::default(),
+            mutator: Mutator::default(),
         })
     }
 
     /// Rebuilds the engine from the records storage gave back. Ops a crash left `inflight` become ready
     /// again with the same idempotency key. Call [`Engine::drain`] next to start sending.
-    pub fn restore(
+    pub fn restore(config: Config, seed: u64, records: Vec<OpRecord>) -> Result<Engine, CoreError> {
+        Self::restore_with_docs(config, seed, records, Vec::new())
+    }
+
+    /// [`Engine::restore`] with the confirmed documents storage gave back too, so the optimistic view
+    /// (confirmed + pending) is whole again after a reload.
+    pub fn restore_with_docs(
         config: Config,
         seed: u64,
         mut records: Vec<OpRecord>,
+        docs: Vec<ConfirmedDoc>,
     ) -> Result<Engine, CoreError> {
         let mut engine = Engine::new(config, seed)?;
+        let mut entities = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let (collection, key) = (
+                engine.intern_collection(doc.collection),
+                Arc::<str>::from(doc.key),
+            );
+            let confirmed = Confirmed {
+                version: doc.version,
+                doc: (!doc.deleted).then(|| Arc::new(doc.doc)),
+            };
+            engine.view.set_confirmed(&collection, &key, confirmed);
+            entities.push((collection, key));
+        }
         records.sort_by_key(|r| r.seq);
         for mut record in records {
             if record.format_version > FORMAT_VERSION {
@@ -188,6 +213,13 @@ impl Engine {
         let heads: Vec<OpId> = engine.lanes.heads().collect();
         for head in heads {
             engine.schedule_if_head(head);
+            let record = &engine.ops[&head].record;
+            entities.push((record.collection.clone(), record.key.clone()));
+        }
+        // Nothing is reported for the rebuilt view: it is the state the app starts from.
+        let mut ignored = Vec::new();
+        for (collection, key) in entities {
+            engine.refold_entity(&collection, &key, &mut ignored);
         }
         engine.busy = engine.counts.pending + engine.counts.in_flight > 0;
         Ok(engine)
@@ -206,16 +238,30 @@ impl Engine {
         let mut fx = Vec::new();
         self.advance(now, &mut fx);
         let id = OpId(self.new_uuid());
+        let collection = self.intern_collection(op.collection);
+        let key: Arc<str> = Arc::from(op.key);
+        // No base version given: make the op conditional on the version the user saw, so a concurrent
+        // change on the server is a conflict rather than silently overwritten.
+        let auto_base = op.base_version.is_none() && self.config.collection(&collection).versioned;
+        let base_version = match (&op.base_version, auto_base) {
+            (Some(given), _) => Some(given.clone()),
+            (None, true) => self
+                .view
+                .confirmed(&collection, &key)
+                .and_then(|c| c.version.clone()),
+            (None, false) => None,
+        };
+        let auto_base = auto_base && base_version.is_some();
         let record = OpRecord {
             format_version: FORMAT_VERSION,
             id,
             idempotency_key: self.new_uuid(),
             seq: self.next_seq,
-            collection: self.intern_collection(op.collection),
-            key: Arc::from(op.key),
+            collection,
+            key,
             kind: op.kind,
             payload: Arc::new(op.payload),
-            base_version: op.base_version,
+            base_version,
             created_at: self.now,
             attempts: 0,
             state: OpState::Pending,
@@ -225,12 +271,19 @@ impl Engine {
             retried_at: None,
             server_doc: None,
             maybe_applied: false,
+            auto_base,
+            server_version: None,
         };
         self.next_seq += 1;
         self.counts.pending += 1;
         fx.push(Effect::Persist(record.clone()));
         fx.push(Effect::Emit(Event::Enqueued {
             id,
+            collection: record.collection.clone(),
+            key: record.key.clone(),
+        }));
+        self.view.push_op(&record, &mut self.mutator);
+        fx.push(Effect::Emit(Event::ViewChanged {
             collection: record.collection.clone(),
             key: record.key.clone(),
         }));
@@ -355,6 +408,7 @@ impl Engine {
         }
         fx.push(Effect::Delete(id));
         fx.push(Effect::Emit(Event::Discarded { id }));
+        self.refold_entity(&entry.record.collection, &entry.record.key, &mut fx);
         self.finish(&mut fx);
         Ok(fx)
     }
@@ -459,9 +513,111 @@ impl Engine {
         Ok(fx)
     }
 
+    /// Documents from the server that did not come with an ack: a pull, or the app's own loading
+    /// (`ingest`). Each replaces the confirmed state only if its version is newer than the one held
+    /// ([`view::is_newer`]); the entity's pending ops are then replayed on top of it (rebase).
+    pub fn ingest(&mut self, docs: Vec<ConfirmedDoc>, now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        for doc in docs {
+            let collection = self.intern_collection(doc.collection);
+            let key: Arc<str> = Arc::from(doc.key);
+            let held = self
+                .view
+                .confirmed(&collection, &key)
+                .and_then(|c| c.version.as_deref());
+            if !view::is_newer(doc.version.as_deref(), held) {
+                continue;
+            }
+            let confirmed = Confirmed {
+                version: doc.version,
+                doc: (!doc.deleted).then(|| Arc::new(doc.doc)),
+            };
+            fx.push(Effect::PersistDoc(confirmed_doc(
+                &collection,
+                &key,
+                &confirmed,
+            )));
+            self.view.set_confirmed(&collection, &key, confirmed);
+            self.refold_entity(&collection, &key, &mut fx);
+        }
+        self.finish(&mut fx);
+        fx
+    }
+
+    /// Plugs in the function that applies custom ops to the view (the app's registered mutations).
+    /// Call [`Engine::refresh_view`] after, so ops already queued are shown through it.
+    pub fn set_mutator(&mut self, mutator: Box<MutatorFn>) {
+        self.mutator.set(mutator);
+    }
+
+    /// Recomputes the view of every entity with queued ops.
+    pub fn refresh_view(&mut self, now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        let entities: Vec<(Arc<str>, Arc<str>)> = self
+            .lanes
+            .heads()
+            .map(|id| {
+                let r = &self.ops[&id].record;
+                (r.collection.clone(), r.key.clone())
+            })
+            .collect();
+        for (collection, key) in entities {
+            self.refold_entity(&collection, &key, &mut fx);
+        }
+        self.finish(&mut fx);
+        fx
+    }
+
+    /// A response to a request the runtime made on its own (a pull): its rate-limit headers and a 429
+    /// block sending exactly as a push's would, so pull and push share one budget.
+    pub fn observe(&mut self, response: &Response, now: u64, wall_now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        let info = rate_limit::parse(response, wall_now);
+        let limited =
+            response.status == 429 || (response.status == 503 && info.retry_after_ms.is_some());
+        if limited {
+            let delay = info
+                .retry_after_ms
+                .or(info.reset_ms)
+                .unwrap_or_else(|| self.config.retry.jittered_delay_ms(1, &mut self.rng));
+            self.block(self.now.saturating_add(delay), &mut fx);
+        }
+        if let Some(ms) = info.exhausted_for_ms() {
+            self.block(self.now.saturating_add(ms), &mut fx);
+        }
+        self.finish(&mut fx);
+        fx
+    }
+
+    /// Whether a request may go out now: online, not paused, not rate-limited. The runtime asks before
+    /// a pull.
+    pub fn can_send(&self) -> bool {
+        self.online && !self.paused && self.blocked_until.is_none()
+    }
+
     // ----------------------------------------------------------------------------------------------
     // Queries
     // ----------------------------------------------------------------------------------------------
+
+    /// The optimistic view of one entity.
+    pub fn view_item<'a>(&'a self, collection: &str, key: &'a str) -> Option<ViewItem<'a>> {
+        self.view.item(collection, key)
+    }
+
+    /// The entities of a collection that exist in the optimistic view, ordered by key.
+    pub fn view_list<'a>(&'a self, collection: &str) -> impl Iterator<Item = ViewItem<'a>> + 'a {
+        self.view.list(collection)
+    }
+
+    /// The confirmed (server-acknowledged) state of an entity.
+    pub fn confirmed(&self, collection: &str, key: &str) -> Option<ConfirmedDoc> {
+        self.view
+            .confirmed(collection, key)
+            .map(|c| confirmed_doc(collection, key, c))
+    }
 
     /// The status view-model.
     pub fn status(&self) -> Status {
@@ -820,10 +976,7 @@ impl Engine {
                     self.reschedule(id, now, None, error, fx);
                 }
             }
-            OutcomeClass::Conflict => {
-                let doc = response.and_then(|r| r.body.clone());
-                self.halt(id, OpState::Conflict, error, doc, None, fx);
-            }
+            OutcomeClass::Conflict => self.conflict(id, response, error, fx),
             OutcomeClass::Permanent => self.halt(id, OpState::Failed, error, None, None, fx),
         }
     }
@@ -838,12 +991,157 @@ impl Engine {
         self.remove_head(entry.lane_hash, id);
         self.last_synced_at = Some(self.now);
         self.last_error = None;
+        let record = entry.record;
+        let version = response.and_then(|r| r.header("etag")).map(str::to_string);
+        let confirmed = self.confirmed_after_ack(&record, version.clone(), response);
+        self.follow_acked_version(&record, &version, fx);
         fx.push(Effect::Delete(id));
+        fx.push(Effect::PersistDoc(confirmed_doc(
+            &record.collection,
+            &record.key,
+            &confirmed,
+        )));
         fx.push(Effect::Emit(Event::Acked {
             id,
-            version: response.and_then(|r| r.header("etag")).map(str::to_string),
-            doc: response.and_then(|r| r.body.clone()),
+            version,
+            doc: confirmed.doc.as_deref().cloned(),
         }));
+        self.view
+            .set_confirmed(&record.collection, &record.key, confirmed);
+        self.refold_entity(&record.collection, &record.key, fx);
+    }
+
+    /// The server's state of an entity after it acknowledged `record`: the document it returned, or, when
+    /// it returned none, the op applied to what we knew; a delete leaves a tombstone.
+    fn confirmed_after_ack(
+        &mut self,
+        record: &OpRecord,
+        version: Option<String>,
+        response: Option<&Response>,
+    ) -> Confirmed {
+        let returned = response
+            .and_then(|r| r.body.as_ref())
+            .filter(|b| !b.is_null());
+        let doc = match (&record.kind, returned) {
+            (OpKind::Delete, _) => None,
+            (_, Some(body)) => Some(Arc::new(body.clone())),
+            (_, None) => {
+                let before = self
+                    .view
+                    .confirmed(&record.collection, &record.key)
+                    .and_then(|c| c.doc.clone());
+                view::apply(before, record, &mut self.mutator)
+            }
+        };
+        Confirmed { version, doc }
+    }
+
+    /// The ops queued behind an acknowledged one were made on top of it. Those whose base version the
+    /// engine filled in move to the version the ack produced; otherwise the server would see our own
+    /// previous write as a conflicting change.
+    fn follow_acked_version(
+        &mut self,
+        acked: &OpRecord,
+        version: &Option<String>,
+        fx: &mut Vec<Effect>,
+    ) {
+        let ops = &self.ops;
+        let Some(lane) = self
+            .lanes
+            .get(self.lanes.hash(&acked.collection, &acked.key), |head| {
+                ops[&head].record.entity() == acked.entity()
+            })
+        else {
+            return;
+        };
+        let followers: Vec<OpId> = lane
+            .iter()
+            .filter(|id| {
+                let r = &ops[id].record;
+                r.auto_base && r.base_version == acked.base_version
+            })
+            .collect();
+        for id in followers {
+            let entry = self.ops.get_mut(&id).expect("lane op exists");
+            entry.record.base_version = version.clone();
+            entry.record.auto_base = version.is_some();
+            fx.push(Effect::Persist(entry.record.clone()));
+        }
+    }
+
+    /// The server holds a newer version than the op was made against. Its current document (the
+    /// problem's `current`, docs/PROTOCOL.md) becomes the confirmed state, then the collection's strategy
+    /// decides what happens to the op.
+    fn conflict(
+        &mut self,
+        id: OpId,
+        response: Option<&Response>,
+        error: OpError,
+        fx: &mut Vec<Effect>,
+    ) {
+        let record = &self.ops[&id].record;
+        let (collection, key) = (record.collection.clone(), record.key.clone());
+        let current = response.and_then(server_current);
+        let (server_doc, server_version) = match &current {
+            Some(c) => (c.doc.as_deref().cloned(), c.version.clone()),
+            // No `current`: keep whatever the server said, for the app to show.
+            None => (response.and_then(|r| r.body.clone()), None),
+        };
+        if let Some(current) = current {
+            fx.push(Effect::PersistDoc(confirmed_doc(
+                &collection,
+                &key,
+                &current,
+            )));
+            self.view.set_confirmed(&collection, &key, current);
+        }
+        let strategy = self.config.collection(&collection).conflict;
+        let rebase_to = server_version
+            .clone()
+            .filter(|v| Some(v) != self.ops[&id].record.base_version.as_ref());
+        match (strategy, rebase_to) {
+            (ConflictStrategy::ServerWins, _) => {
+                let entry = self.ops.remove(&id).expect("settled op exists");
+                *self.counts.slot(entry.record.state) -= 1;
+                self.remove_head(entry.lane_hash, id);
+                fx.push(Effect::Delete(id));
+                fx.push(Effect::Emit(Event::Conflict {
+                    id,
+                    error,
+                    server_doc,
+                    server_version,
+                    resolution: ConflictResolution::Dropped,
+                }));
+            }
+            (ConflictStrategy::ClientWins, Some(version)) => {
+                // A 412 is definitive (the op was not applied), so the resend is a new request: new key.
+                let key = self.new_uuid();
+                let now = self.now;
+                let entry = self.ops.get_mut(&id).expect("settled op exists");
+                set_state(&mut self.counts, &mut entry.record, OpState::Pending);
+                entry.record.base_version = Some(version);
+                entry.record.auto_base = false;
+                entry.record.idempotency_key = key;
+                entry.record.maybe_applied = false;
+                entry.record.last_error = Some(error.clone());
+                entry.record.next_attempt_at = entry.record.not_before.filter(|t| *t > now);
+                fx.push(Effect::Persist(entry.record.clone()));
+                fx.push(Effect::Emit(Event::Conflict {
+                    id,
+                    error,
+                    server_doc,
+                    server_version,
+                    resolution: ConflictResolution::Rebased,
+                }));
+                self.schedule_if_head(id);
+            }
+            // Manual, or client-wins without a newer version to rebase on (which would loop).
+            _ => {
+                self.ops.get_mut(&id).expect("exists").record.server_version = server_version;
+                self.halt(id, OpState::Conflict, error, server_doc, None, fx);
+            }
+        }
+        self.refold_entity(&collection, &key, fx);
     }
 
     /// A transient failure: schedule the next attempt by the retry policy, or give up.
@@ -926,15 +1224,22 @@ impl Engine {
         entry.record.not_before = not_before.filter(|t| *t > now);
         entry.record.server_doc = server_doc.clone();
         fx.push(Effect::Persist(entry.record.clone()));
+        let (collection, key) = (entry.record.collection.clone(), entry.record.key.clone());
         fx.push(Effect::Emit(if to == OpState::Conflict {
             Event::Conflict {
                 id,
                 error,
                 server_doc,
+                server_version: entry.record.server_version.clone(),
+                resolution: ConflictResolution::Held,
             }
         } else {
             Event::Failed { id, error }
         }));
+        if to == OpState::Failed {
+            // Rolled back: the view no longer shows it.
+            self.refold_entity(&collection, &key, fx);
+        }
     }
 
     fn retry_one(&mut self, id: OpId, fx: &mut Vec<Effect>) {
@@ -963,12 +1268,76 @@ impl Engine {
                 entry.record.attempts = 0;
                 entry.record.retried_at = Some(now);
                 entry.record.server_doc = None;
+                entry.record.server_version = None;
                 entry.record.next_attempt_at = entry.record.not_before.filter(|t| *t > now);
                 entry.auth_retried = false;
                 fx.push(Effect::Persist(entry.record.clone()));
+                let (collection, key) = (entry.record.collection.clone(), entry.record.key.clone());
                 self.schedule_if_head(id);
+                // A failed op rejoins the view; a resolved one may carry a new payload.
+                self.refold_entity(&collection, &key, fx);
             }
         }
+    }
+
+    /// Recomputes an entity's view from its confirmed state and its lane, and tells the app if it
+    /// changed.
+    fn refold_entity(&mut self, collection: &Arc<str>, key: &Arc<str>, fx: &mut Vec<Effect>) {
+        let ops = &self.ops;
+        let lane = self.lanes.get(self.lanes.hash(collection, key), |head| {
+            let r = &ops[&head].record;
+            *r.collection == **collection && *r.key == **key
+        });
+        let records = lane
+            .into_iter()
+            .flat_map(|l| l.iter())
+            .map(|id| &ops[&id].record);
+        if self
+            .view
+            .refold(collection, key, records, &mut self.mutator)
+            == Change::Changed
+        {
+            fx.push(Effect::Emit(Event::ViewChanged {
+                collection: collection.clone(),
+                key: key.clone(),
+            }));
+        }
+    }
+}
+
+/// The `current` member of a conflict problem (docs/PROTOCOL.md): the server's version and document.
+fn server_current(response: &Response) -> Option<Confirmed> {
+    let current = response.body.as_ref()?.get("current")?;
+    if !["doc", "deleted", "etag", "version"]
+        .iter()
+        .any(|field| current.get(field).is_some())
+    {
+        return None;
+    }
+    let version = match (current.get("etag"), current.get("version")) {
+        (Some(Value::String(etag)), _) => Some(etag.clone()),
+        (_, Some(Value::Number(n))) => Some(format!("\"{n}\"")),
+        (_, Some(Value::String(v))) => Some(v.clone()),
+        _ => None,
+    };
+    let deleted = current
+        .get("deleted")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let doc = match current.get("doc") {
+        Some(doc) if !deleted && !doc.is_null() => Some(Arc::new(doc.clone())),
+        _ => None,
+    };
+    Some(Confirmed { version, doc })
+}
+
+fn confirmed_doc(collection: &str, key: &str, confirmed: &Confirmed) -> ConfirmedDoc {
+    ConfirmedDoc {
+        collection: collection.to_owned(),
+        key: key.to_owned(),
+        version: confirmed.version.clone(),
+        doc: confirmed.doc.as_deref().cloned().unwrap_or(Value::Null),
+        deleted: confirmed.doc.is_none(),
     }
 }
 
@@ -1001,3 +1370,5 @@ fn op_error(class: OutcomeClass, response: Option<&Response>, reason: Option<&st
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod view_tests;

@@ -57,7 +57,8 @@ pub enum Event {
         /// Why.
         error: OpError,
     },
-    /// The op conflicts with the server's version; its lane is halted.
+    /// The op met a newer server version. What happened next is `resolution`; only a `held` op
+    /// halts its lane.
     Conflict {
         /// The op.
         id: OpId,
@@ -65,6 +66,18 @@ pub enum Event {
         error: OpError,
         /// The server's current document, when sent.
         server_doc: Option<Value>,
+        /// The server's current version, when sent.
+        #[serde(default)]
+        server_version: Option<String>,
+        /// What the collection's strategy did with the op.
+        resolution: ConflictResolution,
+    },
+    /// The optimistic view of an entity changed (its value, confirmed version or pending count).
+    ViewChanged {
+        /// Its collection.
+        collection: Arc<str>,
+        /// Its key.
+        key: Arc<str>,
     },
     /// The app discarded an op.
     Discarded {
@@ -85,4 +98,16 @@ pub enum Event {
         /// The new status.
         status: Status,
     },
+}
+
+/// What a conflict strategy did with the op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConflictResolution {
+    /// The op was dropped; the server's document stands (`server-wins`).
+    Dropped,
+    /// The op was rebased on the server's version and will be sent again (`client-wins`).
+    Rebased,
+    /// The op is held in `conflict` until the app resolves it (`manual`).
+    Held,
 }

@@ -43,18 +43,20 @@ pub mod rate_limit;
 mod response;
 pub mod retry;
 mod status;
+pub mod view;
 
-pub use config::Config;
+pub use config::{CollectionConfig, Config, ConflictStrategy};
 pub use effect::{Batch, Effect, SendOp};
 pub use engine::Engine;
 pub use error::CoreError;
-pub use event::Event;
+pub use event::{ConflictResolution, Event};
 pub use op::{NewOp, OpError, OpId, OpKind, OpRecord, OpState, FORMAT_VERSION};
 pub use outcome::{classify, OutcomeClass, Rule, DEFAULT_RULES, KEY_IN_FLIGHT_PROBLEM_TYPE};
 pub use rate_limit::RateLimitInfo;
 pub use response::{OpResult, Reply, Response};
 pub use retry::RetryPolicy;
 pub use status::{Status, SyncState};
+pub use view::{ConfirmedDoc, ViewItem};
 
 /// The version of the engine, reported by the wasm module and the demo page.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -160,6 +160,14 @@ pub struct OpRecord {
     /// key is never rotated: only the same key guarantees the op is applied at most once.
     #[serde(default)]
     pub maybe_applied: bool,
+    /// The base version was filled in by the engine (the entity's confirmed version at enqueue), not
+    /// given by the app. Such a base follows the op's own lane: when the op before it is acknowledged,
+    /// it moves to the version that op produced, so a chain of local edits never conflicts with itself.
+    #[serde(default)]
+    pub auto_base: bool,
+    /// The server's version of the document held with a conflicted op.
+    #[serde(default)]
+    pub server_version: Option<String>,
 }
 
 impl OpRecord {

@@ -23,8 +23,9 @@
 use std::collections::{HashMap, HashSet};
 
 use outbox_core::{
-    Batch, Config, Effect, Engine, Event, NewOp, OpId, OpKind, OpRecord, OpResult, OpState,
-    OutcomeClass, Reply, Response, RetryPolicy, KEY_IN_FLIGHT_PROBLEM_TYPE,
+    Batch, CollectionConfig, Config, ConflictStrategy, Effect, Engine, Event, NewOp, OpId, OpKind,
+    OpRecord, OpResult, OpState, OutcomeClass, Reply, Response, RetryPolicy,
+    KEY_IN_FLIGHT_PROBLEM_TYPE,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -126,6 +127,12 @@ fn config() -> impl Strategy<Value = Config> {
                 cap_ms: 5_000,
                 max_attempts,
                 max_age_ms: None,
+            },
+            // This model holds conflicts for the app and sends ops unconditionally; conflict strategies
+            // and automatic base versions are covered by tests/view_model.rs.
+            default_collection: CollectionConfig {
+                conflict: ConflictStrategy::Manual,
+                versioned: false,
             },
             ..Config::default()
         })
@@ -236,6 +243,8 @@ impl Sim {
                 Effect::Delete(id) => {
                     self.store.remove(&id);
                 }
+                // Confirmed documents are the view's business (tests/view_model.rs).
+                Effect::PersistDoc(_) => {}
                 Effect::Send(batch) => self.check_send(batch),
                 Effect::ScheduleWake(at) => assert!(at > self.now, "a wake-up that is already due"),
                 Effect::Emit(event) => self.on_event(event),

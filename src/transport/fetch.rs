@@ -142,6 +142,21 @@ impl FetchTransport {
         })
     }
 
+    /// `GET {endpoint}/pull?since=&limit=`, with the same auth, credentials and timeout as sends.
+    pub async fn pull(&self, since: Option<&str>, limit: u32) -> Result<CoreResponse, String> {
+        let headers = Headers::new().map_err(js_message)?;
+        self.add_auth_headers(&headers, false).await?;
+        if let Some(client) = &self.options.client_id {
+            set(&headers, "Outbox-Client-Id", client)?;
+        }
+        let mut url = format!("{}/pull?limit={limit}", self.options.endpoint);
+        if let Some(since) = since {
+            url.push_str("&since=");
+            url.push_str(&encode(since));
+        }
+        read_response(self.fetch("GET", &url, headers, None).await?).await
+    }
+
     async fn route(&self, op: &SendOp) -> Result<(String, String), String> {
         if let Some(route) = &self.options.route {
             let arg =
@@ -292,7 +307,7 @@ fn set(headers: &Headers, name: &str, value: &str) -> Result<(), String> {
 }
 
 /// Calls `f(arg)` and awaits the result if it is a promise.
-pub(super) async fn call_async(f: &Function, arg: &JsValue) -> Result<JsValue, JsValue> {
+pub async fn call_async(f: &Function, arg: &JsValue) -> Result<JsValue, JsValue> {
     let result = f.call1(&JsValue::UNDEFINED, arg)?;
     JsFuture::from(Promise::resolve(&result)).await
 }

@@ -93,6 +93,9 @@ pub fn snapshot_json(record: &OpRecord) -> Value {
     if let Some(doc) = &record.server_doc {
         o.insert("serverDoc".into(), doc.clone());
     }
+    if let Some(version) = &record.server_version {
+        o.insert("serverVersion".into(), json!(version));
+    }
     Value::Object(o)
 }
 

@@ -159,6 +159,8 @@ test('a full disk rejects with QUOTA_EXCEEDED and leaves nothing half-written', 
           stored++;
         } catch (e) {
           error = { code: e.code, name: e.name, cause: e.cause?.name };
+          // The optimistic change was rolled back with it.
+          error.visibleAfterFailure = outbox.get('files', `f${i}`) !== undefined;
         }
       }
       const inMemory = (await outbox.pending()).length;
@@ -168,7 +170,12 @@ test('a full disk rejects with QUOTA_EXCEEDED and leaves nothing half-written', 
       await outbox.close();
       return { stored, error, inMemory, afterReload };
     });
-    assert.deepEqual(result.error, { code: 'QUOTA_EXCEEDED', name: 'SyncError', cause: 'QuotaExceededError' });
+    assert.deepEqual(result.error, {
+      code: 'QUOTA_EXCEEDED',
+      name: 'SyncError',
+      cause: 'QuotaExceededError',
+      visibleAfterFailure: false,
+    });
     assert.ok(result.stored >= 1, 'some ops fit before the quota ran out');
     assert.equal(result.inMemory, result.stored, 'the refused op was rolled back from the queue');
     assert.equal(result.afterReload, result.stored, 'storage holds exactly the ops that resolved');
@@ -215,4 +222,37 @@ test('route points ops at another URL shape', async () => {
     return doc;
   });
   assert.deepEqual(result, { title: 'routed' });
+});
+
+test('a pull shares the rate-limit block with pushes, and waits while paused', async () => {
+  await server.admin('faults', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ seed: 3, error429Percent: 100, retryAfter429Secs: 30, methods: ['GET'] }),
+  });
+  const result = await inPage(async ({ Outbox }) => {
+    const outbox = await Outbox.open({ name: `e2e-${Math.random()}`, endpoint: '/api' });
+    const failed = await outbox.pull().then(
+      () => 'resolved',
+      (e) => e.code,
+    );
+    const status = outbox.status();
+    // Blocked: a push waits too, and so does the next pull.
+    await outbox.enqueue({ collection: 'notes', key: 'blocked', op: 'put', value: 1 });
+    const again = await outbox.pull();
+    const pendingWhileBlocked = outbox.status().pending;
+    await outbox.close();
+    const paused = await Outbox.open({ name: `e2e-${Math.random()}`, endpoint: '/api' });
+    paused.pause();
+    const skipped = await paused.pull();
+    await paused.close();
+    return { failed, state: status.state, blockedUntil: status.blockedUntil, again, pendingWhileBlocked, skipped };
+  });
+  await server.admin('faults', { method: 'DELETE' });
+  assert.equal(result.failed, 'PULL_FAILED');
+  assert.equal(result.state, 'blocked');
+  assert.ok(result.blockedUntil > Date.now() + 20_000, 'blocked for about Retry-After');
+  assert.equal(result.again.skipped, 'blocked');
+  assert.equal(result.pendingWhileBlocked, 1, 'the push waits out the block');
+  assert.equal(result.skipped.skipped, 'paused');
 });

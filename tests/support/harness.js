@@ -69,3 +69,16 @@ export function mockFetch(script) {
   };
   return { calls, restore: () => (globalThis.fetch = original) };
 }
+
+// A pull source that serves `pages` (arrays of changes) in order, one per call, with cursors "1", "2", …
+// It records the cursor each call was made with.
+export function pagedSource(pages) {
+  const seen = [];
+  const source = async (cursor) => {
+    seen.push(cursor);
+    const index = cursor === null ? 0 : Number(cursor);
+    const changes = pages[index] ?? [];
+    return { changes, cursor: String(index + 1), hasMore: index + 1 < pages.length };
+  };
+  return { source, seen };
+}

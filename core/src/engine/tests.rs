@@ -22,6 +22,12 @@ fn config() -> Config {
             max_attempts: None,
             max_age_ms: None,
         },
+        // These scenarios are about delivery: conflicts are held and ops sent unconditionally. The
+        // strategies and automatic base versions have their own tests (view_tests.rs).
+        default_collection: crate::CollectionConfig {
+            conflict: crate::ConflictStrategy::Manual,
+            versioned: false,
+        },
         ..Config::default()
     }
 }

@@ -1,0 +1,295 @@
+//! The optimistic view: for each entity, the server's last confirmed document with the entity's pending
+//! ops applied on top, in lane order.
+//!
+//! The engine keeps it up to date as ops come and go: an enqueue applies the new op to the current value
+//! (O(1) for a put); anything that changes the confirmed state or removes an op from the middle of the
+//! story (ack, failure, discard, conflict, pull) recomputes the entity from scratch with [`fold`], so the
+//! view can never drift from "confirmed + pending". Failed ops are left out: they were rolled back. Ops
+//! held in conflict stay in: the user's change stands until the app resolves it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use foldhash::fast::FixedState;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::op::{OpKind, OpRecord, OpState};
+
+/// The last server-acknowledged state of one entity, as stored in the `docs` store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfirmedDoc {
+    /// The entity's collection.
+    pub collection: String,
+    /// The entity's key.
+    pub key: String,
+    /// The server's version (its `ETag`, quotes included), when known.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The document (`null` when deleted).
+    #[serde(default)]
+    pub doc: Value,
+    /// The server deleted it: a tombstone, kept so an older version arriving later is recognised.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// Applies a custom op to a document: `(name, current, payload) -> new document`, or `None` to leave
+/// the document as it is. The runtime plugs in the app's registered mutation functions.
+pub type MutatorFn = dyn FnMut(&str, Option<&Value>, &Value) -> Option<Value>;
+
+/// The optional custom-op function, with a `Debug` the engine can derive through.
+#[derive(Default)]
+pub(crate) struct Mutator(Option<Box<MutatorFn>>);
+
+impl Mutator {
+    pub(crate) fn set(&mut self, f: Box<MutatorFn>) {
+        self.0 = Some(f);
+    }
+}
+
+impl fmt::Debug for Mutator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Mutator(set)"
+        } else {
+            "Mutator(none)"
+        })
+    }
+}
+
+/// An entity's view as the app reads it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ViewItem<'a> {
+    /// The entity's key.
+    pub key: &'a str,
+    /// The optimistic document; `None` when it does not exist (never created, or deleted).
+    pub value: Option<&'a Value>,
+    /// The confirmed version the value builds on.
+    pub version: Option<&'a str>,
+    /// How many of the entity's ops are not yet acknowledged (failed ones excluded).
+    pub pending: usize,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Confirmed {
+    pub(crate) version: Option<String>,
+    /// `None`: deleted (or never existed, with a version: a tombstone).
+    pub(crate) doc: Option<Arc<Value>>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Entry {
+    confirmed: Option<Confirmed>,
+    value: Option<Arc<Value>>,
+    pending: usize,
+}
+
+/// Every entity the app can read: confirmed by the server, touched by a pending op, or both. Per
+/// collection a `BTreeMap`: looked up by `&str` without allocating, and already in key order for `list`.
+#[derive(Debug, Default)]
+pub(crate) struct View {
+    collections: HashMap<Arc<str>, BTreeMap<Arc<str>, Entry>, FixedState>,
+}
+
+/// What an update did to an entity, so the engine can tell the app only about real changes.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Change {
+    Unchanged,
+    Changed,
+}
+
+impl View {
+    /// The confirmed state of an entity.
+    pub(crate) fn confirmed(&self, collection: &str, key: &str) -> Option<&Confirmed> {
+        self.entry(collection, key)?.confirmed.as_ref()
+    }
+
+    pub(crate) fn item<'a>(&'a self, collection: &str, key: &'a str) -> Option<ViewItem<'a>> {
+        let entry = self.entry(collection, key)?;
+        Some(item(key, entry))
+    }
+
+    /// The entities of a collection that exist in the view, by key.
+    pub(crate) fn list<'a>(&'a self, collection: &str) -> impl Iterator<Item = ViewItem<'a>> + 'a {
+        self.collections
+            .get(collection)
+            .into_iter()
+            .flatten()
+            .filter(|(_, entry)| entry.value.is_some())
+            .map(|(key, entry)| item(key, entry))
+    }
+
+    /// Applies a newly enqueued op on top of the entity's current value.
+    pub(crate) fn push_op(&mut self, op: &OpRecord, mutator: &mut Mutator) -> Change {
+        let entry = self.entry_mut(&op.collection, &op.key);
+        entry.value = apply(entry.value.take(), op, mutator);
+        entry.pending += 1;
+        Change::Changed
+    }
+
+    /// Replaces the confirmed state of an entity (no recompute: call [`View::refold`] after).
+    pub(crate) fn set_confirmed(
+        &mut self,
+        collection: &Arc<str>,
+        key: &Arc<str>,
+        confirmed: Confirmed,
+    ) {
+        self.entry_mut(collection, key).confirmed = Some(confirmed);
+    }
+
+    /// Recomputes an entity from its confirmed state and `ops` (its lane, in order).
+    pub(crate) fn refold<'a>(
+        &mut self,
+        collection: &Arc<str>,
+        key: &Arc<str>,
+        ops: impl Iterator<Item = &'a OpRecord>,
+        mutator: &mut Mutator,
+    ) -> Change {
+        let entry = self.entry_mut(collection, key);
+        let base = entry.confirmed.as_ref().and_then(|c| c.doc.clone());
+        let (value, pending) = fold(base, ops, mutator);
+        let changed = pending != entry.pending || !same(&value, &entry.value);
+        entry.value = value;
+        entry.pending = pending;
+        let forget = entry.confirmed.is_none() && entry.pending == 0 && entry.value.is_none();
+        if forget {
+            self.remove(collection, key);
+        }
+        if changed {
+            Change::Changed
+        } else {
+            Change::Unchanged
+        }
+    }
+
+    fn entry(&self, collection: &str, key: &str) -> Option<&Entry> {
+        self.collections.get(collection)?.get(key)
+    }
+
+    fn entry_mut(&mut self, collection: &Arc<str>, key: &Arc<str>) -> &mut Entry {
+        if !self.collections.contains_key(&**collection) {
+            self.collections.insert(collection.clone(), BTreeMap::new());
+        }
+        let entries = self
+            .collections
+            .get_mut(&**collection)
+            .expect("inserted above");
+        if !entries.contains_key(&**key) {
+            entries.insert(key.clone(), Entry::default());
+        }
+        entries.get_mut(&**key).expect("inserted above")
+    }
+
+    fn remove(&mut self, collection: &Arc<str>, key: &Arc<str>) {
+        if let Some(entries) = self.collections.get_mut(&**collection) {
+            entries.remove(&**key);
+        }
+    }
+}
+
+fn item<'a>(key: &'a str, entry: &'a Entry) -> ViewItem<'a> {
+    ViewItem {
+        key,
+        value: entry.value.as_deref(),
+        version: entry.confirmed.as_ref().and_then(|c| c.version.as_deref()),
+        pending: entry.pending,
+    }
+}
+
+fn same(a: &Option<Arc<Value>>, b: &Option<Arc<Value>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+        _ => false,
+    }
+}
+
+/// Does this op count in the view? Failed ops were rolled back; everything else is the user's intent.
+pub(crate) fn in_view(op: &OpRecord) -> bool {
+    op.state != OpState::Failed
+}
+
+/// The view of one entity: `base` (the confirmed document, `None` if absent) with `ops` applied in
+/// order. Returns the value and how many ops counted.
+pub(crate) fn fold<'a>(
+    base: Option<Arc<Value>>,
+    ops: impl Iterator<Item = &'a OpRecord>,
+    mutator: &mut Mutator,
+) -> (Option<Arc<Value>>, usize) {
+    let mut value = base;
+    let mut pending = 0;
+    for op in ops.filter(|op| in_view(op)) {
+        value = apply(value, op, mutator);
+        pending += 1;
+    }
+    (value, pending)
+}
+
+/// One op applied to a document: a put replaces, a patch merges (RFC 7396), a delete removes, a custom
+/// op goes through the app's mutation function (without one it changes nothing).
+pub(crate) fn apply(
+    current: Option<Arc<Value>>,
+    op: &OpRecord,
+    mutator: &mut Mutator,
+) -> Option<Arc<Value>> {
+    match &op.kind {
+        OpKind::Put => Some(op.payload.clone()),
+        OpKind::Patch => {
+            let mut doc =
+                current.map_or_else(|| Value::Object(Default::default()), |v| (*v).clone());
+            json_patch::merge(&mut doc, &op.payload);
+            Some(Arc::new(doc))
+        }
+        OpKind::Delete => None,
+        OpKind::Custom { name } => match mutator.0.as_mut() {
+            Some(f) => match f(name, current.as_deref(), &op.payload) {
+                Some(doc) => Some(Arc::new(doc)),
+                None => current,
+            },
+            None => current,
+        },
+    }
+}
+
+/// Whether a version from the server supersedes the one we hold: numerically when both are integer
+/// versions (the reference server's `"7"`), otherwise whenever it differs (opaque ETags carry no order,
+/// and the server is the source of truth).
+pub fn is_newer(incoming: Option<&str>, current: Option<&str>) -> bool {
+    let Some(incoming) = incoming else {
+        return current.is_none();
+    };
+    let Some(current) = current else {
+        return true;
+    };
+    match (version_number(incoming), version_number(current)) {
+        (Some(a), Some(b)) => a > b,
+        _ => incoming != current,
+    }
+}
+
+fn version_number(version: &str) -> Option<u64> {
+    version
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_versions_compare_as_numbers() {
+        assert!(is_newer(Some("\"10\""), Some("\"9\"")));
+        assert!(!is_newer(Some("\"9\""), Some("\"10\"")));
+        assert!(!is_newer(Some("\"9\""), Some("\"9\"")));
+        assert!(is_newer(Some("\"1\""), None));
+        assert!(!is_newer(None, Some("\"1\"")));
+        // Opaque ETags: any different one wins.
+        assert!(is_newer(Some("\"abc\""), Some("\"xyz\"")));
+        assert!(!is_newer(Some("\"abc\""), Some("\"abc\"")));
+    }
+}
