@@ -333,7 +333,8 @@ export class SyncStatusElement extends Base {
       if (action === 'retry') await outbox.retry(id);
       else if (action === 'discard') await outbox.discard(id);
       else if (action === 'retry-all') await outbox.retryAll();
-      this.dispatchEvent(new CustomEvent('sync-status-action', { detail: { action, id }, bubbles: true, composed: true }));
+      const detail = id === undefined ? { action } : { action, id };
+      this.dispatchEvent(new CustomEvent('sync-status-action', { detail, bubbles: true, composed: true }));
     } catch (error) {
       this.#message.textContent = error?.message ?? String(error);
     } finally {
