@@ -1,8 +1,9 @@
 // The npm package as users get it: what `npm pack` ships, and the tarball installed into a fresh Vite app,
 // built with no plugin or config, served, and run in headless Chromium against the reference server.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -48,10 +49,13 @@ test('npm pack ships only what users need', () => {
   console.log(`# ${pack.filename}: ${pack.files.length} files, ${pack.size} bytes packed, ${pack.unpackedSize} unpacked`);
 });
 
-test('the tarball works in a fresh Vite app: built with no plugins, it enqueues and drains in Chromium', async () => {
+/** Packs the package and installs the tarball into a fresh Vite app in `tmp` (once). */
+let appDir;
+function freshViteApp() {
+  if (appDir) return appDir;
   const { filename } = packJson(['--pack-destination', tmp]);
   const app = join(tmp, 'vite-app');
-  execFileSync('mkdir', ['-p', join(app, 'src')]);
+  mkdirSync(join(app, 'src'), { recursive: true });
   writeFileSync(
     join(app, 'package.json'),
     JSON.stringify({ name: 'vite-app', private: true, type: 'module', dependencies: { 'outbox-sync': `file:../${filename}` } }),
@@ -61,13 +65,15 @@ test('the tarball works in a fresh Vite app: built with no plugins, it enqueues 
     `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>vite app</title></head>
 <body><sync-status></sync-status><script type="module" src="/src/main.js"></script></body></html>`,
   );
-  // What a user writes: bare imports of the package and its element; no bundler configuration.
+  // What a user writes: bare imports of the package and its element. The API base defaults to the page's
+  // own origin; ?api= points it elsewhere (the dev server test, through CORS).
   writeFileSync(
     join(app, 'src/main.js'),
     `import { Outbox, SyncError } from 'outbox-sync';
 import 'outbox-sync/sync-status';
 
-const outbox = await Outbox.open({ name: 'vite-app', endpoint: '/api', clientId: 'vite-app' });
+const endpoint = new URLSearchParams(location.search).get('api') ?? '/api';
+const outbox = await Outbox.open({ name: 'vite-app', endpoint, clientId: 'vite-app' });
 document.querySelector('sync-status').outbox = outbox;
 const { idempotencyKey } = await outbox.enqueue({ collection: 'notes', key: 'from-vite', op: 'put', value: { title: 'built by vite' } });
 const report = await outbox.drain();
@@ -78,21 +84,18 @@ window.result = { idempotencyKey, report, state: outbox.status().state, invalid 
   );
   // The tarball has no dependencies, so this needs no network.
   execFileSync(npm, ['install', '--offline', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: app, stdio: 'inherit' });
-  // Vite is the repository's pinned dev dependency, run on the app's own root and node_modules.
-  execFileSync(process.execPath, [join(repoRoot, 'node_modules/vite/bin/vite.js'), 'build', app, '--logLevel', 'warn'], {
-    cwd: app,
-    stdio: 'inherit',
-  });
-  const assets = readdirSync(join(app, 'dist/assets'));
-  assert.ok(assets.some((f) => f.endsWith('.wasm')), `vite emitted the wasm as an asset: ${assets}`);
+  appDir = app;
+  return app;
+}
 
-  const server = await startServer({ www: join(app, 'dist') });
+/** Loads the app in Chromium and checks it enqueued, drained and showed "Synced" against `server`. */
+async function assertAppSyncs(url, server) {
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e));
-    await page.goto(server.url);
+    await page.goto(url);
     await page.waitForFunction(() => window.result, null, { timeout: 15_000 });
     const result = await page.evaluate(() => window.result);
     assert.equal(result.report.acked, 1);
@@ -107,6 +110,62 @@ window.result = { idempotencyKey, report, state: outbox.status().state, invalid 
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
+  }
+}
+
+const viteBin = join(repoRoot, 'node_modules/vite/bin/vite.js');
+
+test('the tarball works in a fresh Vite app: built with no plugins, it enqueues and drains in Chromium', async () => {
+  const app = freshViteApp();
+  // Vite is the repository's pinned dev dependency, run on the app's own root and node_modules; no config.
+  execFileSync(process.execPath, [viteBin, 'build', app, '--logLevel', 'warn'], { cwd: app, stdio: 'inherit' });
+  const assets = readdirSync(join(app, 'dist/assets'));
+  assert.ok(assets.some((f) => f.endsWith('.wasm')), `vite emitted the wasm as an asset: ${assets}`);
+
+  const server = await startServer({ www: join(app, 'dist') });
+  try {
+    await assertAppSyncs(server.url, server);
+  } finally {
     await server.close();
   }
 });
+
+test('the Vite dev server works with the one setting the README documents (optimizeDeps.exclude)', async () => {
+  const app = freshViteApp();
+  writeFileSync(join(app, 'vite.config.js'), `export default { optimizeDeps: { exclude: ['outbox-sync'] } };\n`);
+  const port = await freePort();
+  const vite = spawn(process.execPath, [viteBin, app, '--port', String(port), '--strictPort', '--host', '127.0.0.1'], {
+    cwd: app,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const server = await startServer();
+  try {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('vite dev did not start within 20 s')), 20_000);
+      vite.once('exit', (code) => reject(new Error(`vite exited with ${code}`)));
+      vite.stdout.on('data', (chunk) => {
+        if (String(chunk).replace(/\x1b\[[0-9;]*m/g, '').includes(`:${port}/`)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    // Another origin than the API's: this also goes through the reference server's CORS.
+    const api = new URL('api', server.url).href;
+    await assertAppSyncs(`http://127.0.0.1:${port}/?api=${encodeURIComponent(api)}`, server);
+  } finally {
+    vite.kill('SIGTERM');
+    await server.close();
+  }
+});
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
