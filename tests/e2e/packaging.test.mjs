@@ -1,5 +1,6 @@
-// The npm package as users get it: what `npm pack` ships, and the tarball installed into a fresh Vite app,
-// built with no plugin or config, served, and run in headless Chromium against the reference server.
+// The npm package as users get it: what `npm pack` ships, and the tarball installed into a fresh app, built
+// with Vite and with webpack 5 (no plugin, no config), and served by Vite's dev server, each run in headless
+// Chromium against the reference server.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { launchChromium } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
+import webpack from 'webpack';
 
 const repoRoot = new URL('../../', import.meta.url).pathname;
 const pkgDir = join(repoRoot, 'pkg');
@@ -123,6 +125,29 @@ test('the tarball works in a fresh Vite app: built with no plugins, it enqueues 
   assert.ok(assets.some((f) => f.endsWith('.wasm')), `vite emitted the wasm as an asset: ${assets}`);
 
   const server = await startServer({ www: join(app, 'dist') });
+  try {
+    await assertAppSyncs(server.url, server);
+  } finally {
+    await server.close();
+  }
+});
+
+test('the same app builds with webpack 5 and no configuration beyond the entry, and syncs', async () => {
+  const app = freshViteApp();
+  const output = join(app, 'dist-webpack');
+  const stats = await new Promise((resolve, reject) =>
+    webpack(
+      { mode: 'production', context: app, entry: './src/main.js', output: { path: output, clean: true }, performance: { hints: false } },
+      (error, result) => (error ? reject(error) : resolve(result)),
+    ),
+  );
+  assert.equal(stats.hasErrors(), false, stats.toString({ all: false, errors: true }));
+  assert.ok(readdirSync(output).some((f) => f.endsWith('.wasm')), 'webpack emitted the wasm as an asset');
+  writeFileSync(
+    join(output, 'index.html'),
+    '<!doctype html><html lang="en"><body><sync-status></sync-status><script src="main.js"></script></body></html>',
+  );
+  const server = await startServer({ www: output });
   try {
     await assertAppSyncs(server.url, server);
   } finally {
