@@ -75,13 +75,18 @@ button:focus-visible { outline: 2px solid var(--sync-status-focus-color, #1565c0
 [part~='footer'] { display: flex; justify-content: space-between; align-items: center; gap: 0.5em; margin-top: 0.75em; }
 [part~='message'] { color: var(--sync-status-error-color, #c62828); font-size: 0.85em; }
 [hidden] { display: none !important; }
+.announcement {
+  position: absolute; inline-size: 1px; block-size: 1px; overflow: hidden;
+  clip-path: inset(50%); white-space: nowrap;
+}
 `;
 
 const TEMPLATE = `
 <style>${STYLE}</style>
-<span part="indicator" role="status" aria-live="polite" aria-atomic="true">
+<span part="indicator">
   <span part="dot" aria-hidden="true"></span><span part="label">Not connected</span>
 </span>
+<span class="announcement" role="status" aria-live="polite" aria-atomic="true"></span>
 <button part="details-button" type="button" popovertarget="panel" aria-haspopup="dialog" hidden>Review</button>
 <section part="panel" id="panel" popover aria-labelledby="heading">
   <h2 part="heading" id="heading">Changes that need attention</h2>
@@ -167,6 +172,8 @@ export class SyncStatusElement extends Base {
   #refreshSeq = 0;
   #root;
   #label;
+  #announcement;
+  #announced = '';
   #detailsButton;
   #panel;
   #list;
@@ -180,6 +187,7 @@ export class SyncStatusElement extends Base {
     this.#root.innerHTML = TEMPLATE;
     const part = (name) => this.#root.querySelector(`[part~='${name}']`);
     this.#label = part('label');
+    this.#announcement = this.#root.querySelector('.announcement');
     this.#detailsButton = part('details-button');
     this.#panel = part('panel');
     this.#list = part('list');
@@ -264,6 +272,13 @@ export class SyncStatusElement extends Base {
     if (this.getAttribute('state') !== state) this.setAttribute('state', state);
     const text = describeSyncStatus(status);
     if (this.#label.textContent !== text) this.#label.textContent = text;
+    // The live region speaks when the state or the number of failures changes, not on every count of a
+    // long sync ("Syncing 199", "Syncing 198" …), which would drown a screen reader.
+    const announce = `${state}/${status.failed}/${status.conflicts}`;
+    if (announce !== this.#announced) {
+      this.#announced = announce;
+      this.#announcement.textContent = text;
+    }
     const attention = status.failed + status.conflicts;
     this.#detailsButton.hidden = this.inline || attention === 0;
     this.#detailsButton.textContent = attention === 1 ? 'Review 1 change' : `Review ${attention} changes`;

@@ -136,7 +136,7 @@ async function render() {
     notes.set(op.key, note);
   }
   const visible = [...notes].filter(([, note]) => note.doc !== undefined);
-  visible.sort(([, a], [, b]) => (b.doc?.createdAt ?? 0) - (a.doc?.createdAt ?? 0));
+  visible.sort(([ka, a], [kb, b]) => (b.doc?.createdAt ?? 0) - (a.doc?.createdAt ?? 0) || (ka < kb ? 1 : -1));
   $('notes').replaceChildren(...visible.map(([key, note]) => noteItem(key, note)));
   $('count').textContent = `(${visible.length})`;
   $('empty').hidden = visible.length > 0;
@@ -170,9 +170,13 @@ function showError(error) {
 }
 
 /** Creates a note: one `put` op. Resolves once it is durable in IndexedDB. */
+let lastCreatedAt = 0;
 async function addNote(title) {
+  // Strictly increasing, so notes made in the same millisecond still list in the order they were made.
+  lastCreatedAt = Math.max(lastCreatedAt + 1, Date.now());
+  const createdAt = lastCreatedAt;
   const key = `n-${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
-  const result = await outbox.enqueue({ collection: COLLECTION, key, op: 'put', value: { title, createdAt: Date.now() } });
+  const result = await outbox.enqueue({ collection: COLLECTION, key, op: 'put', value: { title, createdAt } });
   keyOfOp.set(result.id, key);
   return { key, ...result };
 }

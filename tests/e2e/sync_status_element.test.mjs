@@ -52,6 +52,7 @@ test('the popover lists failed ops; "Retry all" resends them; the element is sty
   const label = () => page.locator('#probe [part~="label"]').textContent();
   await waitUntil(label, (t) => t === '2 failed', { what: '"2 failed"' });
   assert.equal(await page.locator('#probe').getAttribute('state'), 'failed');
+  assert.equal(await page.locator('#probe [role="status"][aria-live="polite"]').textContent(), '2 failed', 'announced');
 
   const styles = await page.evaluate(() => {
     const root = document.getElementById('probe').shadowRoot;
