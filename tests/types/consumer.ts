@@ -14,6 +14,13 @@ import {
   type SyncStatus,
   type TransportResult,
 } from "../../pkg/index.js";
+import {
+  SyncStatusElement,
+  describeSyncStatus,
+  syncStatusState,
+  type SyncStatusActionDetail,
+  type SyncStatusDisplayState,
+} from "../../pkg/sync-status.js";
 
 export async function useTheWholeApi(): Promise<void> {
   await ready();
@@ -100,6 +107,39 @@ export async function useTheWholeApi(): Promise<void> {
   void v;
   void put.idempotencyKey;
   void remaining;
+}
+
+export function useTheElement(outbox: Outbox): void {
+  // The tag name maps to the class, so no cast is needed.
+  const el: SyncStatusElement = document.createElement("sync-status");
+  el.outbox = outbox;
+  el.inline = true;
+  el.outbox = null;
+  const found: SyncStatusElement | null = document.querySelector("sync-status");
+  const shown: SyncStatus | null = found?.status ?? null;
+  if (shown) {
+    const text: string = describeSyncStatus(shown, (ms) => new Date(ms).toISOString());
+    const state: SyncStatusDisplayState = syncStatusState(shown);
+    void text;
+    void state;
+  }
+  el.addEventListener("sync-status-action", (event) => {
+    const detail: SyncStatusActionDetail = event.detail;
+    if (detail.action === "discard") void detail.id;
+  });
+  customElements.define("my-status", class extends SyncStatusElement {});
+}
+
+export function elementMisuseDoesNotCompile(el: SyncStatusElement, status: SyncStatus): void {
+  // @ts-expect-error: `outbox` takes an Outbox, not options
+  el.outbox = { name: "notes" };
+  // @ts-expect-error: `status` is read-only; it comes from the outbox
+  el.status = status;
+  // @ts-expect-error: not a display state
+  const state: SyncStatusDisplayState = "idle";
+  // @ts-expect-error: the formatter gets epoch ms, not a Date
+  describeSyncStatus(status, (d: Date) => d.toISOString());
+  void state;
 }
 
 export async function misuseDoesNotCompile(outbox: Outbox): Promise<void> {
