@@ -6,6 +6,7 @@ export type {
   EnqueueResult,
   IngestDoc,
   JsonValue,
+  Op,
   OpErrorInfo,
   OpInput,
   OpKind,

@@ -61,8 +61,16 @@ pub fn event_json(event: &Event) -> Value {
                 json!(ids.iter().map(ToString::to_string).collect::<Vec<_>>()),
             );
         }
-        Event::Acked { id, version, doc } => {
+        Event::Acked {
+            id,
+            collection,
+            key,
+            version,
+            doc,
+        } => {
             o.insert("id".into(), json!(id.to_string()));
+            o.insert("collection".into(), json!(&**collection));
+            o.insert("key".into(), json!(&**key));
             o.insert("version".into(), json!(version));
             o.insert("doc".into(), doc.clone().unwrap_or(Value::Null));
         }
@@ -77,8 +85,15 @@ pub fn event_json(event: &Event) -> Value {
             o.insert("at".into(), json!(at));
             o.insert("error".into(), op_error_json(error));
         }
-        Event::Failed { id, error } => {
+        Event::Failed {
+            id,
+            collection,
+            key,
+            error,
+        } => {
             o.insert("id".into(), json!(id.to_string()));
+            o.insert("collection".into(), json!(&**collection));
+            o.insert("key".into(), json!(&**key));
             o.insert("error".into(), op_error_json(error));
         }
         Event::Conflict {
@@ -106,8 +121,14 @@ pub fn event_json(event: &Event) -> Value {
             o.insert("collection".into(), json!(&**collection));
             o.insert("key".into(), json!(&**key));
         }
-        Event::Discarded { id } => {
+        Event::Discarded {
+            id,
+            collection,
+            key,
+        } => {
             o.insert("id".into(), json!(id.to_string()));
+            o.insert("collection".into(), json!(&**collection));
+            o.insert("key".into(), json!(&**key));
         }
         Event::Blocked { until } => {
             o.insert("until".into(), json!(until));

@@ -32,6 +32,8 @@ pub struct Options {
     pub durability: Durability,
     /// Drain automatically after enqueue, on reconnect, on focus and on backoff expiry.
     pub auto_drain: bool,
+    /// Open paused: nothing is sent until `resume()`.
+    pub paused: bool,
     /// The debounce between an enqueue and its automatic drain.
     pub drain_delay_ms: u32,
     /// The largest payload an op may carry, in JSON bytes.
@@ -164,6 +166,7 @@ impl Options {
             transport,
             durability,
             auto_drain: boolean(value, "autoDrain")?.unwrap_or(true),
+            paused: boolean(value, "paused")?.unwrap_or(false),
             drain_delay_ms: non_negative(value, "drainDelayMs")?
                 .map_or(Ok(DEFAULT_DRAIN_DELAY_MS), u32_field("drainDelayMs"))?,
             max_op_bytes: positive(value, "maxOpBytes")?

@@ -139,6 +139,11 @@ impl Runtime {
                 runtime.note_storage_error(&Error::Store(StoreError::UpgradeBlocked));
             }
         });
+        if options.paused {
+            // Before anything could be sent: an app that opens "offline" must not leak the restored queue.
+            let fx = runtime.engine.borrow_mut().pause(clock::now());
+            runtime.run_in_background(fx);
+        }
         if !navigator_online() {
             let fx = runtime.engine.borrow_mut().set_online(false, clock::now());
             runtime.run_in_background(fx);

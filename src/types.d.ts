@@ -91,6 +91,8 @@ export interface OutboxOptions {
   durability?: "relaxed" | "strict";
   /** Send automatically after enqueue, on reconnect and on focus. Default true. */
   autoDrain?: boolean;
+  /** Open paused: nothing is sent (not even the queue restored from storage) until `resume()`. */
+  paused?: boolean;
   /** Debounce between an enqueue and the send it triggers, ms. Default 5. */
   drainDelayMs?: number;
   /** Per-request timeout, ms. Default 15000. */
@@ -200,6 +202,9 @@ export interface OpErrorInfo {
   class?: "ack" | "transient" | "rate_limited" | "conflict" | "auth" | "permanent";
 }
 
+/** An op, as the outbox shows it: the same as {@link OpSnapshot}. */
+export type Op = OpSnapshot;
+
 /** An op as `pending()`, `failed()` and `conflicts()` show it. */
 export interface OpSnapshot {
   id: string;
@@ -244,9 +249,9 @@ export interface SyncStatus {
 export type SyncEvent =
   | { type: "enqueued"; id: string; collection: string; key: string }
   | { type: "sent"; batchId: number; ids: string[] }
-  | { type: "acked"; id: string; version: string | null; doc: JsonValue }
+  | { type: "acked"; id: string; collection: string; key: string; version: string | null; doc: JsonValue }
   | { type: "retry_scheduled"; id: string; attempts: number; at: number; error: OpErrorInfo }
-  | { type: "failed"; id: string; error: OpErrorInfo }
+  | { type: "failed"; id: string; collection: string; key: string; error: OpErrorInfo }
   | {
       type: "conflict";
       id: string;
@@ -256,7 +261,7 @@ export type SyncEvent =
       /** What the collection's strategy did: dropped the op, resent it rebased, or held it. */
       resolution: "server-wins" | "client-wins" | "held";
     }
-  | { type: "discarded"; id: string }
+  | { type: "discarded"; id: string; collection: string; key: string }
   | { type: "blocked"; until: number }
   | { type: "unblocked" }
   | { type: "drained" }

@@ -684,3 +684,28 @@ async fn a_newer_schema_in_another_tab_turns_the_status_to_error_at_once() {
         .unchecked_into::<web_sys::IdbDatabase>()
         .close();
 }
+
+#[wasm_bindgen_test]
+async fn opening_paused_sends_nothing_until_resume() {
+    let name = fresh_name("paused");
+    let (options, log) = scripted_options(&name, "{}", r#"{"autoDrain": false}"#);
+    let outbox = open(&options).await;
+    settle(outbox.enqueue(op("notes", "a", "1"))).await.unwrap();
+    settle(outbox.close()).await.unwrap();
+
+    // The reload of an app that was "offline": the restored queue must stay put.
+    set(&options, "autoDrain", &true.into());
+    set(&options, "paused", &true.into());
+    let reopened = open(&options).await;
+    settle(sleep(30)).await.unwrap();
+    assert_eq!(log.length(), 0, "nothing sent while opened paused");
+    assert_eq!(
+        get(&reopened.status().unwrap(), "state")
+            .as_string()
+            .as_deref(),
+        Some("paused")
+    );
+    reopened.resume().unwrap();
+    settle(sleep(30)).await.unwrap();
+    assert_eq!(log.length(), 1, "resume sends the restored op");
+}

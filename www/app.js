@@ -37,23 +37,18 @@ const OPTIONS = {
   maxBatchOps: 10,
   // Short waits, so that retries and backoff are visible live in the demo.
   retry: { baseMs: 250, capMs: 4000 },
+  // Edits made elsewhere show up within seconds, and a conflict waits for the user to choose.
+  pull: { intervalMs: 5000, onFocus: true },
+  collections: { [COLLECTION]: { conflict: 'manual' } },
 };
 
-// The offline switch is remembered, so a reload while "offline" keeps the restored queue unsent. `Outbox.open`
-// starts sending the restored queue at once, before a `pause()` right after it can take effect, so an outbox
-// that must start paused is opened without autoDrain and reopened normally when the switch goes back on.
-// (Workaround until `Outbox.open` can start paused.)
-let startedPaused = localStorage.getItem(OFFLINE_KEY) === 'true';
-
-async function openOutbox(paused) {
-  const opened = await Outbox.open({ ...OPTIONS, autoDrain: !paused });
-  if (paused) opened.pause();
-  return opened;
-}
+// The offline switch is remembered: a reload while "offline" opens the outbox paused, so the queue restored
+// from IndexedDB stays unsent until the switch goes off.
+const startedPaused = localStorage.getItem(OFFLINE_KEY) === 'true';
 
 let outbox;
 try {
-  outbox = await openOutbox(startedPaused);
+  outbox = await Outbox.open({ ...OPTIONS, paused: startedPaused });
 } catch (error) {
   footer.textContent = `The outbox could not open: ${error.message} (${error.code ?? error.name})`;
   footer.dataset.state = 'error';
@@ -71,46 +66,19 @@ function attach() {
   $('sync').outbox = outbox;
   $('failed-list').outbox = outbox;
   const showFailed = (status) => {
-    $('failed').hidden = status.failed + status.conflicts === 0;
+    $('failed').hidden = status.failed === 0;
   };
   outbox.subscribe(showFailed);
   showFailed(outbox.status());
-  outbox.on('acked', onAcked);
-  outbox.on('enqueued', onEnqueued);
+  // The view tells about every change of a note; failures and conflicts change the badges too.
+  outbox.watch(COLLECTION, scheduleRender);
   for (const type of ['failed', 'conflict', 'discarded', 'retry_scheduled']) outbox.on(type, scheduleRender);
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Notes: the server's confirmed docs with the queued ops applied on top.
+// Notes: the outbox's optimistic view (the server's confirmed notes with pending changes on top), plus the
+// notes whose change the server refused, kept visible so they can be retried or discarded in place.
 // ---------------------------------------------------------------------------------------------------------
-// Until the optimistic view lands in the package (outbox.list / watch), the demo does it by hand: it pulls the
-// confirmed docs once, keeps them current from `acked` events, and overlays the ops still in the outbox.
-const confirmed = new Map(); // key -> doc
-const keyOfOp = new Map(); // op id -> note key, to place `acked` docs
-
-async function pullAll() {
-  let cursor = '';
-  for (;;) {
-    const response = await fetch(`/api/pull?since=${encodeURIComponent(cursor)}&limit=1000`);
-    if (!response.ok) throw new Error(`pull: HTTP ${response.status}`);
-    const page = await response.json();
-    for (const change of page.changes) {
-      if (change.collection !== COLLECTION) continue;
-      if (change.deleted) confirmed.delete(change.key);
-      else confirmed.set(change.key, change.doc);
-    }
-    cursor = page.cursor;
-    if (!page.hasMore) return;
-  }
-}
-
-function applyOp(doc, op) {
-  if (op.op === 'put') return op.value;
-  if (op.op === 'delete') return undefined;
-  if (op.op === 'patch') return { ...(doc ?? {}), ...op.value };
-  return doc;
-}
-
 let renderQueued = false;
 function scheduleRender() {
   if (renderQueued) return;
@@ -122,24 +90,53 @@ function scheduleRender() {
 }
 
 async function render() {
-  const ops = [...(await outbox.pending()), ...(await outbox.failed()), ...(await outbox.conflicts())]
-    .filter((op) => op.collection === COLLECTION)
-    .sort((a, b) => a.createdAt - b.createdAt);
-  const notes = new Map([...confirmed].map(([key, doc]) => [key, { doc, state: 'synced' }]));
-  for (const op of ops) {
-    keyOfOp.set(op.id, op.key);
-    const note = notes.get(op.key) ?? { doc: undefined, state: 'synced' };
-    note.doc = applyOp(note.doc, op);
-    // The strongest state wins: a failed op matters more than one that is merely waiting.
-    const rank = { synced: 0, pending: 1, inflight: 1, backoff: 1, conflict: 2, failed: 3 };
-    if (rank[op.state] > rank[note.state]) note.state = op.state === 'inflight' || op.state === 'backoff' ? 'pending' : op.state;
-    notes.set(op.key, note);
+  const failed = (await outbox.failed()).filter((op) => op.collection === COLLECTION);
+  const conflicts = (await outbox.conflicts()).filter((op) => op.collection === COLLECTION);
+  const notes = new Map(
+    outbox.list(COLLECTION).map((item) => [item.key, { doc: item.value, state: item.pending > 0 ? 'pending' : 'synced' }]),
+  );
+  for (const op of conflicts) {
+    const note = notes.get(op.key);
+    if (note) note.state = 'conflict';
   }
-  const visible = [...notes].filter(([, note]) => note.doc !== undefined);
+  for (const op of failed) {
+    notes.set(op.key, { doc: notes.get(op.key)?.doc ?? op.value, state: 'failed' });
+  }
+  const visible = [...notes].filter(([, note]) => note.doc !== undefined && note.doc !== null);
   visible.sort(([ka, a], [kb, b]) => (b.doc?.createdAt ?? 0) - (a.doc?.createdAt ?? 0) || (ka < kb ? 1 : -1));
   $('notes').replaceChildren(...visible.map(([key, note]) => noteItem(key, note)));
   $('count').textContent = `(${visible.length})`;
   $('empty').hidden = visible.length > 0;
+  renderConflicts(conflicts);
+}
+
+/** Each held conflict side by side: my version (the view) and the server's, with a button for each. */
+function renderConflicts(conflicts) {
+  $('conflicts').hidden = conflicts.length === 0;
+  $('conflict-list').replaceChildren(
+    ...conflicts.map((op) => {
+      const li = document.createElement('li');
+      li.className = 'conflict';
+      li.dataset.key = op.key;
+      const mine = outbox.get(COLLECTION, op.key);
+      const side = (label, doc, use) => {
+        const box = document.createElement('div');
+        const heading = document.createElement('strong');
+        heading.textContent = label;
+        const text = document.createElement('p');
+        text.textContent = doc?.title ?? '(deleted)';
+        const keep = document.createElement('button');
+        keep.type = 'button';
+        keep.textContent = `Keep ${label.toLowerCase()}`;
+        keep.dataset.use = use;
+        keep.addEventListener('click', () => outbox.resolve(op.id, { use }).then(scheduleRender, showError));
+        box.append(heading, text, keep);
+        return box;
+      };
+      li.append(side('Mine', mine, 'local'), side("The server's", op.serverDoc, 'server'));
+      return li;
+    }),
+  );
 }
 
 const STATE_LABEL = { synced: 'Synced', pending: 'Pending', failed: 'Failed', conflict: 'Conflict' };
@@ -177,22 +174,7 @@ async function addNote(title) {
   const createdAt = lastCreatedAt;
   const key = `n-${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
   const result = await outbox.enqueue({ collection: COLLECTION, key, op: 'put', value: { title, createdAt } });
-  keyOfOp.set(result.id, key);
   return { key, ...result };
-}
-
-function onAcked(event) {
-  const key = keyOfOp.get(event.id);
-  if (key === undefined) return;
-  keyOfOp.delete(event.id);
-  if (event.doc == null) confirmed.delete(key);
-  else confirmed.set(key, event.doc);
-  scheduleRender();
-}
-
-function onEnqueued(event) {
-  if (event.collection === COLLECTION) keyOfOp.set(event.id, event.key);
-  scheduleRender();
 }
 
 attach();
@@ -217,21 +199,10 @@ $('new-note').addEventListener('submit', async (event) => {
 // ---------------------------------------------------------------------------------------------------------
 const offlineSwitch = $('offline');
 offlineSwitch.checked = localStorage.getItem(OFFLINE_KEY) === 'true';
-offlineSwitch.addEventListener('change', async () => {
+offlineSwitch.addEventListener('change', () => {
   localStorage.setItem(OFFLINE_KEY, String(offlineSwitch.checked));
-  if (offlineSwitch.checked) {
-    outbox.pause();
-  } else if (startedPaused) {
-    // Opened without autoDrain (see above): reopen it normally; the queue is restored from IndexedDB.
-    offlineSwitch.disabled = true;
-    startedPaused = false;
-    await outbox.close();
-    outbox = await openOutbox(false);
-    attach();
-    offlineSwitch.disabled = false;
-  } else {
-    outbox.resume();
-  }
+  if (offlineSwitch.checked) outbox.pause();
+  else outbox.resume();
 });
 
 const flakySwitch = $('flaky');
@@ -268,10 +239,11 @@ fetch('/_admin/faults')
     $('flaky-note').textContent = 'The fault switch needs the reference server on localhost.';
   });
 
+// The notes from the server (skipped while "offline": the view restored from IndexedDB shows meanwhile).
 try {
-  await pullAll();
+  await outbox.pull();
 } catch (error) {
-  console.warn('could not load the notes from the server; showing the local queue only', error);
+  console.warn('could not pull the notes from the server; showing what this device knows', error);
 }
 await render();
 for (const id of ['offline', 'title']) $(id).disabled = false;

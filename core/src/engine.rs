@@ -407,7 +407,11 @@ impl Engine {
             self.lanes.remove_behind_head(entry.lane_hash, id);
         }
         fx.push(Effect::Delete(id));
-        fx.push(Effect::Emit(Event::Discarded { id }));
+        fx.push(Effect::Emit(Event::Discarded {
+            id,
+            collection: entry.record.collection.clone(),
+            key: entry.record.key.clone(),
+        }));
         self.refold_entity(&entry.record.collection, &entry.record.key, &mut fx);
         self.finish(&mut fx);
         Ok(fx)
@@ -1003,6 +1007,8 @@ impl Engine {
         )));
         fx.push(Effect::Emit(Event::Acked {
             id,
+            collection: record.collection.clone(),
+            key: record.key.clone(),
             version,
             doc: confirmed.doc.as_deref().cloned(),
         }));
@@ -1234,7 +1240,12 @@ impl Engine {
                 resolution: ConflictResolution::Held,
             }
         } else {
-            Event::Failed { id, error }
+            Event::Failed {
+                id,
+                collection: collection.clone(),
+                key: key.clone(),
+                error,
+            }
         }));
         if to == OpState::Failed {
             // Rolled back: the view no longer shows it.

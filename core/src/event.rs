@@ -34,6 +34,10 @@ pub enum Event {
     Acked {
         /// The op.
         id: OpId,
+        /// Its collection.
+        collection: Arc<str>,
+        /// Its key.
+        key: Arc<str>,
         /// The new version (`ETag`), when the server sent one.
         version: Option<String>,
         /// The confirmed document, when the server returned one.
@@ -54,6 +58,10 @@ pub enum Event {
     Failed {
         /// The op.
         id: OpId,
+        /// Its collection.
+        collection: Arc<str>,
+        /// Its key.
+        key: Arc<str>,
         /// Why.
         error: OpError,
     },
@@ -83,6 +91,10 @@ pub enum Event {
     Discarded {
         /// The op.
         id: OpId,
+        /// Its collection.
+        collection: Arc<str>,
+        /// Its key.
+        key: Arc<str>,
     },
     /// A rate limit blocks all sending.
     Blocked {

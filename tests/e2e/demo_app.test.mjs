@@ -247,3 +247,34 @@ test('the indicator unsubscribes when removed, and shows the outbox again when r
     assert.equal(await indicatorText(page), 'Synced');
   });
 });
+
+test('a note changed on another device while deleted here shows both versions, and the choice sticks', async () => {
+  await withDemo(async ({ server, context }) => {
+    const page = await openDemo(context, server);
+    await addNoteViaForm(page, 'Shared note');
+    await waitForIndicator(page, 'Synced');
+    const key = await page.$eval('#notes .note', (li) => li.dataset.key);
+    // Another device renames it on the server (its own outbox, its own database).
+    await page.evaluate(async (key) => {
+      const { Outbox } = await import('outbox-sync');
+      const other = await Outbox.open({ name: `other-device-${Math.random()}`, endpoint: '/api', collections: { notes: { versioned: false } } });
+      await other.enqueue({ collection: 'notes', key, op: 'put', value: { title: 'Renamed elsewhere', createdAt: 1 } });
+      await other.drain();
+      await other.close();
+    }, key);
+    // Here, still at the old version, the user deletes it: the server refuses with 412 and the demo asks.
+    await page.click(`#notes .note[data-key="${key}"] .delete`);
+    await page.locator('#conflicts:not([hidden]) .conflict').waitFor({ timeout: 15_000 });
+    const sides = await page.$$eval('#conflict-list .conflict p', (ps) => ps.map((p) => p.textContent));
+    assert.deepEqual(sides, ['(deleted)', 'Renamed elsewhere'], 'mine (deleted) next to the server version');
+    await screenshot(page, 'demo-conflict.png');
+    await page.click('#conflict-list button[data-use="server"]');
+    await page.locator('#conflicts[hidden]').waitFor({ state: 'attached', timeout: 15_000 });
+    await waitUntil(() => notes(page), (list) => list.some((n) => n.title === 'Renamed elsewhere' && n.state === 'synced'), {
+      what: 'the server version to show as synced',
+    });
+    const doc = await (await fetch(new URL(`api/docs/notes/${key}`, server.url))).json();
+    assert.equal(doc.title, 'Renamed elsewhere', 'keeping the server version deleted nothing');
+    assert.deepEqual(page.errors, []);
+  });
+});

@@ -172,7 +172,7 @@ fn a_permanent_failure_halts_only_its_lane_until_retried_with_a_fresh_key() {
     let fx = reply(&mut e, &batch, Response::status(422).with_body(problem), 1);
     assert!(events(&fx)
         .iter()
-        .any(|ev| matches!(ev, Event::Failed { id, error }
+        .any(|ev| matches!(ev, Event::Failed { id, error, .. }
         if *id == a1 && error.status == Some(422) && error.message == "title too long")));
     assert!(sends(&fx).is_empty(), "a2 is held behind the failed a1");
     assert_eq!(e.op(a1).unwrap().state, OpState::Failed);
@@ -213,7 +213,11 @@ fn discarding_a_failed_head_releases_its_lane() {
     );
     let (a3, _) = add(&mut e, put("a"), 2);
     let fx = e.discard(a1, 3).unwrap();
-    assert!(events(&fx).contains(&Event::Discarded { id: a1 }));
+    assert!(events(&fx).contains(&Event::Discarded {
+        id: a1,
+        collection: "todos".into(),
+        key: "a".into(),
+    }));
     assert_eq!(sent_ids(&fx), vec![a3]);
     assert_eq!(e.discard(a3, 4), Err(CoreError::InFlight(a3)));
     assert_eq!(e.discard(a1, 4), Err(CoreError::UnknownOp(a1)));
@@ -319,7 +323,7 @@ fn max_attempts_dead_letters_a_transient_op() {
     let fx = e.on_network_error(only_batch(&fx).id, 50_000).unwrap();
     assert!(events(&fx)
         .iter()
-        .any(|ev| matches!(ev, Event::Failed { id, error }
+        .any(|ev| matches!(ev, Event::Failed { id, error, .. }
         if *id == a && error.message.starts_with("gave up after 2 attempts"))));
 }
 
@@ -491,6 +495,8 @@ fn ack_reports_the_version_and_doc_and_drains() {
     let evs = events(&fx);
     assert!(evs.contains(&Event::Acked {
         id: a,
+        collection: "todos".into(),
+        key: "a".into(),
         version: Some("\"v2\"".into()),
         doc: Some(json!({ "title": "milk" })),
     }));
