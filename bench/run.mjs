@@ -141,14 +141,19 @@ function gitCommit() {
 // ------------------------------------------------------------------------------------------------
 
 /** Runs `rounds` rounds of every variant, rotating the order each round; keeps samples after the warm-up. */
-async function roundRobin(label, variants, measure) {
+async function roundRobin(label, variants, measure, fresh) {
+  // Each phase starts on a freshly loaded page, so no phase inherits another's garbage or leaked state.
+  if (fresh) await fresh();
   const samples = Object.fromEntries(variants.map((v) => [v.id, []]));
   const facts = Object.fromEntries(variants.map((v) => [v.id, []]));
   const rounds = WARMUP + SAMPLES;
+  const wall = Object.fromEntries(variants.map((v) => [v.id, 0]));
   for (let round = 0; round < rounds; round++) {
     const order = variants.map((_, i) => variants[(i + round) % variants.length]);
     for (const variant of order) {
+      const t0 = Date.now();
       const result = await measure(variant);
+      wall[variant.id] += Date.now() - t0;
       if (round < WARMUP) continue;
       const { ms, ...rest } = result;
       if (Array.isArray(ms)) samples[variant.id].push(...ms);
@@ -157,6 +162,8 @@ async function roundRobin(label, variants, measure) {
     }
     log(`${label}: round ${round + 1}/${rounds}${round < WARMUP ? ' (warm-up)' : ''}`);
   }
+  // Wall time per variant, set-up included: where the runner's own minutes go.
+  log(`${label}: wall s per variant: ${Object.entries(wall).map(([id, t]) => `${id} ${(t / 1000).toFixed(1)}`).join(', ')}`);
   return { samples, facts };
 }
 
@@ -194,7 +201,7 @@ async function main() {
         { id: 'tanstack', fn: 'tanstackBurst', arg: { n: SIZES.burst } },
         { id: 'workbox', fn: 'workboxBurst', arg: { n: SIZES.burst } },
       ];
-      raw.burst = await roundRobin('burst enqueue', variants, (v) => call(v.fn, v.arg));
+      raw.burst = await roundRobin('burst enqueue', variants, (v) => call(v.fn, v.arg), open);
     }
 
     // 2. Single enqueue durable latency.
@@ -203,7 +210,7 @@ async function main() {
         { id: `raw.${d}`, fn: 'rawSingle', arg: { k: SIZES.single, durability: d } },
         { id: `outbox.${d}`, fn: 'outboxSingle', arg: { k: SIZES.single, durability: d } },
       ]);
-      raw.single = await roundRobin('single enqueue', variants, (v) => call(v.fn, v.arg));
+      raw.single = await roundRobin('single enqueue', variants, (v) => call(v.fn, v.arg), open);
     }
 
     // 3. Optimistic visibility, once the view exists.
@@ -218,7 +225,7 @@ async function main() {
         durable[v.id].push(...r.durable);
         missing[v.id] += r.missing;
         return { ms: 0 };
-      });
+      }, open);
       raw.visibility = { visible, durable, missing };
     }
 
@@ -238,7 +245,7 @@ async function main() {
         const r = await call(v.fn, v.arg);
         if (r.failed) throw new Error(`${v.id}: ${r.failed} ops failed on the server`);
         return { ...r, ms: r.ms, n: v.arg.n };
-      });
+      }, open);
     }
 
     // 5. Cold start with pending ops: every sample in a freshly loaded page.
