@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 import { measureBuild } from '../scripts/size.mjs';
+import { breakdownMarkdown, sizeBreakdown } from './size-breakdown.mjs';
 import { CHROMIUM_ARGS } from '../tests/e2e/support/browser.mjs';
 import { startServer } from '../tests/e2e/support/server.mjs';
 
@@ -29,12 +30,18 @@ const { values: cli } = parseArgs({
     samples: { type: 'string' },
     warmup: { type: 'string' },
     out: { type: 'string' },
+    // Another build of the npm package root to measure (e.g. a candidate patch), instead of pkg/.
+    pkg: { type: 'string' },
+    // Run only some phases (comma-separated: burst,single,visibility,drain,cold,diagnostics); for experiments.
+    only: { type: 'string' },
   },
 });
+const PKG = cli.pkg ?? join(repoRoot, 'pkg');
+const PHASES = new Set((cli.only ?? 'burst,single,visibility,drain,cold,diagnostics').split(','));
 
 const SIZES = cli.smoke
   ? { burst: 20, single: 2, view: 2, drainSingle: 10, drainPush: 20, batchOps: 10, peerDrain: 10, cold: 50, count: 10 }
-  : { burst: 1000, single: 10, view: 10, drainSingle: 200, drainPush: 1000, batchOps: 100, peerDrain: 200, cold: 10_000, count: 200 };
+  : { burst: 1000, single: 25, view: 25, drainSingle: 200, drainPush: 1000, batchOps: 100, peerDrain: 200, cold: 10_000, count: 200 };
 const SAMPLES = Number(cli.samples ?? (cli.smoke ? 2 : 20));
 const WARMUP = Number(cli.warmup ?? 1 + (cli.smoke ? 0 : 1));
 const DURABILITIES = ['relaxed', 'strict'];
@@ -83,14 +90,14 @@ const meets = (goal, ratio) => (goal.op === '>=' ? ratio >= goal.value : ratio <
 // ------------------------------------------------------------------------------------------------
 
 async function stage() {
-  const wasm = join(repoRoot, 'pkg/wasm/outbox_sync_bg.wasm');
-  if (!existsSync(wasm)) throw new Error('pkg/wasm is missing: run `make build` first');
+  const wasm = join(PKG, 'wasm/outbox_sync_bg.wasm');
+  if (!existsSync(wasm)) throw new Error(`${wasm} is missing: run \`make build\` first`);
   const dir = mkdtempSync(join(tmpdir(), 'outbox-bench-www-'));
   cpSync(join(repoRoot, 'bench/page'), dir, { recursive: true });
   const vendor = join(dir, 'vendor/outbox-sync');
   mkdirSync(vendor, { recursive: true });
   for (const f of ['package.json', 'index.js', 'index.d.ts', 'wasm']) {
-    cpSync(join(repoRoot, 'pkg', f), join(vendor, f), { recursive: true });
+    cpSync(join(PKG, f), join(vendor, f), { recursive: true });
   }
   for (const peer of ['tanstack', 'workbox']) {
     await build({
@@ -184,6 +191,26 @@ async function main() {
       await page.goto(`${server.url}index.html${query}`);
       await page.waitForFunction(() => window.bench !== undefined);
     };
+    // Single-op latencies are a fraction of a millisecond, and a page that is not cross-origin isolated
+    // reads performance.now() in 100 µs steps. The latency phases load the page with COOP + COEP added to
+    // its HTML response (5 µs steps); other phases do not route at all, since routing intercepts every request.
+    const openIsolated = async () => {
+      const pattern = `${server.url}index.html*`;
+      const isolate = async (route) => {
+        const response = await route.fetch();
+        await route.fulfill({
+          response,
+          headers: { ...response.headers(), 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' },
+        });
+      };
+      await page.route(pattern, isolate);
+      try {
+        await open();
+      } finally {
+        await page.unroute(pattern, isolate);
+      }
+      if (!(await page.evaluate(() => self.crossOriginIsolated))) throw new Error('the latency page is not cross-origin isolated');
+    };
     const call = (fn, arg) => page.evaluate(([fn, arg]) => window.bench[fn](arg), [fn, arg]);
     await open();
     const userAgent = await page.evaluate(() => navigator.userAgent);
@@ -192,7 +219,7 @@ async function main() {
     const raw = {};
 
     // 1 + 7. Burst enqueue: outbox and raw at both durabilities, and the peers, in one rotation.
-    {
+    if (PHASES.has('burst')) {
       const variants = [
         ...DURABILITIES.flatMap((d) => [
           { id: `raw.${d}`, fn: 'rawBurst', arg: { n: SIZES.burst, durability: d } },
@@ -205,16 +232,16 @@ async function main() {
     }
 
     // 2. Single enqueue durable latency.
-    {
+    if (PHASES.has('single')) {
       const variants = DURABILITIES.flatMap((d) => [
         { id: `raw.${d}`, fn: 'rawSingle', arg: { k: SIZES.single, durability: d } },
         { id: `outbox.${d}`, fn: 'outboxSingle', arg: { k: SIZES.single, durability: d } },
       ]);
-      raw.single = await roundRobin('single enqueue', variants, (v) => call(v.fn, v.arg), open);
+      raw.single = await roundRobin('single enqueue', variants, (v) => call(v.fn, v.arg), openIsolated);
     }
 
     // 3. Optimistic visibility, once the view exists.
-    if (hasView) {
+    if (hasView && PHASES.has('visibility')) {
       const variants = DURABILITIES.map((d) => ({ id: `outbox.${d}`, fn: 'outboxVisibility', arg: { k: SIZES.view, durability: d } }));
       const visible = Object.fromEntries(variants.map((v) => [v.id, []]));
       const durable = Object.fromEntries(variants.map((v) => [v.id, []]));
@@ -225,12 +252,12 @@ async function main() {
         durable[v.id].push(...r.durable);
         missing[v.id] += r.missing;
         return { ms: 0 };
-      }, open);
+      }, openIsolated);
       raw.visibility = { visible, durable, missing };
     }
 
     // 4 + 7. Drain throughput: single-op requests and 100-op pushes, and the peers' own drains.
-    {
+    if (PHASES.has('drain')) {
       const variants = [
         ...DURABILITIES.flatMap((d) => [
           { id: `raw.single.${d}`, fn: 'rawDrain', arg: { n: SIZES.drainSingle, batch: false, concurrency: CONCURRENCY.single, durability: d } },
@@ -249,7 +276,7 @@ async function main() {
     }
 
     // 5. Cold start with pending ops: every sample in a freshly loaded page.
-    {
+    if (PHASES.has('cold')) {
       const names = {};
       for (const d of DURABILITIES) {
         names[d] = `cold-${d}-${Date.now()}`;
@@ -274,12 +301,21 @@ async function main() {
 
     // Diagnostics: boundary crossings and transactions per op (a separate page load with counting wrappers).
     const diagnostics = {};
-    for (const d of DURABILITIES) {
+    for (const d of PHASES.has('diagnostics') ? DURABILITIES : []) {
       await open('?count');
       diagnostics[d] = await call('countCrossings', { n: SIZES.count, durability: d });
     }
 
     load.end = loadavg();
+    if (cli.only) {
+      // A partial run (an experiment): medians per variant, nothing written.
+      for (const [phase, { samples }] of Object.entries(raw)) {
+        if (!samples) continue;
+        for (const [id, xs] of Object.entries(samples)) log(`${phase} ${id}: median ${f1(stats(xs).median)} ms, p95 ${f1(stats(xs).p95)} ms (n=${xs.length})`);
+      }
+      if (PHASES.has('diagnostics')) log(JSON.stringify(diagnostics));
+      return null;
+    }
     const results = summarize(raw, {
       hasView,
       diagnostics,
@@ -394,10 +430,18 @@ function summarize(raw, { hasView, diagnostics, env }) {
   }
   const size = measureBuild(repoRoot);
   const brotliKB = size.total.brotli / 1024;
+  let breakdown = null;
+  if (!cli.smoke) {
+    try {
+      breakdown = sizeBreakdown();
+    } catch (e) {
+      log(`size breakdown skipped (${e.message.split('\n')[0]}); install twiggy with: cargo install twiggy`);
+    }
+  }
   return {
     env,
     metrics: per,
-    size: { ...size, brotliKB, goal: GOALS.sizeBrotliKB, met: meets(GOALS.sizeBrotliKB, brotliKB) },
+    size: { ...size, brotliKB, goal: GOALS.sizeBrotliKB, met: meets(GOALS.sizeBrotliKB, brotliKB), breakdown },
     diagnostics,
   };
 }
@@ -447,7 +491,8 @@ function table(results) {
     `Peers: ${Object.entries(env.peers).map(([k, v]) => `${k}@${v}`).join(', ')}`,
     '',
   ];
-  return [...head, ...rows, ...diag].join('\n');
+  const bytes = size.breakdown ? ['', '### Where the wasm bytes go', '', breakdownMarkdown(size.breakdown)] : [];
+  return [...head, ...rows, ...diag, ...bytes].join('\n');
 }
 
 /** Smoke mode checks the runner, not the machine: every metric must exist and be a finite, positive number. */
@@ -476,6 +521,7 @@ function checkComplete(results) {
 }
 
 const results = await main();
+if (!results) process.exit(0);
 const text = table(results);
 console.log(text);
 const outDir = cli.out ?? (cli.smoke ? mkdtempSync(join(tmpdir(), 'outbox-bench-smoke-')) : join(repoRoot, 'bench/results'));

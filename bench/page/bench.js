@@ -7,6 +7,17 @@ import { Outbox, ready } from 'outbox-sync';
 const API = `${location.origin}/api`;
 const WASM_URL = new URL('./vendor/outbox-sync/wasm/outbox_sync_bg.wasm', location.href);
 const now = () => performance.now();
+// bench/profile.mjs loads the page with ?profile: each timed region becomes a console.profile() recording.
+const PROFILE = new URLSearchParams(location.search).has('profile');
+const timed = () => {
+  if (PROFILE) console.profile('timed');
+  return performance.now();
+};
+const untimed = (t0) => {
+  const ms = performance.now() - t0;
+  if (PROFILE) console.profileEnd('timed');
+  return ms;
+};
 
 let counter = 0;
 const uniq = (prefix) => `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
@@ -99,11 +110,11 @@ export async function outboxBurst({ n, durability }) {
   const outbox = await Outbox.open({ name, transport: async () => [], autoDrain: false, durability });
   const tag = uniq('b');
   const tx0 = outbox.__transactionsCommitted();
-  const t0 = now();
+  const t0 = timed();
   const pending = new Array(n);
   for (let i = 0; i < n; i++) pending[i] = outbox.enqueue(op(i, tag));
   await Promise.all(pending);
-  const ms = now() - t0;
+  const ms = untimed(t0);
   const transactions = outbox.__transactionsCommitted() - tx0;
   await outbox.close();
   await dropDb(name);
@@ -205,7 +216,7 @@ export async function rawDrain({ n, batch, batchOps, concurrency, durability }) 
   for (const o of ops) seed.objectStore('ops').put(JSON.stringify(o), o.id);
   await complete(seed);
 
-  const t0 = now();
+  const t0 = timed();
   let failed = 0;
   const jobs = [];
   if (batch) {
@@ -236,7 +247,7 @@ export async function rawDrain({ n, batch, batchOps, concurrency, durability }) 
   const tx = db.transaction('ops', 'readwrite', { durability });
   for (const o of ops) tx.objectStore('ops').delete(o.id);
   await complete(tx);
-  const ms = now() - t0;
+  const ms = untimed(t0);
   db.close();
   await dropDb(name);
   return { ms, failed, transactions: 1 };
@@ -251,10 +262,10 @@ export async function outboxDrain({ n, batch, batchOps, durability }) {
   await Promise.all(Array.from({ length: n }, (_, i) => outbox.enqueue(op(i, tag))));
   const probe = await openExisting(name);
   const tx0 = outbox.__transactionsCommitted();
-  const t0 = now();
+  const t0 = timed();
   const report = await outbox.drain();
   const barrierRounds = await opsStoreEmpty(probe);
-  const ms = now() - t0;
+  const ms = untimed(t0);
   const transactions = outbox.__transactionsCommitted() - tx0;
   probe.close();
   await outbox.close();
@@ -278,10 +289,10 @@ export async function seedCold({ name, n, durability }) {
 }
 
 export async function outboxCold({ name, durability }) {
-  const t0 = now();
+  const t0 = timed();
   const outbox = await Outbox.open({ name, transport: async () => [], autoDrain: false, durability });
   const status = outbox.status();
-  const ms = now() - t0;
+  const ms = untimed(t0);
   const transactions = outbox.__transactionsCommitted();
   await outbox.close();
   return { ms, pending: status.pending, transactions };
