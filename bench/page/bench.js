@@ -575,6 +575,20 @@ export async function countCrossings({ n, durability }) {
   out.status = crossingReport(1);
   await outbox.close();
 
+  // Restoring n pending ops: open → status() on the database just written.
+  {
+    const name = uniq('x-restore');
+    outbox = await Outbox.open({ name, transport: async () => [], autoDrain: false, durability });
+    await Promise.all(Array.from({ length: n }, (_, i) => outbox.enqueue(op(i, `${tag}-r`))));
+    await outbox.close();
+    resetCrossings();
+    outbox = await Outbox.open({ name, transport: async () => [], autoDrain: false, durability });
+    outbox.status();
+    out.coldRestore = { ...crossingReport(n), transactionsPerOp: +(outbox.__transactionsCommitted() / n).toFixed(3) };
+    await outbox.close();
+    await dropDb(name);
+  }
+
   for (const [label, batch] of [['drainSingle', false], ['drainPush', true]]) {
     const name = uniq(`x-${label}`);
     outbox = await Outbox.open({ name, endpoint: API, autoDrain: false, durability, batch, ...(batch ? { maxBatchOps: 100 } : {}) });
