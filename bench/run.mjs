@@ -489,6 +489,9 @@ function table(results) {
     `outbox-sync benchmark — ${env.date}, ${env.mode} run, commit ${env.commit}, ${env.samples} samples after ${env.warmup} warm-up round(s), interleaved round robin`,
     `Chromium: ${env.userAgent}; Node ${env.node}; ${env.cpus} CPUs; load average (1/5/15 min) ${env.loadavg.start.join(' / ')} at start, ${env.loadavg.end.join(' / ')} at end; server ${env.server}; ${env.seconds} s`,
     `Peers: ${Object.entries(env.peers).map(([k, v]) => `${k}@${v}`).join(', ')}`,
+    ...(Math.max(...env.loadavg.start, ...env.loadavg.end) > env.cpus
+      ? ['', `**Busy machine:** the load average exceeded the ${env.cpus} CPUs during the run, so the ratios are noisy; rerun on a quiet machine before trusting a close call.`]
+      : []),
     '',
   ];
   const bytes = size.breakdown ? ['', '### Where the wasm bytes go', '', breakdownMarkdown(size.breakdown)] : [];
