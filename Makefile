@@ -1,5 +1,5 @@
 # The task runner. Each target is a script in scripts/, so the logic stays in one readable place.
-.PHONY: demo test build bootstrap size
+.PHONY: demo test build bootstrap size bench
 
 ## Build everything and serve the demo app; prints the URL.
 demo:
@@ -21,3 +21,11 @@ bootstrap:
 ## Print the size of the built module (raw, gzip, brotli).
 size:
 	node scripts/size.mjs
+
+## Run the benchmark suite (bench/run.mjs): builds the package and the release server, prints the table and
+## writes bench/results/latest.json and latest.md. A few minutes; not part of `make test` (its smoke mode is).
+bench:
+	scripts/bootstrap.sh
+	scripts/build.sh
+	cargo build --release -p outbox-server
+	node bench/run.mjs

@@ -32,3 +32,6 @@ node_modules/.bin/tsc -p tests/types
 
 step "test: end-to-end (playwright-core, headless Chromium)"
 node --test tests/e2e/
+
+step "test: benchmark runner, smoke mode (tiny N: checks that every metric is produced, not the timings)"
+node bench/run.mjs --smoke

@@ -1,0 +1,543 @@
+#!/usr/bin/env node
+// The benchmark runner (issue 8). Loads bench/page/ in headless Chromium with a persistent profile (IndexedDB
+// on disk), measures outbox-sync against raw IndexedDB, raw fetch and two peer libraries in the same run,
+// prints the table and writes bench/results/latest.json and latest.md.
+//
+//   make bench                     # builds the package and the release server, then runs this
+//   node bench/run.mjs             # the full suite (needs `make build` and target/release/outbox-server)
+//   node bench/run.mjs --smoke     # tiny N, checks only that every metric is produced (part of `make test`)
+//
+// Options: --samples N (measured rounds, default 20), --warmup N (default 2), --out DIR.
+// Variants run interleaved: every round runs each variant once, in an order that rotates round by round, so
+// a slow spell on the machine hits all of them alike. Warm-up rounds are discarded.
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { build } from 'esbuild';
+import { chromium } from 'playwright-core';
+import { measureBuild } from '../scripts/size.mjs';
+import { breakdownMarkdown, sizeBreakdown } from './size-breakdown.mjs';
+import { CHROMIUM_ARGS } from '../tests/e2e/support/browser.mjs';
+import { startServer } from '../tests/e2e/support/server.mjs';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: cli } = parseArgs({
+  options: {
+    smoke: { type: 'boolean', default: false },
+    samples: { type: 'string' },
+    warmup: { type: 'string' },
+    out: { type: 'string' },
+    // Another build of the npm package root to measure (e.g. a candidate patch), instead of pkg/.
+    pkg: { type: 'string' },
+    // Run only some phases (comma-separated: burst,single,visibility,drain,cold,diagnostics); for experiments.
+    only: { type: 'string' },
+  },
+});
+const PKG = cli.pkg ?? join(repoRoot, 'pkg');
+const PHASES = new Set((cli.only ?? 'burst,single,visibility,drain,cold,diagnostics').split(','));
+
+const SIZES = cli.smoke
+  ? { burst: 20, single: 2, view: 2, drainSingle: 10, drainPush: 20, batchOps: 10, peerDrain: 10, cold: 50, count: 10 }
+  : { burst: 1000, single: 25, view: 25, drainSingle: 200, drainPush: 1000, batchOps: 100, peerDrain: 200, cold: 10_000, count: 200 };
+const SAMPLES = Number(cli.samples ?? (cli.smoke ? 2 : 20));
+const WARMUP = Number(cli.warmup ?? 1 + (cli.smoke ? 0 : 1));
+const DURABILITIES = ['relaxed', 'strict'];
+// The outbox's defaults: 4 single-op requests in flight, or 2 pushes. The raw baseline uses the same.
+const CONCURRENCY = { single: 4, push: 2 };
+
+const GOALS = {
+  burst: { op: '>=', value: 0.7 },
+  single: { op: '<=', value: 1.3 },
+  visibility: { op: '<=', value: 0.05 },
+  drain: { op: '>=', value: 0.8 },
+  cold: { op: '<=', value: 1.3 },
+  sizeBrotliKB: { op: '<=', value: 75 },
+  peers: { op: '>=', value: 10 },
+};
+
+const log = (...args) => console.error('bench:', ...args);
+const started = Date.now();
+
+// ------------------------------------------------------------------------------------------------
+// Statistics
+// ------------------------------------------------------------------------------------------------
+
+function quantile(xs, q) {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  return s[lo] + (s[Math.min(lo + 1, s.length - 1)] - s[lo]) * (pos - lo);
+}
+
+const stats = (xs) => ({
+  n: xs.length,
+  median: quantile(xs, 0.5),
+  p25: quantile(xs, 0.25),
+  p75: quantile(xs, 0.75),
+  p95: quantile(xs, 0.95),
+  min: Math.min(...xs),
+  max: Math.max(...xs),
+});
+
+const meets = (goal, ratio) => (goal.op === '>=' ? ratio >= goal.value : ratio <= goal.value);
+
+// ------------------------------------------------------------------------------------------------
+// Staging: the page, the built package and the peers, served by the reference server
+// ------------------------------------------------------------------------------------------------
+
+async function stage() {
+  const wasm = join(PKG, 'wasm/outbox_sync_bg.wasm');
+  if (!existsSync(wasm)) throw new Error(`${wasm} is missing: run \`make build\` first`);
+  const dir = mkdtempSync(join(tmpdir(), 'outbox-bench-www-'));
+  cpSync(join(repoRoot, 'bench/page'), dir, { recursive: true });
+  const vendor = join(dir, 'vendor/outbox-sync');
+  mkdirSync(vendor, { recursive: true });
+  for (const f of ['package.json', 'index.js', 'index.d.ts', 'wasm']) {
+    cpSync(join(PKG, f), join(vendor, f), { recursive: true });
+  }
+  for (const peer of ['tanstack', 'workbox']) {
+    await build({
+      entryPoints: [join(repoRoot, `bench/peers/${peer}.js`)],
+      outfile: join(dir, `vendor/peers/${peer}.js`),
+      bundle: true,
+      format: 'esm',
+      minify: true,
+      platform: 'browser',
+      target: 'es2022',
+      define: { 'process.env.NODE_ENV': '"production"' },
+      logLevel: 'warning',
+    });
+  }
+  return dir;
+}
+
+function serverBinary() {
+  if (process.env.OUTBOX_SERVER_BIN) return process.env.OUTBOX_SERVER_BIN;
+  const release = join(repoRoot, 'target/release/outbox-server');
+  if (existsSync(release)) return release;
+  const debug = join(repoRoot, 'target/debug/outbox-server');
+  if (cli.smoke && existsSync(debug)) return debug;
+  throw new Error('target/release/outbox-server is missing: run `cargo build --release -p outbox-server` (make bench does)');
+}
+
+function peerVersions() {
+  const read = (name) => JSON.parse(readFileSync(join(repoRoot, 'node_modules', name, 'package.json'), 'utf8')).version;
+  return {
+    '@tanstack/offline-transactions': read('@tanstack/offline-transactions'),
+    '@tanstack/db': read('@tanstack/db'),
+    'workbox-background-sync': read('workbox-background-sync'),
+  };
+}
+
+function gitCommit() {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'core', 'pkg', 'Cargo.toml'], { cwd: repoRoot, encoding: 'utf8' }).trim();
+    return dirty ? `${head}+dirty` : head;
+  } catch {
+    return 'unknown';
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The run
+// ------------------------------------------------------------------------------------------------
+
+/** Runs `rounds` rounds of every variant, rotating the order each round; keeps samples after the warm-up. */
+async function roundRobin(label, variants, measure, fresh) {
+  // Each phase starts on a freshly loaded page, so no phase inherits another's garbage or leaked state.
+  if (fresh) await fresh();
+  const samples = Object.fromEntries(variants.map((v) => [v.id, []]));
+  const facts = Object.fromEntries(variants.map((v) => [v.id, []]));
+  const rounds = WARMUP + SAMPLES;
+  const wall = Object.fromEntries(variants.map((v) => [v.id, 0]));
+  for (let round = 0; round < rounds; round++) {
+    const order = variants.map((_, i) => variants[(i + round) % variants.length]);
+    for (const variant of order) {
+      const t0 = Date.now();
+      const result = await measure(variant);
+      wall[variant.id] += Date.now() - t0;
+      if (round < WARMUP) continue;
+      const { ms, ...rest } = result;
+      if (Array.isArray(ms)) samples[variant.id].push(...ms);
+      else samples[variant.id].push(ms);
+      facts[variant.id].push(rest);
+    }
+    log(`${label}: round ${round + 1}/${rounds}${round < WARMUP ? ' (warm-up)' : ''}`);
+  }
+  // Wall time per variant, set-up included: where the runner's own minutes go.
+  log(`${label}: wall s per variant: ${Object.entries(wall).map(([id, t]) => `${id} ${(t / 1000).toFixed(1)}`).join(', ')}`);
+  return { samples, facts };
+}
+
+async function main() {
+  const load = { start: loadavg() };
+  const www = await stage();
+  process.env.OUTBOX_SERVER_BIN = serverBinary();
+  const server = await startServer({ www });
+  const profile = mkdtempSync(join(tmpdir(), 'outbox-bench-profile-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: CHROMIUM_ARGS,
+  });
+  try {
+    const page = await context.newPage();
+    page.on('pageerror', (e) => log('page error:', e.message));
+    const open = async (query = '') => {
+      await page.goto(`${server.url}index.html${query}`);
+      await page.waitForFunction(() => window.bench !== undefined);
+    };
+    // Single-op latencies are a fraction of a millisecond, and a page that is not cross-origin isolated
+    // reads performance.now() in 100 µs steps. The latency phases load the page with COOP + COEP added to
+    // its HTML response (5 µs steps); other phases do not route at all, since routing intercepts every request.
+    const openIsolated = async () => {
+      const pattern = `${server.url}index.html*`;
+      const isolate = async (route) => {
+        const response = await route.fetch();
+        await route.fulfill({
+          response,
+          headers: { ...response.headers(), 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' },
+        });
+      };
+      await page.route(pattern, isolate);
+      try {
+        await open();
+      } finally {
+        await page.unroute(pattern, isolate);
+      }
+      if (!(await page.evaluate(() => self.crossOriginIsolated))) throw new Error('the latency page is not cross-origin isolated');
+    };
+    const call = (fn, arg) => page.evaluate(([fn, arg]) => window.bench[fn](arg), [fn, arg]);
+    await open();
+    const userAgent = await page.evaluate(() => navigator.userAgent);
+    const hasView = await call('hasOptimisticView');
+
+    const raw = {};
+
+    // 1 + 7. Burst enqueue: outbox and raw at both durabilities, and the peers, in one rotation.
+    if (PHASES.has('burst')) {
+      const variants = [
+        ...DURABILITIES.flatMap((d) => [
+          { id: `raw.${d}`, fn: 'rawBurst', arg: { n: SIZES.burst, durability: d } },
+          { id: `outbox.${d}`, fn: 'outboxBurst', arg: { n: SIZES.burst, durability: d } },
+        ]),
+        { id: 'tanstack', fn: 'tanstackBurst', arg: { n: SIZES.burst } },
+        { id: 'workbox', fn: 'workboxBurst', arg: { n: SIZES.burst } },
+      ];
+      raw.burst = await roundRobin('burst enqueue', variants, (v) => call(v.fn, v.arg), open);
+    }
+
+    // 2. Single enqueue durable latency.
+    if (PHASES.has('single')) {
+      const variants = DURABILITIES.flatMap((d) => [
+        { id: `raw.${d}`, fn: 'rawSingle', arg: { k: SIZES.single, durability: d } },
+        { id: `outbox.${d}`, fn: 'outboxSingle', arg: { k: SIZES.single, durability: d } },
+      ]);
+      raw.single = await roundRobin('single enqueue', variants, (v) => call(v.fn, v.arg), openIsolated);
+    }
+
+    // 3. Optimistic visibility, once the view exists.
+    if (hasView && PHASES.has('visibility')) {
+      const variants = DURABILITIES.map((d) => ({ id: `outbox.${d}`, fn: 'outboxVisibility', arg: { k: SIZES.view, durability: d } }));
+      const visible = Object.fromEntries(variants.map((v) => [v.id, []]));
+      const durable = Object.fromEntries(variants.map((v) => [v.id, []]));
+      const missing = Object.fromEntries(variants.map((v) => [v.id, 0]));
+      await roundRobin('optimistic visibility', variants, async (v) => {
+        const r = await call(v.fn, v.arg);
+        visible[v.id].push(...r.visible);
+        durable[v.id].push(...r.durable);
+        missing[v.id] += r.missing;
+        return { ms: 0 };
+      }, openIsolated);
+      raw.visibility = { visible, durable, missing };
+    }
+
+    // 4 + 7. Drain throughput: single-op requests and 100-op pushes, and the peers' own drains.
+    if (PHASES.has('drain')) {
+      const variants = [
+        ...DURABILITIES.flatMap((d) => [
+          { id: `raw.single.${d}`, fn: 'rawDrain', arg: { n: SIZES.drainSingle, batch: false, concurrency: CONCURRENCY.single, durability: d } },
+          { id: `outbox.single.${d}`, fn: 'outboxDrain', arg: { n: SIZES.drainSingle, batch: false, durability: d } },
+          { id: `raw.push.${d}`, fn: 'rawDrain', arg: { n: SIZES.drainPush, batch: true, batchOps: SIZES.batchOps, concurrency: CONCURRENCY.push, durability: d } },
+          { id: `outbox.push.${d}`, fn: 'outboxDrain', arg: { n: SIZES.drainPush, batch: true, batchOps: SIZES.batchOps, durability: d } },
+        ]),
+        { id: 'tanstack', fn: 'tanstackDrain', arg: { n: SIZES.peerDrain } },
+        { id: 'workbox', fn: 'workboxDrain', arg: { n: SIZES.peerDrain } },
+      ];
+      raw.drain = await roundRobin('drain', variants, async (v) => {
+        const r = await call(v.fn, v.arg);
+        if (r.failed) throw new Error(`${v.id}: ${r.failed} ops failed on the server`);
+        return { ...r, ms: r.ms, n: v.arg.n };
+      }, open);
+    }
+
+    // 5. Cold start with pending ops: every sample in a freshly loaded page.
+    if (PHASES.has('cold')) {
+      const names = {};
+      for (const d of DURABILITIES) {
+        names[d] = `cold-${d}-${Date.now()}`;
+        await open();
+        const seeded = await call('seedCold', { name: names[d], n: SIZES.cold, durability: d });
+        if (seeded.pending !== SIZES.cold) throw new Error(`seeded ${seeded.pending} of ${SIZES.cold} ops`);
+      }
+      log(`cold start: seeded ${SIZES.cold} pending ops per durability`);
+      const variants = DURABILITIES.flatMap((d) => [
+        { id: `raw.${d}`, fn: 'rawCold', arg: { name: names[d] } },
+        { id: `outbox.${d}`, fn: 'outboxCold', arg: { name: names[d], durability: d } },
+      ]);
+      raw.cold = await roundRobin('cold start', variants, async (v) => {
+        await open();
+        const r = await call(v.fn, v.arg);
+        if (r.pending !== SIZES.cold) throw new Error(`${v.id}: found ${r.pending} of ${SIZES.cold} pending ops`);
+        return r;
+      });
+      await open();
+      for (const d of DURABILITIES) await call('dropDatabase', { name: names[d] });
+    }
+
+    // Diagnostics: boundary crossings and transactions per op (a separate page load with counting wrappers).
+    const diagnostics = {};
+    for (const d of PHASES.has('diagnostics') ? DURABILITIES : []) {
+      await open('?count');
+      diagnostics[d] = await call('countCrossings', { n: SIZES.count, durability: d });
+    }
+
+    load.end = loadavg();
+    if (cli.only) {
+      // A partial run (an experiment): medians per variant, nothing written.
+      for (const [phase, { samples }] of Object.entries(raw)) {
+        if (!samples) continue;
+        for (const [id, xs] of Object.entries(samples)) log(`${phase} ${id}: median ${f1(stats(xs).median)} ms, p95 ${f1(stats(xs).p95)} ms (n=${xs.length})`);
+      }
+      if (PHASES.has('diagnostics')) log(JSON.stringify(diagnostics));
+      return null;
+    }
+    const results = summarize(raw, {
+      hasView,
+      diagnostics,
+      env: {
+        date: new Date().toISOString(),
+        mode: cli.smoke ? 'smoke' : 'full',
+        commit: gitCommit(),
+        node: process.version,
+        userAgent,
+        cpus: cpus().length,
+        loadavg: { start: load.start.map((x) => +x.toFixed(2)), end: load.end.map((x) => +x.toFixed(2)) },
+        server: process.env.OUTBOX_SERVER_BIN.replace(`${repoRoot}/`, ''),
+        samples: SAMPLES,
+        warmup: WARMUP,
+        sizes: SIZES,
+        concurrency: CONCURRENCY,
+        peers: peerVersions(),
+        seconds: Math.round((Date.now() - started) / 1000),
+      },
+    });
+    return results;
+  } finally {
+    await context.close();
+    await server.close();
+    rmSync(profile, { recursive: true, force: true });
+    rmSync(www, { recursive: true, force: true });
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Summary: ratios, goals, table
+// ------------------------------------------------------------------------------------------------
+
+function summarize(raw, { hasView, diagnostics, env }) {
+  const per = {};
+  const txPerOp = (facts, n) => (facts.length ? +(facts.reduce((a, f) => a + (f.transactions ?? 0), 0) / facts.length / n).toFixed(3) : null);
+  for (const d of DURABILITIES) {
+    const m = {};
+    // Burst: throughput ratio = raw time / outbox time.
+    {
+      const o = stats(raw.burst.samples[`outbox.${d}`]);
+      const r = stats(raw.burst.samples[`raw.${d}`]);
+      const ratio = r.median / o.median;
+      m.burst = {
+        outboxMs: o, rawMs: r, ratio, goal: GOALS.burst, met: meets(GOALS.burst, ratio),
+        outboxTransactionsPerOp: txPerOp(raw.burst.facts[`outbox.${d}`], SIZES.burst),
+      };
+    }
+    // Single: latency ratio = outbox / raw, at p50 and p95 of every individual enqueue.
+    {
+      const o = stats(raw.single.samples[`outbox.${d}`]);
+      const r = stats(raw.single.samples[`raw.${d}`]);
+      m.single = {
+        outboxMs: o, rawMs: r,
+        p50: { ratio: o.median / r.median, goal: GOALS.single, met: meets(GOALS.single, o.median / r.median) },
+        p95: { ratio: o.p95 / r.p95, goal: GOALS.single, met: meets(GOALS.single, o.p95 / r.p95) },
+      };
+    }
+    // Visibility: p50 time-to-readable as a fraction of p50 durable latency.
+    if (hasView) {
+      const v = stats(raw.visibility.visible[`outbox.${d}`]);
+      const dur = stats(raw.visibility.durable[`outbox.${d}`]);
+      const ratio = v.median / dur.median;
+      m.visibility = { visibleMs: v, durableMs: dur, missing: raw.visibility.missing[`outbox.${d}`], ratio, goal: GOALS.visibility, met: meets(GOALS.visibility, ratio) && raw.visibility.missing[`outbox.${d}`] === 0 };
+    } else {
+      m.visibility = { status: 'n/a until the view lands (Outbox.prototype.get does not exist in this build)', goal: GOALS.visibility };
+    }
+    // Drain: throughput ratio = raw time / outbox time (same ops, same requests).
+    for (const mode of ['single', 'push']) {
+      const n = mode === 'single' ? SIZES.drainSingle : SIZES.drainPush;
+      const o = stats(raw.drain.samples[`outbox.${mode}.${d}`]);
+      const r = stats(raw.drain.samples[`raw.${mode}.${d}`]);
+      const ratio = r.median / o.median;
+      m[`drain_${mode}`] = {
+        n, outboxMs: o, rawMs: r,
+        outboxOpsPerSec: (n / o.median) * 1000, rawOpsPerSec: (n / r.median) * 1000,
+        ratio, goal: GOALS.drain, met: meets(GOALS.drain, ratio),
+        outboxTransactionsPerOp: txPerOp(raw.drain.facts[`outbox.${mode}.${d}`], n),
+      };
+    }
+    // Cold start: outbox / raw.
+    {
+      const o = stats(raw.cold.samples[`outbox.${d}`]);
+      const r = stats(raw.cold.samples[`raw.${d}`]);
+      const ratio = o.median / r.median;
+      m.cold = { pending: SIZES.cold, outboxMs: o, rawMs: r, ratio, goal: GOALS.cold, met: meets(GOALS.cold, ratio) };
+    }
+    // Peers: outbox burst throughput against the faster peer's.
+    {
+      const o = m.burst.outboxMs.median;
+      const t = stats(raw.burst.samples.tanstack);
+      const w = stats(raw.burst.samples.workbox);
+      const faster = t.median <= w.median ? 'tanstack' : 'workbox';
+      const ratio = Math.min(t.median, w.median) / o;
+      m.peers = {
+        burst: { tanstackMs: t, workboxMs: w, vsTanstack: t.median / o, vsWorkbox: w.median / o, faster, ratio, goal: GOALS.peers, met: meets(GOALS.peers, ratio) },
+      };
+      const ds = stats(raw.drain.samples.tanstack);
+      const dw = stats(raw.drain.samples.workbox);
+      const ourSingle = m.drain_single.outboxOpsPerSec;
+      m.peers.drain = {
+        n: SIZES.peerDrain,
+        tanstackMs: ds, workboxMs: dw,
+        tanstackOpsPerSec: (SIZES.peerDrain / ds.median) * 1000,
+        workboxOpsPerSec: (SIZES.peerDrain / dw.median) * 1000,
+        outboxSingleOpsPerSec: ourSingle,
+        vsTanstack: ourSingle / ((SIZES.peerDrain / ds.median) * 1000),
+        vsWorkbox: ourSingle / ((SIZES.peerDrain / dw.median) * 1000),
+      };
+    }
+    per[d] = m;
+  }
+  const size = measureBuild(repoRoot);
+  const brotliKB = size.total.brotli / 1024;
+  let breakdown = null;
+  if (!cli.smoke) {
+    try {
+      breakdown = sizeBreakdown();
+    } catch (e) {
+      log(`size breakdown skipped (${e.message.split('\n')[0]}); install twiggy with: cargo install twiggy`);
+    }
+  }
+  return {
+    env,
+    metrics: per,
+    size: { ...size, brotliKB, goal: GOALS.sizeBrotliKB, met: meets(GOALS.sizeBrotliKB, brotliKB), breakdown },
+    diagnostics,
+  };
+}
+
+const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
+const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : String(x));
+const ms = (s) => `${f1(s.median)} ms (IQR ${f1(s.p25)}–${f1(s.p75)})`;
+const goalText = (g) => `${g.op === '>=' ? '≥' : '≤'} ${g.value}×`;
+const mark = (met) => (met ? 'met' : '**MISSED**');
+const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+
+function table(results) {
+  const { env, metrics, size, diagnostics } = results;
+  const rows = [];
+  const row = (...cells) => rows.push(`| ${cells.join(' | ')} |`);
+  rows.push('| Metric | Durability | outbox-sync | Baseline | Ratio | Goal | |', '|---|---|---|---|---|---|---|');
+  for (const d of DURABILITIES) {
+    const m = metrics[d];
+    row(`1. Burst enqueue, ${SIZES.burst} ops in one task (raw time / ours)`, d, ms(m.burst.outboxMs), `raw IDB, 1 tx: ${ms(m.burst.rawMs)}`, `${f2(m.burst.ratio)}×`, goalText(GOALS.burst), mark(m.burst.met));
+    row('2. Single enqueue durable latency p50 (ours / raw)', d, `${f2(m.single.outboxMs.median)} ms`, `raw put, own tx: ${f2(m.single.rawMs.median)} ms`, `${f2(m.single.p50.ratio)}×`, goalText(GOALS.single), mark(m.single.p50.met));
+    row('2. Single enqueue durable latency p95 (ours / raw)', d, `${f2(m.single.outboxMs.p95)} ms`, `${f2(m.single.rawMs.p95)} ms`, `${f2(m.single.p95.ratio)}×`, goalText(GOALS.single), mark(m.single.p95.met));
+    if (m.visibility.status) row('3. Optimistic visibility (readable / durable)', d, m.visibility.status, '—', 'n/a', goalText(GOALS.visibility), 'n/a');
+    else row('3. Optimistic visibility (readable / durable, p50)', d, `${f2(m.visibility.visibleMs.median)} ms`, `durable: ${f2(m.visibility.durableMs.median)} ms`, `${f2(m.visibility.ratio)}×`, goalText(GOALS.visibility), mark(m.visibility.met));
+    for (const mode of ['single', 'push']) {
+      const x = m[`drain_${mode}`];
+      const what = mode === 'single' ? `${x.n} single-op requests` : `${x.n} ops in ${SIZES.batchOps}-op pushes`;
+      row(`4. Drain, ${what} (ours / raw throughput)`, d, `${Math.round(x.outboxOpsPerSec)} ops/s, ${ms(x.outboxMs)}`, `raw fetch + 1 delete tx: ${Math.round(x.rawOpsPerSec)} ops/s`, `${f2(x.ratio)}×`, goalText(GOALS.drain), mark(x.met));
+    }
+    row(`5. Cold start, ${SIZES.cold} pending ops, open → status() (ours / raw)`, d, ms(m.cold.outboxMs), `instantiate + open + getAll: ${ms(m.cold.rawMs)}`, `${f2(m.cold.ratio)}×`, goalText(GOALS.cold), mark(m.cold.met));
+    const p = m.peers.burst;
+    row(`7. Peers, burst (peer time / ours; faster peer: ${p.faster})`, d, `${f1(m.burst.outboxMs.median)} ms`, `TanStack ${f1(p.tanstackMs.median)} ms (${f1(p.vsTanstack)}×), workbox ${f1(p.workboxMs.median)} ms (${f1(p.vsWorkbox)}×)`, `${f1(p.ratio)}×`, goalText(GOALS.peers), mark(p.met));
+    const q = m.peers.drain;
+    row(`7. Peers, drain ${q.n} ops one request each (ours / peer throughput)`, d, `${Math.round(q.outboxSingleOpsPerSec)} ops/s`, `TanStack ${Math.round(q.tanstackOpsPerSec)} ops/s, workbox ${Math.round(q.workboxOpsPerSec)} ops/s`, `${f2(q.vsTanstack)}× / ${f2(q.vsWorkbox)}×`, 'none', '—');
+  }
+  row('6. Size, wasm + glue, brotli', 'both', `${kb(size.total.brotli)} (raw ${kb(size.total.raw)}, gzip ${kb(size.total.gzip)})`, `wasm ${kb(size.wasm.brotli)} + glue ${kb(size.glue.brotli)} brotli`, `${f1(size.brotliKB)} KB`, `≤ ${GOALS.sizeBrotliKB.value} KB`, mark(size.met));
+
+  const diag = ['', '| Per op (diagnostics run, counting wrappers on) | Durability | JS→wasm calls | wasm→JS calls | IndexedDB readwrite tx |', '|---|---|---|---|---|'];
+  for (const d of DURABILITIES) {
+    for (const [label, x] of Object.entries(diagnostics[d])) {
+      if (label === 'status') continue;
+      diag.push(`| ${label} | ${d} | ${x.jsToWasmPerOp} | ${x.wasmToJsPerOp} | ${x.transactionsPerOp} |`);
+    }
+  }
+  const head = [
+    `outbox-sync benchmark — ${env.date}, ${env.mode} run, commit ${env.commit}, ${env.samples} samples after ${env.warmup} warm-up round(s), interleaved round robin`,
+    `Chromium: ${env.userAgent}; Node ${env.node}; ${env.cpus} CPUs; load average (1/5/15 min) ${env.loadavg.start.join(' / ')} at start, ${env.loadavg.end.join(' / ')} at end; server ${env.server}; ${env.seconds} s`,
+    `Peers: ${Object.entries(env.peers).map(([k, v]) => `${k}@${v}`).join(', ')}`,
+    ...(Math.max(...env.loadavg.start, ...env.loadavg.end) > env.cpus
+      ? ['', `**Busy machine:** the load average exceeded the ${env.cpus} CPUs during the run, so the ratios are noisy; rerun on a quiet machine before trusting a close call.`]
+      : []),
+    '',
+  ];
+  const bytes = size.breakdown ? ['', '### Where the wasm bytes go', '', breakdownMarkdown(size.breakdown)] : [];
+  return [...head, ...rows, ...diag, ...bytes].join('\n');
+}
+
+/** Smoke mode checks the runner, not the machine: every metric must exist and be a finite, positive number. */
+function checkComplete(results) {
+  const problems = [];
+  const need = (path, x) => {
+    if (!(typeof x === 'number' && Number.isFinite(x) && x > 0)) problems.push(`${path} = ${x}`);
+  };
+  for (const d of DURABILITIES) {
+    const m = results.metrics[d];
+    need(`${d}.burst.ratio`, m.burst.ratio);
+    need(`${d}.single.p50.ratio`, m.single.p50.ratio);
+    need(`${d}.single.p95.ratio`, m.single.p95.ratio);
+    if (!m.visibility.status) need(`${d}.visibility.ratio`, m.visibility.ratio);
+    need(`${d}.drain_single.ratio`, m.drain_single.ratio);
+    need(`${d}.drain_push.ratio`, m.drain_push.ratio);
+    need(`${d}.cold.ratio`, m.cold.ratio);
+    need(`${d}.peers.burst.ratio`, m.peers.burst.ratio);
+    need(`${d}.peers.drain.vsTanstack`, m.peers.drain.vsTanstack);
+    need(`${d}.peers.drain.vsWorkbox`, m.peers.drain.vsWorkbox);
+    need(`${d}.burst.outboxTransactionsPerOp`, m.burst.outboxTransactionsPerOp);
+    for (const [label, x] of Object.entries(results.diagnostics[d])) need(`${d}.diagnostics.${label}.jsToWasmPerOp`, x.jsToWasmPerOp);
+  }
+  need('size.total.brotli', results.size.total.brotli);
+  return problems;
+}
+
+const results = await main();
+if (!results) process.exit(0);
+const text = table(results);
+console.log(text);
+const outDir = cli.out ?? (cli.smoke ? mkdtempSync(join(tmpdir(), 'outbox-bench-smoke-')) : join(repoRoot, 'bench/results'));
+mkdirSync(outDir, { recursive: true });
+writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(join(outDir, 'latest.md'), `# Benchmark results\n\n${text}\n`);
+log(`wrote ${join(outDir, 'latest.json')} and latest.md in ${Math.round((Date.now() - started) / 1000)} s`);
+if (cli.smoke) {
+  const problems = checkComplete(results);
+  if (problems.length) {
+    console.error(`bench smoke: missing or invalid metrics:\n  ${problems.join('\n  ')}`);
+    process.exit(1);
+  }
+  if (!cli.out) rmSync(outDir, { recursive: true, force: true });
+  log('smoke: every metric was produced');
+}
