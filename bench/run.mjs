@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The benchmark runner (issue 8). Loads bench/page/ in headless Chromium with a persistent profile (IndexedDB
+// The benchmark runner. Loads bench/page/ in headless Chromium with a persistent profile (IndexedDB
 // on disk), measures outbox-sync against raw IndexedDB, raw fetch and two peer libraries in the same run,
 // prints the table and writes bench/results/latest.json and latest.md.
 //
