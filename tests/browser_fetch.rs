@@ -4,42 +4,19 @@
 //! reference server is exercised by the end-to-end tests.
 #![cfg(target_arch = "wasm32")]
 
-use js_sys::{Array, Promise, Reflect};
+use js_sys::{Array, Promise};
 use outbox_sync::Outbox;
-use wasm_bindgen::convert::TryFromJsValue;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-#[wasm_bindgen(module = "/tests/support/harness.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = mockFetch)]
-    fn mock_fetch(script: &JsValue) -> JsValue;
-    fn sleep(ms: u32) -> Promise;
-}
-
-fn json(text: &str) -> JsValue {
-    js_sys::JSON::parse(text).expect("test JSON")
-}
-
-fn get(value: &JsValue, path: &str) -> JsValue {
-    path.split('.').fold(value.clone(), |v, field| {
-        Reflect::get(&v, &field.into()).unwrap_or(JsValue::UNDEFINED)
-    })
-}
+mod support;
+use support::*;
 
 fn text(value: &JsValue, path: &str) -> Option<String> {
     get(value, path).as_string()
-}
-
-fn set(object: &JsValue, field: &str, value: &JsValue) {
-    Reflect::set(object, &field.into(), value).expect("set");
-}
-
-async fn settle(promise: Promise) -> Result<JsValue, JsValue> {
-    JsFuture::from(promise).await
 }
 
 /// A scripted fetch, restored when dropped so tests cannot leak it into each other.
@@ -66,32 +43,15 @@ impl Drop for MockFetch {
     }
 }
 
-async fn open(options: &str) -> Outbox {
+async fn open_json(options: &str) -> Outbox {
     let options = json(options);
     let name = format!("outbox-fetch-{}", js_sys::Math::random().to_bits());
     set(&options, "name", &name.into());
-    open_with(options).await
-}
-
-async fn open_with(options: JsValue) -> Outbox {
-    let js = settle(Outbox::open(options)).await.expect("Outbox.open");
-    Outbox::try_from_js_value(js).expect("an Outbox")
+    open(&options).await
 }
 
 fn op(json_text: &str) -> JsValue {
     json(json_text)
-}
-
-fn events_of(outbox: &Outbox) -> Array {
-    let events = Array::new();
-    let sink = events.clone();
-    let listener = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
-        sink.push(&e);
-    });
-    outbox
-        .on("*".into(), listener.into_js_value().unchecked_into())
-        .unwrap();
-    events
 }
 
 fn of_type(events: &Array, kind: &str) -> Vec<JsValue> {
@@ -106,11 +66,10 @@ const OK: &str = r#"{"status": 200, "headers": {"ETag": "\"4\"", "Content-Type":
 #[wasm_bindgen_test]
 async fn requests_follow_the_protocol() {
     let fetch = MockFetch::new(&format!("[{OK}]"));
-    let outbox = open(
-        r#"{"endpoint": "https://api.example/v1/", "autoDrain": false, "clientId": "c-7", "credentials": "include"}"#,
+    let outbox = open_json(r#"{"endpoint": "https://api.example/v1/", "autoDrain": false, "clientId": "c-7", "credentials": "include"}"#,
     )
     .await;
-    let events = events_of(&outbox);
+    let events = record_events(&outbox);
     let put = settle(outbox.enqueue(op(
         r#"{"collection":"notes","key":"a/b c","op":"put","value":{"title":"x"}}"#,
     )))
@@ -233,7 +192,7 @@ async fn auth_runs_at_send_time_and_again_after_a_401() {
         .into()
     });
     set(&options, "auth", auth.as_ref());
-    let outbox = open_with(options).await;
+    let outbox = open(&options).await;
     settle(outbox.enqueue(op(
         r#"{"collection":"notes","key":"a","op":"put","value":1}"#,
     )))
@@ -271,8 +230,8 @@ async fn auth_runs_at_send_time_and_again_after_a_401() {
 #[wasm_bindgen_test]
 async fn a_stalled_request_times_out_and_is_retried_with_the_same_key() {
     let fetch = MockFetch::new(&format!(r#"["hang", {OK}]"#));
-    let outbox = open(r#"{"endpoint": "/api", "autoDrain": false, "timeoutMs": 50, "retry": {"baseMs": 1, "capMs": 2}}"#).await;
-    let events = events_of(&outbox);
+    let outbox = open_json(r#"{"endpoint": "/api", "autoDrain": false, "timeoutMs": 50, "retry": {"baseMs": 1, "capMs": 2}}"#).await;
+    let events = record_events(&outbox);
     settle(outbox.enqueue(op(
         r#"{"collection":"notes","key":"a","op":"put","value":1}"#,
     )))
@@ -318,8 +277,8 @@ async fn malformed_bodies_become_outcomes_not_panics() {
     let mock = MockFetch {
         mock: mock_fetch(&script),
     };
-    let outbox = open(r#"{"endpoint": "/api", "autoDrain": false, "maxInFlight": 1}"#).await;
-    let events = events_of(&outbox);
+    let outbox = open_json(r#"{"endpoint": "/api", "autoDrain": false, "maxInFlight": 1}"#).await;
+    let events = record_events(&outbox);
     for key in ["a", "b", "c"] {
         settle(outbox.enqueue(op(&format!(
             r#"{{"collection":"notes","key":"{key}","op":"put","value":1}}"#
@@ -381,8 +340,8 @@ async fn push_results_are_matched_to_their_ops() {
         r#"{"endpoint": "/api", "batch": true, "autoDrain": false, "retry": {"baseMs": 60000, "capMs": 60000}}"#,
     );
     set(&options, "name", &outbox_name.into());
-    let outbox = open_with(options).await;
-    let events = events_of(&outbox);
+    let outbox = open(&options).await;
+    let events = record_events(&outbox);
     for key in ["a", "b", "c"] {
         settle(outbox.enqueue(op(&format!(
             r#"{{"collection":"notes","key":"{key}","op":"put","value":1}}"#

@@ -3,44 +3,18 @@
 //! produced on demand.
 #![cfg(target_arch = "wasm32")]
 
-use js_sys::{Array, Promise, Reflect};
+use js_sys::{Array, Promise};
 use outbox_sync::Outbox;
-use wasm_bindgen::convert::TryFromJsValue;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-#[wasm_bindgen(module = "/tests/support/harness.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = scriptedTransport)]
-    fn scripted_transport(script: &JsValue) -> JsValue;
-    #[wasm_bindgen(js_name = dumpDatabase)]
-    fn dump_database(name: &str) -> Promise;
-    fn sleep(ms: u32) -> Promise;
-}
+mod support;
+use support::*;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-fn fresh_name(test: &str) -> String {
-    format!("outbox-api-{test}-{}", js_sys::Math::random().to_bits())
-}
-
-fn json(text: &str) -> JsValue {
-    js_sys::JSON::parse(text).expect("test JSON")
-}
-
-fn get(value: &JsValue, path: &str) -> JsValue {
-    path.split('.').fold(value.clone(), |v, field| {
-        Reflect::get(&v, &field.into()).unwrap_or(JsValue::UNDEFINED)
-    })
-}
-
-fn set(object: &JsValue, field: &str, value: &JsValue) {
-    Reflect::set(object, &field.into(), value).expect("set");
-}
 
 /// Options with a scripted transport; returns them with the transport's call log.
 fn scripted_options(name: &str, script: &str, extra: &str) -> (JsValue, Array) {
@@ -50,31 +24,6 @@ fn scripted_options(name: &str, script: &str, extra: &str) -> (JsValue, Array) {
     set(&options, "transport", &get(&scripted, "transport"));
     let log: Array = get(&scripted, "log").unchecked_into();
     (options, log)
-}
-
-/// Opens an outbox and takes the Rust value out of its JS wrapper: the tests drive it from Rust.
-async fn open(options: &JsValue) -> Outbox {
-    let js = JsFuture::from(Outbox::open(options.clone()))
-        .await
-        .expect("Outbox.open");
-    Outbox::try_from_js_value(js).expect("an Outbox")
-}
-
-/// Every event the outbox emits, collected in order.
-fn record_events(outbox: &Outbox) -> Array {
-    let events = Array::new();
-    let sink = events.clone();
-    let listener = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-        sink.push(&event);
-    });
-    outbox
-        .on("*".into(), listener.into_js_value().unchecked_into())
-        .expect("on('*')");
-    events
-}
-
-async fn settle(promise: Promise) -> Result<JsValue, JsValue> {
-    JsFuture::from(promise).await
 }
 
 /// The `code` of a rejection, after checking it is a real `Error` named `SyncError`.

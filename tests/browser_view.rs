@@ -3,54 +3,20 @@
 //! and pull sources (tests/support/harness.js).
 #![cfg(target_arch = "wasm32")]
 
-use js_sys::{Array, Promise, Reflect};
-use outbox_sync::Outbox;
-use wasm_bindgen::convert::TryFromJsValue;
+use js_sys::Array;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-#[wasm_bindgen(module = "/tests/support/harness.js")]
-extern "C" {
-    #[wasm_bindgen(js_name = scriptedTransport)]
-    fn scripted_transport(script: &JsValue) -> JsValue;
-    #[wasm_bindgen(js_name = pagedSource)]
-    fn paged_source(pages: &JsValue) -> JsValue;
-    fn sleep(ms: u32) -> Promise;
-}
-
-fn json(text: &str) -> JsValue {
-    js_sys::JSON::parse(text).expect("test JSON")
-}
-
-fn get(value: &JsValue, path: &str) -> JsValue {
-    path.split('.').fold(value.clone(), |v, field| {
-        Reflect::get(&v, &field.into()).unwrap_or(JsValue::UNDEFINED)
-    })
-}
-
-fn set(object: &JsValue, field: &str, value: &JsValue) {
-    Reflect::set(object, &field.into(), value).expect("set");
-}
+mod support;
+use support::*;
 
 fn stringify(value: &JsValue) -> String {
     if value.is_undefined() {
         return "undefined".into();
     }
     js_sys::JSON::stringify(value).unwrap().as_string().unwrap()
-}
-
-async fn settle(promise: Promise) -> Result<JsValue, JsValue> {
-    JsFuture::from(promise).await
-}
-
-async fn open(options: &JsValue) -> Outbox {
-    let js = settle(Outbox::open(options.clone()))
-        .await
-        .expect("Outbox.open");
-    Outbox::try_from_js_value(js).expect("an Outbox")
 }
 
 fn options(name: &str, script: &str, extra: &str) -> JsValue {
@@ -64,10 +30,6 @@ fn options(name: &str, script: &str, extra: &str) -> JsValue {
     options
 }
 
-fn fresh_name(test: &str) -> String {
-    format!("outbox-view-{test}-{}", js_sys::Math::random().to_bits())
-}
-
 fn op(key: &str, kind: &str, value: &str) -> JsValue {
     let op = json(&format!(
         r#"{{"collection":"notes","key":"{key}","op":"{kind}"}}"#
@@ -76,16 +38,6 @@ fn op(key: &str, kind: &str, value: &str) -> JsValue {
         set(&op, "value", &json(value));
     }
     op
-}
-
-/// Collects every call of a callback.
-fn recorder() -> (Array, js_sys::Function) {
-    let calls = Array::new();
-    let sink = calls.clone();
-    let f = Closure::<dyn FnMut(JsValue)>::new(move |v: JsValue| {
-        sink.push(&v);
-    });
-    (calls, f.into_js_value().unchecked_into())
 }
 
 #[wasm_bindgen_test]

@@ -461,12 +461,8 @@ impl Engine {
         now: u64,
         wall_now: u64,
     ) -> Result<Vec<Effect>, CoreError> {
-        let ids = self
-            .batches
-            .remove(&batch_id)
-            .ok_or(CoreError::UnknownBatch(batch_id))?;
         let mut fx = Vec::new();
-        self.advance(now, &mut fx);
+        let ids = self.take_batch(batch_id, now, &mut fx)?;
         self.warm_up(ids.iter());
         let envelope_info = rate_limit::parse(&reply.response, wall_now);
         let by_id: Option<HashMap<OpId, &Response>> = reply
@@ -504,12 +500,8 @@ impl Engine {
         reason: Option<&str>,
         now: u64,
     ) -> Result<Vec<Effect>, CoreError> {
-        let ids = self
-            .batches
-            .remove(&batch_id)
-            .ok_or(CoreError::UnknownBatch(batch_id))?;
         let mut fx = Vec::new();
-        self.advance(now, &mut fx);
+        let ids = self.take_batch(batch_id, now, &mut fx)?;
         for id in ids {
             self.settle(id, None, reason, RateLimitInfo::default(), &mut fx);
         }
@@ -1289,6 +1281,21 @@ impl Engine {
                 self.refold_entity(&collection, &key, fx);
             }
         }
+    }
+
+    /// Takes a batch out of flight and moves the clock: how every answer to a send begins.
+    fn take_batch(
+        &mut self,
+        batch_id: u64,
+        now: u64,
+        fx: &mut Vec<Effect>,
+    ) -> Result<Vec<OpId>, CoreError> {
+        let ids = self
+            .batches
+            .remove(&batch_id)
+            .ok_or(CoreError::UnknownBatch(batch_id))?;
+        self.advance(now, fx);
+        Ok(ids)
     }
 
     /// Recomputes an entity's view from its confirmed state and its lane, and tells the app if it
