@@ -62,9 +62,9 @@ pub fn router(shared: Arc<Shared>, config: &Config) -> Router {
         .route(
             "/docs/{collection}/{key}",
             get(get_doc)
-                .put(put_doc)
-                .patch(patch_doc)
-                .delete(delete_doc),
+                .put(write_doc)
+                .patch(write_doc)
+                .delete(write_doc),
         )
         .route("/push", post(push))
         .route("/pull", get(pull))
@@ -621,38 +621,22 @@ async fn single_write(
     Ok(op_response(result))
 }
 
-async fn put_doc(
+/// PUT, PATCH and DELETE of one document: the same pipeline, told apart by the request method.
+async fn write_doc(
     State(s): AppState,
+    http_method: HttpMethod,
     latency: Option<Extension<InjectedLatency>>,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    single_write(s, Method::Put, path, headers, body, latency_of(latency))
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn patch_doc(
-    State(s): AppState,
-    latency: Option<Extension<InjectedLatency>>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    single_write(s, Method::Patch, path, headers, body, latency_of(latency))
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn delete_doc(
-    State(s): AppState,
-    latency: Option<Extension<InjectedLatency>>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    single_write(s, Method::Delete, path, headers, body, latency_of(latency))
+    let method = match http_method {
+        HttpMethod::PUT => Method::Put,
+        HttpMethod::PATCH => Method::Patch,
+        // The router sends only PUT, PATCH and DELETE here.
+        _ => Method::Delete,
+    };
+    single_write(s, method, path, headers, body, latency_of(latency))
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
