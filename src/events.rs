@@ -72,7 +72,7 @@ pub fn event_json(event: &Event) -> Value {
             o.insert("collection".into(), json!(&**collection));
             o.insert("key".into(), json!(&**key));
             o.insert("version".into(), json!(version));
-            o.insert("doc".into(), doc.clone().unwrap_or(Value::Null));
+            o.insert("doc".into(), doc.as_deref().cloned().unwrap_or(Value::Null));
         }
         Event::RetryScheduled {
             id,

@@ -6,6 +6,7 @@
 //! pull backs off with full jitter instead of hammering a struggling server every interval.
 
 use std::cell::{Cell, RefCell};
+use std::sync::Arc;
 
 use gloo_timers::callback::Interval;
 use outbox_core::ConfirmedDoc;
@@ -97,11 +98,11 @@ pub fn parse_page(body: &Value) -> Result<Page, String> {
                 collection,
                 key,
                 version,
-                doc: if deleted {
+                doc: Arc::new(if deleted {
                     Value::Null
                 } else {
                     change.get("doc").cloned().unwrap_or(Value::Null)
-                },
+                }),
                 deleted,
             })
         })

@@ -423,10 +423,10 @@ impl Runtime {
                 collection: collection.clone(),
                 key: key.to_owned(),
                 version: Some(version),
-                doc: match doc.get("value") {
+                doc: Arc::new(match doc.get("value") {
                     Some(value) if !deleted => value.clone(),
                     _ => Value::Null,
-                },
+                }),
                 deleted,
             });
         }

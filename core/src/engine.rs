@@ -179,7 +179,7 @@ impl Engine {
             );
             let confirmed = Confirmed {
                 version: doc.version,
-                doc: (!doc.deleted).then(|| Arc::new(doc.doc)),
+                doc: (!doc.deleted).then_some(doc.doc),
             };
             engine.view.set_confirmed(&collection, &key, confirmed);
             entities.push((collection, key));
@@ -527,7 +527,7 @@ impl Engine {
             }
             let confirmed = Confirmed {
                 version: doc.version,
-                doc: (!doc.deleted).then(|| Arc::new(doc.doc)),
+                doc: (!doc.deleted).then_some(doc.doc),
             };
             fx.push(Effect::PersistDoc(confirmed_doc(
                 &collection,
@@ -1002,7 +1002,7 @@ impl Engine {
             collection: record.collection.clone(),
             key: record.key.clone(),
             version,
-            doc: confirmed.doc.as_deref().cloned(),
+            doc: confirmed.doc.clone(),
         }));
         self.view
             .set_confirmed(&record.collection, &record.key, confirmed);
@@ -1354,7 +1354,10 @@ fn confirmed_doc(collection: &str, key: &str, confirmed: &Confirmed) -> Confirme
         collection: collection.to_owned(),
         key: key.to_owned(),
         version: confirmed.version.clone(),
-        doc: confirmed.doc.as_deref().cloned().unwrap_or(Value::Null),
+        doc: confirmed
+            .doc
+            .clone()
+            .unwrap_or_else(|| Arc::new(Value::Null)),
         deleted: confirmed.doc.is_none(),
     }
 }

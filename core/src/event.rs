@@ -40,8 +40,8 @@ pub enum Event {
         key: Arc<str>,
         /// The new version (`ETag`), when the server sent one.
         version: Option<String>,
-        /// The confirmed document, when the server returned one.
-        doc: Option<Value>,
+        /// The confirmed document (shared with the view, not copied).
+        doc: Option<Arc<Value>>,
     },
     /// A transient failure: the op will be retried.
     RetryScheduled {

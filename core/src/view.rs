@@ -27,9 +27,9 @@ pub struct ConfirmedDoc {
     /// The server's version (its `ETag`, quotes included), when known.
     #[serde(default)]
     pub version: Option<String>,
-    /// The document (`null` when deleted).
+    /// The document (`null` when deleted). Shared, not copied, with the view and the `Acked` event.
     #[serde(default)]
-    pub doc: Value,
+    pub doc: Arc<Value>,
     /// The server deleted it: a tombstone, kept so an older version arriving later is recognised.
     #[serde(default)]
     pub deleted: bool,

@@ -4,6 +4,7 @@
 //! incremental bookkeeping. Runs 1,000 cases by default; `OUTBOX_PROPTEST_CASES` raises it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use outbox_core::{
     Batch, CollectionConfig, Config, ConfirmedDoc, ConflictStrategy, Effect, Engine, NewOp, OpId,
@@ -126,7 +127,7 @@ impl Sim {
 
 /// RFC 7396 applied by the test itself, op by op: the reference the engine's view must match.
 fn reference_view(confirmed: Option<ConfirmedDoc>, ops: &[&OpRecord]) -> Option<Value> {
-    let mut doc = confirmed.filter(|c| !c.deleted).map(|c| c.doc);
+    let mut doc = confirmed.filter(|c| !c.deleted).map(|c| (*c.doc).clone());
     for op in ops.iter().filter(|op| op.state != OpState::Failed) {
         doc = match &op.kind {
             OpKind::Put => Some((*op.payload).clone()),
@@ -234,7 +235,7 @@ proptest! {
                         collection: "notes".into(),
                         key: KEYS[key].into(),
                         version: Some(format!("\"{version}\"")),
-                        doc: if deleted { Value::Null } else { json!({ "pulled": value }) },
+                        doc: Arc::new(if deleted { Value::Null } else { json!({ "pulled": value }) }),
                         deleted,
                     };
                     let fx = sim.engine.ingest(vec![doc], sim.now);

@@ -498,7 +498,7 @@ fn ack_reports_the_version_and_doc_and_drains() {
         collection: "todos".into(),
         key: "a".into(),
         version: Some("\"v2\"".into()),
-        doc: Some(json!({ "title": "milk" })),
+        doc: Some(Arc::new(json!({ "title": "milk" }))),
     }));
     assert!(evs.contains(&Event::Drained));
     let st = e.status();

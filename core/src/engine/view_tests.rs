@@ -74,7 +74,7 @@ fn ingest(e: &mut Engine, key: &str, version: u64, doc: Option<Value>, now: u64)
             key: key.into(),
             version: Some(format!("\"{version}\"")),
             deleted: doc.is_none(),
-            doc: doc.unwrap_or(Value::Null),
+            doc: Arc::new(doc.unwrap_or(Value::Null)),
         }],
         now,
     )
@@ -133,7 +133,7 @@ fn an_ack_confirms_the_servers_doc_and_later_ops_follow_its_version() {
         .iter()
         .any(|f| matches!(f, Effect::PersistDoc(d) if d.version.as_deref() == Some("\"4\""))));
     assert_eq!(
-        e.confirmed("notes", "a").unwrap().doc,
+        *e.confirmed("notes", "a").unwrap().doc,
         json!({"n": 1, "server": true})
     );
     assert_eq!(
@@ -245,7 +245,7 @@ fn manual_holds_both_versions_until_resolved() {
     assert_eq!(held.server_doc, Some(json!({"title": "theirs"})));
     assert_eq!(held.server_version.as_deref(), Some("\"5\""));
     assert_eq!(
-        e.confirmed("notes", "a").unwrap().doc,
+        *e.confirmed("notes", "a").unwrap().doc,
         json!({"title": "theirs"})
     );
     assert_eq!(
