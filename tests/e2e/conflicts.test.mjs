@@ -1,22 +1,13 @@
 // Conflict strategies end to end: two outboxes (two databases, as two devices would have) edit the same
 // document on the reference server. Device A edits from a stale version and meets B's newer one.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchChromium } from './support/browser.mjs';
-import { startServer } from './support/server.mjs';
+import { test } from 'node:test';
+import { useServerAndBrowser } from './support/env.mjs';
 
-let server;
-let browser;
 let page;
-before(async () => {
-  server = await startServer();
-  browser = await launchChromium();
+const env = useServerAndBrowser(async ({ browser, server }) => {
   page = await browser.newPage();
   await page.goto(server.url);
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
 });
 
 /**

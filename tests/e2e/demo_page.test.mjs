@@ -2,28 +2,18 @@
 // module in headless Chromium.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, test } from 'node:test';
-import { launchChromium } from './support/browser.mjs';
-import { startServer } from './support/server.mjs';
+import { test } from 'node:test';
+import { useServerAndBrowser } from './support/env.mjs';
 
 const pkgVersion = JSON.parse(readFileSync(new URL('../../pkg/package.json', import.meta.url))).version;
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launchChromium();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const env = useServerAndBrowser();
 
 test('the demo page loads the wasm module and shows the package version', async () => {
-  const page = await browser.newPage();
+  const page = await env.browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
-  await page.goto(server.url);
+  await page.goto(env.server.url);
   const status = page.locator('#status[data-state]');
   await status.waitFor({ timeout: 15_000 });
   assert.equal(await status.getAttribute('data-state'), 'loaded', await status.textContent());

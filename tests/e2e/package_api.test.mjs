@@ -1,22 +1,13 @@
 // The npm package's API in headless Chromium against the reference server: imported by name from the
 // demo origin, exactly as an app would load it.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchChromium } from './support/browser.mjs';
-import { startServer } from './support/server.mjs';
+import { test } from 'node:test';
+import { useServerAndBrowser } from './support/env.mjs';
 
-let server;
-let browser;
 let page;
-before(async () => {
-  server = await startServer();
-  browser = await launchChromium();
+const env = useServerAndBrowser(async ({ browser, server }) => {
   page = await browser.newPage();
   await page.goto(server.url);
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
 });
 
 /** Runs `fn(module, arg)` in the page, with the package imported as the demo imports it. */
@@ -67,12 +58,12 @@ test('ops reach the server once, with their keys, and the ETag comes back', asyn
   assert.equal(result.acked[1].version, '"2"');
   assert.equal(result.status.state, 'idle');
   assert.equal(result.status.pending, 0);
-  const ledger = await server.admin('ledger');
+  const ledger = await env.server.admin('ledger');
   assert.equal(ledger[`e2e-client/${result.idempotencyKey}`], 1, 'applied exactly once, under the op key');
 });
 
 test('a 503 with Retry-After is retried no sooner than the server asked', async () => {
-  await server.admin('faults', {
+  await env.server.admin('faults', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ seed: 1, sequence: ['error503'], retryAfter503Secs: 1, methods: ['PUT'] }),
@@ -86,7 +77,7 @@ test('a 503 with Retry-After is retried no sooner than the server asked', async 
     await outbox.close();
     return events.filter((e) => e.type !== 'status_changed');
   });
-  await server.admin('faults', { method: 'DELETE' });
+  await env.server.admin('faults', { method: 'DELETE' });
   const sent = result.filter((e) => e.type === 'sent');
   const retry = result.find((e) => e.type === 'retry_scheduled');
   assert.equal(sent.length, 2, 'one 503, then one successful send');
@@ -97,8 +88,8 @@ test('a 503 with Retry-After is retried no sooner than the server asked', async 
 
 test('a panic rejects pending promises with INTERNAL, and later calls fail fast', async () => {
   // Its own page: after a panic the module in that page is finished, by design.
-  const panicPage = await browser.newPage();
-  await panicPage.goto(server.url);
+  const panicPage = await env.browser.newPage();
+  await panicPage.goto(env.server.url);
   const result = await panicPage.evaluate(async () => {
     const { Outbox, SyncError } = await import('outbox-sync');
     // A transport that never answers keeps a drain pending across the panic.
@@ -137,10 +128,10 @@ test('a panic rejects pending promises with INTERNAL, and later calls fail fast'
 });
 
 test('a full disk rejects with QUOTA_EXCEEDED and leaves nothing half-written', async () => {
-  const quotaPage = await browser.newPage();
-  await quotaPage.goto(server.url);
+  const quotaPage = await env.browser.newPage();
+  await quotaPage.goto(env.server.url);
   const cdp = await quotaPage.context().newCDPSession(quotaPage);
-  await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(server.url).origin, quotaSize: 2_000_000 });
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(env.server.url).origin, quotaSize: 2_000_000 });
   try {
     const result = await quotaPage.evaluate(async () => {
       const { Outbox } = await import('outbox-sync');
@@ -202,7 +193,7 @@ test('batch mode sends one push for a burst, and every op lands once', async () 
   assert.deepEqual(result.docs, [410, 200, 200, 200, 200], 'b0 was created then deleted; the rest exist');
   assert.ok(result.sent.some((n) => n > 1), `ops travelled together: batches of ${result.sent}`);
   assert.equal(result.status.pending, 0);
-  const ledger = await server.admin('ledger');
+  const ledger = await env.server.admin('ledger');
   const applied = Object.entries(ledger).filter(([k]) => k.startsWith('e2e-batch/'));
   assert.equal(applied.length, 6);
   assert.ok(applied.every(([, n]) => n === 1), 'each op applied exactly once');
@@ -225,7 +216,7 @@ test('route points ops at another URL shape', async () => {
 });
 
 test('a pull shares the rate-limit block with pushes, and waits while paused', async () => {
-  await server.admin('faults', {
+  await env.server.admin('faults', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ seed: 3, error429Percent: 100, retryAfter429Secs: 30, methods: ['GET'] }),
@@ -248,7 +239,7 @@ test('a pull shares the rate-limit block with pushes, and waits while paused', a
     await paused.close();
     return { failed, state: status.state, blockedUntil: status.blockedUntil, again, pendingWhileBlocked, skipped };
   });
-  await server.admin('faults', { method: 'DELETE' });
+  await env.server.admin('faults', { method: 'DELETE' });
   assert.equal(result.failed, 'PULL_FAILED');
   assert.equal(result.state, 'blocked');
   assert.ok(result.blockedUntil > Date.now() + 20_000, 'blocked for about Retry-After');

@@ -1,27 +1,17 @@
 // The <sync-status> element on its own, over an outbox with a custom transport: the popover's "Retry all",
 // the action event, and styling through CSS custom properties and ::part.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launchChromium } from './support/browser.mjs';
+import { test } from 'node:test';
 import { waitUntil } from './support/demo.mjs';
-import { startServer } from './support/server.mjs';
+import { useServerAndBrowser } from './support/env.mjs';
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launchChromium();
-});
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const env = useServerAndBrowser();
 
 test('the popover lists failed ops; "Retry all" resends them; the element is styleable', async () => {
-  const page = await browser.newPage();
+  const page = await env.browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
-  await page.goto(server.url);
+  await page.goto(env.server.url);
   await page.evaluate(async () => {
     const { Outbox } = await import('outbox-sync');
     await import('outbox-sync/sync-status');
