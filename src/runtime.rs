@@ -189,18 +189,11 @@ impl Runtime {
                 Err(error) => {
                     // Nothing was written (the group's transaction rolled back whole): take the op back
                     // out, which also rolls the view back and fires the watchers again.
-                    if let Ok(fx) = this.engine.borrow_mut().discard(id, clock::now()) {
-                        let fx = fx
-                            .into_iter()
-                            .filter(|e| {
-                                !matches!(
-                                    e,
-                                    Effect::Delete(_) | Effect::Emit(Event::Discarded { .. })
-                                )
-                            })
-                            .collect();
-                        this.run_in_background(fx);
-                    }
+                    let fx = this
+                        .engine
+                        .borrow_mut()
+                        .abandon_unstored(&[id], clock::now());
+                    this.run_in_background(fx);
                     let error = Error::from(error);
                     this.note_storage_error(&error);
                     Err(error)

@@ -389,8 +389,8 @@ impl Engine {
         self.retry(id, now)
     }
 
-    /// Removes an op for good (the app gave up on it, or its enqueue commit failed). Unblocks its lane
-    /// if it was the head. Refused while the op is in flight.
+    /// Removes an op for good: the app gave up on it. Unblocks its lane if it was the head. Refused
+    /// while the op is in flight.
     pub fn discard(&mut self, id: OpId, now: u64) -> Result<Vec<Effect>, CoreError> {
         let entry = self.ops.get(&id).ok_or(CoreError::UnknownOp(id))?;
         if entry.record.state == OpState::Inflight {
@@ -398,23 +398,48 @@ impl Engine {
         }
         let mut fx = Vec::new();
         self.advance(now, &mut fx);
+        let record = self.remove_op(id, &mut fx);
+        fx.push(Effect::Delete(id));
+        fx.push(Effect::Emit(Event::Discarded {
+            id,
+            collection: record.collection,
+            key: record.key,
+        }));
+        self.finish(&mut fx);
+        Ok(fx)
+    }
+
+    /// The enqueue of these ops never reached storage (its commit failed): take them back out, as if
+    /// they had never been enqueued. Nothing is deleted and no `discarded` event is told, since for the
+    /// app the enqueue simply failed; the view rolls back. Ops already confirmed stored are left alone.
+    pub fn abandon_unstored(&mut self, ids: &[OpId], now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        for id in ids {
+            if self.ops.get(id).is_some_and(|e| !e.durable) {
+                self.remove_op(*id, &mut fx);
+            }
+        }
+        self.finish(&mut fx);
+        fx
+    }
+
+    /// Takes an op out of the engine (not in flight): its indexes, counters and lane, then refolds its
+    /// entity's view.
+    fn remove_op(&mut self, id: OpId, fx: &mut Vec<Effect>) -> OpRecord {
         self.unslot(id);
-        let entry = self.ops.remove(&id).expect("checked above");
+        let entry = self
+            .ops
+            .remove(&id)
+            .expect("the caller checked the op exists");
         *self.counts.slot(entry.record.state) -= 1;
         if self.lanes.is_head(entry.lane_hash, id) {
             self.remove_head(entry.lane_hash, id);
         } else {
             self.lanes.remove_behind_head(entry.lane_hash, id);
         }
-        fx.push(Effect::Delete(id));
-        fx.push(Effect::Emit(Event::Discarded {
-            id,
-            collection: entry.record.collection.clone(),
-            key: entry.record.key.clone(),
-        }));
-        self.refold_entity(&entry.record.collection, &entry.record.key, &mut fx);
-        self.finish(&mut fx);
-        Ok(fx)
+        self.refold_entity(&entry.record.collection, &entry.record.key, fx);
+        entry.record
     }
 
     /// Stops sending (ops in flight still complete).

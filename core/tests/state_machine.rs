@@ -488,8 +488,9 @@ impl Sim {
                     self.apply(fx);
                 } else {
                     // The commit failed: nothing reached the store, and the runtime rolls back.
-                    let fx = self.engine.discard(id, self.now).unwrap();
+                    let fx = self.engine.abandon_unstored(&[id], self.now);
                     assert!(!fx.iter().any(|f| matches!(f, Effect::Send(_))));
+                    assert!(self.engine.op(id).is_none(), "the unstored op is gone");
                     self.check_mirrors();
                 }
             }
