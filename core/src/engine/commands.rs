@@ -1,0 +1,335 @@
+//! Commands from the app (enqueue, retry, resolve, discard, pause, online …) and documents it hands in.
+
+use super::*;
+
+impl Engine {
+    /// Adds an op to the end of its entity's lane. Returns its id and the effects, starting with the
+    /// `Persist` the runtime must commit; the op is not sent until [`Engine::confirm_stored`].
+    pub fn enqueue(&mut self, op: NewOp, now: u64) -> Result<(OpId, Vec<Effect>), CoreError> {
+        if op.collection.is_empty() || op.key.is_empty() {
+            return Err(CoreError::InvalidEntity);
+        }
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        let id = OpId(self.new_uuid());
+        let collection = self.intern_collection(op.collection);
+        let key: Arc<str> = Arc::from(op.key);
+        // No base version given: make the op conditional on the version the user saw, so a concurrent
+        // change on the server is a conflict rather than silently overwritten.
+        let auto_base = op.base_version.is_none() && self.config.collection(&collection).versioned;
+        let base_version = match (&op.base_version, auto_base) {
+            (Some(given), _) => Some(given.clone()),
+            (None, true) => self
+                .view
+                .confirmed(&collection, &key)
+                .and_then(|c| c.version.clone()),
+            (None, false) => None,
+        };
+        let auto_base = auto_base && base_version.is_some();
+        let record = OpRecord {
+            format_version: FORMAT_VERSION,
+            id,
+            idempotency_key: self.new_uuid(),
+            seq: self.next_seq,
+            collection,
+            key,
+            kind: op.kind,
+            payload: Arc::new(op.payload),
+            base_version,
+            created_at: self.now,
+            attempts: 0,
+            state: OpState::Pending,
+            last_error: None,
+            next_attempt_at: None,
+            not_before: None,
+            retried_at: None,
+            server_doc: None,
+            maybe_applied: false,
+            auto_base,
+            server_version: None,
+        };
+        self.next_seq += 1;
+        self.counts.pending += 1;
+        fx.push(Effect::Persist(record.clone()));
+        fx.push(Effect::Emit(Event::Enqueued {
+            id,
+            collection: record.collection.clone(),
+            key: record.key.clone(),
+        }));
+        self.view.push_op(&record, &mut self.mutator);
+        fx.push(Effect::Emit(Event::ViewChanged {
+            collection: record.collection.clone(),
+            key: record.key.clone(),
+        }));
+        self.insert(record, false);
+        self.finish(&mut fx);
+        Ok((id, fx))
+    }
+
+    /// The runtime committed these ops' `Persist` effects from `enqueue`: they may now be sent.
+    /// Ids that are unknown (e.g. discarded meanwhile) are ignored.
+    pub fn confirm_stored(&mut self, ids: &[OpId], now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        for id in ids {
+            if let Some(entry) = self.ops.get_mut(id) {
+                if !entry.durable {
+                    entry.durable = true;
+                    self.schedule_if_head(*id);
+                }
+            }
+        }
+        self.finish(&mut fx);
+        fx
+    }
+
+    /// Sends whatever is ready now (respecting backoff, rate limits, pause and offline).
+    pub fn drain(&mut self, now: u64) -> Vec<Effect> {
+        self.tick(now)
+    }
+
+    /// The clock moved (a scheduled wake-up fired): expire backoffs and blocks, then send what is ready.
+    pub fn tick(&mut self, now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        self.finish(&mut fx);
+        fx
+    }
+
+    /// Makes one op ready now. A failed or conflicted op gets a fresh attempt budget; its idempotency key
+    /// is rotated only if no earlier attempt could have been applied (see [`OpRecord::maybe_applied`]).
+    /// A backing-off op skips the rest of its backoff, but never the server's `Retry-After`.
+    pub fn retry(&mut self, id: OpId, now: u64) -> Result<Vec<Effect>, CoreError> {
+        let state = self
+            .ops
+            .get(&id)
+            .ok_or(CoreError::UnknownOp(id))?
+            .record
+            .state;
+        if state == OpState::Inflight {
+            return Err(CoreError::InFlight(id));
+        }
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        self.retry_one(id, &mut fx);
+        self.finish(&mut fx);
+        Ok(fx)
+    }
+
+    /// [`Engine::retry`] for every failed, conflicted and backing-off op. O(number of ops).
+    pub fn retry_all(&mut self, now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        let mut ids: Vec<(u64, OpId)> = self
+            .ops
+            .values()
+            .filter(|e| {
+                matches!(
+                    e.record.state,
+                    OpState::Failed | OpState::Conflict | OpState::Backoff
+                )
+            })
+            .map(|e| (e.record.seq, e.record.id))
+            .collect();
+        ids.sort_unstable();
+        for (_, id) in ids {
+            self.retry_one(id, &mut fx);
+        }
+        self.finish(&mut fx);
+        fx
+    }
+
+    /// Replaces the payload and base version of a conflicted or failed op (the app's resolution, e.g.
+    /// rebased on the server's doc) and retries it under a new idempotency key.
+    pub fn resolve(
+        &mut self,
+        id: OpId,
+        payload: Value,
+        base_version: Option<String>,
+        now: u64,
+    ) -> Result<Vec<Effect>, CoreError> {
+        let entry = self.ops.get_mut(&id).ok_or(CoreError::UnknownOp(id))?;
+        let state = entry.record.state;
+        if !matches!(state, OpState::Failed | OpState::Conflict) {
+            return Err(CoreError::WrongState { id, state });
+        }
+        entry.record.payload = Arc::new(payload);
+        entry.record.base_version = base_version;
+        entry.size = wire_size(&entry.record);
+        // A resolution is a new write, made against the server's current version (which includes the
+        // old attempt if it was applied), so it gets a new idempotency key: under the old one the server
+        // would replay the old outcome or refuse the changed payload.
+        entry.record.maybe_applied = false;
+        self.retry(id, now)
+    }
+
+    /// Removes an op for good: the app gave up on it. Unblocks its lane if it was the head. Refused
+    /// while the op is in flight.
+    pub fn discard(&mut self, id: OpId, now: u64) -> Result<Vec<Effect>, CoreError> {
+        let entry = self.ops.get(&id).ok_or(CoreError::UnknownOp(id))?;
+        if entry.record.state == OpState::Inflight {
+            return Err(CoreError::InFlight(id));
+        }
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        let record = self.remove_op(id, &mut fx);
+        fx.push(Effect::Delete(id));
+        fx.push(Effect::Emit(Event::Discarded {
+            id,
+            collection: record.collection,
+            key: record.key,
+        }));
+        self.finish(&mut fx);
+        Ok(fx)
+    }
+
+    /// The enqueue of these ops never reached storage (its commit failed): take them back out, as if
+    /// they had never been enqueued. Nothing is deleted and no `discarded` event is told, since for the
+    /// app the enqueue simply failed; the view rolls back. Ops already confirmed stored are left alone.
+    pub fn abandon_unstored(&mut self, ids: &[OpId], now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        for id in ids {
+            if self.ops.get(id).is_some_and(|e| !e.durable) {
+                self.remove_op(*id, &mut fx);
+            }
+        }
+        self.finish(&mut fx);
+        fx
+    }
+
+    /// Takes an op out of the engine (not in flight): its indexes, counters and lane, then refolds its
+    /// entity's view.
+    pub(super) fn remove_op(&mut self, id: OpId, fx: &mut Vec<Effect>) -> OpRecord {
+        self.unslot(id);
+        let entry = self
+            .ops
+            .remove(&id)
+            .expect("the caller checked the op exists");
+        *self.counts.slot(entry.record.state) -= 1;
+        if self.lanes.is_head(entry.lane_hash, id) {
+            self.remove_head(entry.lane_hash, id);
+        } else {
+            self.lanes.remove_behind_head(entry.lane_hash, id);
+        }
+        self.refold_entity(&entry.record.collection, &entry.record.key, fx);
+        entry.record
+    }
+
+    /// Stops sending (ops in flight still complete).
+    pub fn pause(&mut self, now: u64) -> Vec<Effect> {
+        self.paused = true;
+        self.tick(now)
+    }
+
+    /// Starts sending again.
+    pub fn resume(&mut self, now: u64) -> Vec<Effect> {
+        self.paused = false;
+        self.tick(now)
+    }
+
+    /// The network went up or down. Coming online retries backing-off ops at once, except where the
+    /// server asked for a later time.
+    pub fn set_online(&mut self, online: bool, now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        if online && !self.online {
+            let waiting: Vec<OpId> = self.waiting.values().copied().collect();
+            for id in waiting {
+                self.unslot(id);
+                let now = self.now;
+                let entry = self.ops.get_mut(&id).expect("waiting op exists");
+                entry.record.next_attempt_at = entry.record.not_before.filter(|t| *t > now);
+                self.schedule_if_head(id);
+            }
+        }
+        self.online = online;
+        self.finish(&mut fx);
+        fx
+    }
+
+    /// Documents from the server that did not come with an ack: a pull, or the app's own loading
+    /// (`ingest`). Each replaces the confirmed state only if its version is newer than the one held
+    /// ([`view::is_newer`]); the entity's pending ops are then replayed on top of it (rebase).
+    pub fn ingest(&mut self, docs: Vec<ConfirmedDoc>, now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        for doc in docs {
+            let collection = self.intern_collection(doc.collection);
+            let key: Arc<str> = Arc::from(doc.key);
+            let held = self
+                .view
+                .confirmed(&collection, &key)
+                .and_then(|c| c.version.as_deref());
+            if !view::is_newer(doc.version.as_deref(), held) {
+                continue;
+            }
+            let confirmed = Confirmed {
+                version: doc.version,
+                doc: (!doc.deleted).then_some(doc.doc),
+            };
+            fx.push(Effect::PersistDoc(confirmed_doc(
+                &collection,
+                &key,
+                &confirmed,
+            )));
+            self.view.set_confirmed(&collection, &key, confirmed);
+            self.refold_entity(&collection, &key, &mut fx);
+        }
+        self.finish(&mut fx);
+        fx
+    }
+
+    /// Plugs in the function that applies custom ops to the view (the app's registered mutations).
+    /// Call [`Engine::refresh_view`] after, so ops already queued are shown through it.
+    pub fn set_mutator(&mut self, mutator: Box<MutatorFn>) {
+        self.mutator.set(mutator);
+    }
+
+    /// Recomputes the view of every entity with queued ops.
+    pub fn refresh_view(&mut self, now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        let entities: Vec<(Arc<str>, Arc<str>)> = self
+            .lanes
+            .heads()
+            .map(|id| {
+                let r = &self.ops[&id].record;
+                (r.collection.clone(), r.key.clone())
+            })
+            .collect();
+        for (collection, key) in entities {
+            self.refold_entity(&collection, &key, &mut fx);
+        }
+        self.finish(&mut fx);
+        fx
+    }
+
+    /// A response to a request the runtime made on its own (a pull): its rate-limit headers and a 429
+    /// block sending exactly as a push's would, so pull and push share one budget.
+    pub fn observe(&mut self, response: &Response, now: u64, wall_now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        let info = rate_limit::parse(response, wall_now);
+        let limited =
+            response.status == 429 || (response.status == 503 && info.retry_after_ms.is_some());
+        if limited {
+            let delay = info
+                .retry_after_ms
+                .or(info.reset_ms)
+                .unwrap_or_else(|| self.config.retry.jittered_delay_ms(1, &mut self.rng));
+            self.block(self.now.saturating_add(delay), &mut fx);
+        }
+        if let Some(ms) = info.exhausted_for_ms() {
+            self.block(self.now.saturating_add(ms), &mut fx);
+        }
+        self.finish(&mut fx);
+        fx
+    }
+
+    /// Whether a request may go out now: online, not paused, not rate-limited. The runtime asks before
+    /// a pull.
+    pub fn can_send(&self) -> bool {
+        self.online && !self.paused && self.blocked_until.is_none()
+    }
+}

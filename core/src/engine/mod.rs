@@ -1,0 +1,403 @@
+//! The engine: the state machine that turns commands and observations into effects.
+//!
+//! # Indexes, and why every per-op step is O(log n)
+//! * `ops`: every op by id ([`OpTable`], a slab with a hash index).
+//! * `lanes`: one FIFO per entity ([`Lanes`]); only the head is ever scheduled.
+//! * `ready`: lane heads that may be sent now, ordered by enqueue `seq` (oldest first, so no lane starves).
+//! * `waiting`: lane heads backing off, ordered by `(next_attempt_at, seq)`; advancing the clock pops
+//!   the expired ones into `ready`.
+//! * `batches`: ops in flight by batch id.
+//!
+//! Each op sits in at most one of `ready` / `waiting` (its [`Slot`]), so moving it is two B-tree
+//! operations. Status counters are updated on every state change instead of being recounted.
+//!
+//! # Time
+//! `now` is engine time in milliseconds. The runtime passes a clock that never goes backwards within a
+//! session and is roughly comparable across sessions (`performance.timeOrigin + performance.now()`),
+//! because backoff times are stored in the records. The engine ignores a `now` older than one it saw.
+//! `wall_now` (Unix ms, `Date.now()`) is used only to judge HTTP dates when a response has no `Date`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use foldhash::fast::FixedState;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::config::{Config, ConflictStrategy};
+use crate::effect::{Batch, Effect, SendOp};
+use crate::error::CoreError;
+use crate::event::{ConflictResolution, Event};
+use crate::lane::Lanes;
+use crate::op::{NewOp, OpError, OpId, OpKind, OpRecord, OpState, FORMAT_VERSION};
+use crate::op_table::{FastMap, OpTable};
+use crate::outcome::{classify, OutcomeClass};
+use crate::rate_limit::{self, RateLimitInfo};
+use crate::response::{Reply, Response};
+use crate::retry::RetryDecision;
+use crate::status::{Status, SyncState};
+use crate::view::{self, Change, Confirmed, ConfirmedDoc, Mutator, MutatorFn, View, ViewItem};
+
+/// Where an op sits in the scheduling indexes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// Not scheduled: not a lane head, in flight, halted, or not yet durable.
+    None,
+    /// In `ready`, keyed by its seq.
+    Ready,
+    /// In `waiting`, keyed by `(next_attempt_at, seq)`.
+    Waiting,
+}
+
+/// An op plus the bookkeeping that is not stored.
+#[derive(Debug)]
+struct Entry {
+    record: OpRecord,
+    /// The hash of the op's entity: finds its lane without hashing strings again.
+    lane_hash: u64,
+    /// Approximate wire size for `max_bytes`; `u32` keeps the entry (read cold at every send) small.
+    size: u32,
+    /// The runtime confirmed the op is in storage. Ops are never sent before: an enqueue whose commit
+    /// fails must leave no trace on the server.
+    durable: bool,
+    /// The one immediate retry after a 401 has been used.
+    auth_retried: bool,
+    slot: Slot,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    pending: usize,
+    in_flight: usize,
+    failed: usize,
+    conflicts: usize,
+}
+
+impl Counts {
+    fn slot(&mut self, state: OpState) -> &mut usize {
+        match state {
+            OpState::Pending | OpState::Backoff => &mut self.pending,
+            OpState::Inflight => &mut self.in_flight,
+            OpState::Failed => &mut self.failed,
+            OpState::Conflict => &mut self.conflicts,
+        }
+    }
+}
+
+/// Moves `record` to `to`, keeping the status counters right.
+fn set_state(counts: &mut Counts, record: &mut OpRecord, to: OpState) {
+    *counts.slot(record.state) -= 1;
+    *counts.slot(to) += 1;
+    record.state = to;
+}
+
+/// The sans-IO outbox engine. See the crate docs for how a runtime drives it.
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    rng: fastrand::Rng,
+    ops: OpTable<Entry>,
+    lanes: Lanes,
+    collections: HashSet<Arc<str>, FixedState>,
+    ready: BTreeMap<u64, OpId>,
+    waiting: BTreeMap<(u64, u64), OpId>,
+    batches: FastMap<u64, Vec<OpId>>,
+    next_seq: u64,
+    next_batch: u64,
+    now: u64,
+    online: bool,
+    paused: bool,
+    blocked_until: Option<u64>,
+    refresh_auth: bool,
+    counts: Counts,
+    last_synced_at: Option<u64>,
+    last_error: Option<OpError>,
+    last_status: Option<Status>,
+    scheduled_wake: Option<u64>,
+    busy: bool,
+    view: View,
+    mutator: Mutator,
+}
+
+impl Engine {
+    /// A new, empty engine. `seed` drives jitter and UUIDs: the runtime must pass a fresh random seed
+    /// each session (e.g. from `crypto.getRandomValues`), or a restarted engine would hand out the
+    /// idempotency keys of ops it already delivered.
+    pub fn new(config: Config, seed: u64) -> Result<Engine, CoreError> {
+        config.validate()?;
+        let mut rng = fastrand::Rng::with_seed(seed);
+        // Batch ids start at a random point so a late reply to a previous engine's batch (same page,
+        // engine re-created) cannot be taken for one of ours. Kept below 2^53: exact as a JS number.
+        let first_batch = rng.u64(0..1 << 52);
+        Ok(Engine {
+            config,
+            rng,
+            ops: OpTable::default(),
+            lanes: Lanes::default(),
+            collections: HashSet::default(),
+            ready: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            batches: FastMap::default(),
+            next_seq: 0,
+            next_batch: first_batch,
+            now: 0,
+            online: true,
+            paused: false,
+            blocked_until: None,
+            refresh_auth: false,
+            counts: Counts::default(),
+            last_synced_at: None,
+            last_error: None,
+            last_status: None,
+            scheduled_wake: None,
+            busy: false,
+            view: View::default(),
+            mutator: Mutator::default(),
+        })
+    }
+
+    /// Rebuilds the engine from the records storage gave back. Ops a crash left `inflight` become ready
+    /// again with the same idempotency key. Call [`Engine::drain`] next to start sending.
+    pub fn restore(config: Config, seed: u64, records: Vec<OpRecord>) -> Result<Engine, CoreError> {
+        Self::restore_with_docs(config, seed, records, Vec::new())
+    }
+
+    /// [`Engine::restore`] with the confirmed documents storage gave back too, so the optimistic view
+    /// (confirmed + pending) is whole again after a reload.
+    pub fn restore_with_docs(
+        config: Config,
+        seed: u64,
+        mut records: Vec<OpRecord>,
+        docs: Vec<ConfirmedDoc>,
+    ) -> Result<Engine, CoreError> {
+        let mut engine = Engine::new(config, seed)?;
+        let mut entities = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let (collection, key) = (
+                engine.intern_collection(doc.collection),
+                Arc::<str>::from(doc.key),
+            );
+            let confirmed = Confirmed {
+                version: doc.version,
+                doc: (!doc.deleted).then_some(doc.doc),
+            };
+            engine.view.set_confirmed(&collection, &key, confirmed);
+            entities.push((collection, key));
+        }
+        records.sort_by_key(|r| r.seq);
+        for mut record in records {
+            if record.format_version > FORMAT_VERSION {
+                return Err(CoreError::UnsupportedFormat {
+                    found: record.format_version,
+                    supported: FORMAT_VERSION,
+                });
+            }
+            if engine.ops.contains_key(&record.id) {
+                return Err(CoreError::DuplicateOp(record.id));
+            }
+            record.collection = engine.intern_collection(record.collection.to_string());
+            if record.state == OpState::Inflight {
+                // The response was lost with the tab: the server may have applied it.
+                record.state = OpState::Pending;
+                record.maybe_applied = true;
+            }
+            if record.last_error.as_ref().map(|e| e.class) == Some(OutcomeClass::RateLimited) {
+                // The block itself is not stored, but the rate-limited ops carry its end: a reload
+                // must not turn a 429 into a burst.
+                engine.blocked_until = engine.blocked_until.max(record.not_before);
+            }
+            engine.next_seq = engine.next_seq.max(record.seq + 1);
+            *engine.counts.slot(record.state) += 1;
+            engine.insert(record, true);
+        }
+        let heads: Vec<OpId> = engine.lanes.heads().collect();
+        for head in heads {
+            engine.schedule_if_head(head);
+            let record = &engine.ops[&head].record;
+            entities.push((record.collection.clone(), record.key.clone()));
+        }
+        // Nothing is reported for the rebuilt view: it is the state the app starts from.
+        let mut ignored = Vec::new();
+        for (collection, key) in entities {
+            engine.refold_entity(&collection, &key, &mut ignored);
+        }
+        engine.busy = engine.counts.pending + engine.counts.in_flight > 0;
+        Ok(engine)
+    }
+
+    /// The optimistic view of one entity.
+    pub fn view_item<'a>(&'a self, collection: &str, key: &'a str) -> Option<ViewItem<'a>> {
+        self.view.item(collection, key)
+    }
+
+    /// The entities of a collection that exist in the optimistic view, ordered by key.
+    pub fn view_list<'a>(&'a self, collection: &str) -> impl Iterator<Item = ViewItem<'a>> + 'a {
+        self.view.list(collection)
+    }
+
+    /// The confirmed (server-acknowledged) state of an entity.
+    pub fn confirmed(&self, collection: &str, key: &str) -> Option<ConfirmedDoc> {
+        self.view
+            .confirmed(collection, key)
+            .map(|c| confirmed_doc(collection, key, c))
+    }
+
+    /// The status view-model.
+    pub fn status(&self) -> Status {
+        let c = self.counts;
+        let state = if self.paused {
+            SyncState::Paused
+        } else if !self.online {
+            SyncState::Offline
+        } else if self.blocked_until.is_some() {
+            SyncState::Blocked
+        } else if c.pending + c.in_flight > 0 {
+            SyncState::Syncing
+        } else if c.failed + c.conflicts > 0 {
+            SyncState::Error
+        } else {
+            SyncState::Idle
+        };
+        Status {
+            state,
+            pending: c.pending,
+            in_flight: c.in_flight,
+            failed: c.failed,
+            conflicts: c.conflicts,
+            next_attempt_at: self.waiting.keys().next().map(|(at, _)| *at),
+            blocked_until: self.blocked_until,
+            last_synced_at: self.last_synced_at,
+            last_error: self.last_error.clone(),
+            online: self.online,
+        }
+    }
+
+    /// One op's record.
+    pub fn op(&self, id: OpId) -> Option<&OpRecord> {
+        self.ops.get(&id).map(|e| &e.record)
+    }
+
+    /// The ops of one entity in lane (enqueue) order: what the optimistic view applies on top of the
+    /// confirmed doc.
+    pub fn ops_for(&self, collection: &str, key: &str) -> Vec<&OpRecord> {
+        let hash = self.lanes.hash(collection, key);
+        let lane = self.lanes.get(hash, |head| {
+            self.ops[&head].record.entity() == (collection, key)
+        });
+        lane.map_or_else(Vec::new, |lane| {
+            lane.iter().map(|id| &self.ops[&id].record).collect()
+        })
+    }
+
+    /// Every op, in no particular order.
+    pub fn ops(&self) -> impl Iterator<Item = &OpRecord> {
+        self.ops.values().map(|e| &e.record)
+    }
+
+    /// The engine time at which `tick` should next be called, if any.
+    pub fn next_wake(&self) -> Option<u64> {
+        let backoff = self.waiting.keys().next().map(|(at, _)| *at);
+        match (backoff, self.blocked_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Ids of the batches in flight.
+    pub fn batches_in_flight(&self) -> impl Iterator<Item = u64> + '_ {
+        self.batches.keys().copied()
+    }
+
+    /// One shared string per collection name: apps have a handful, and ops then carry no copy of it.
+    pub(super) fn intern_collection(&mut self, name: String) -> Arc<str> {
+        if let Some(shared) = self.collections.get(name.as_str()) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(name);
+        self.collections.insert(shared.clone());
+        shared
+    }
+
+    pub(super) fn new_uuid(&mut self) -> Uuid {
+        let mut bytes = [0u8; 16];
+        self.rng.fill(&mut bytes);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+
+    /// Adds a record to the end of its lane (no scheduling, no counters).
+    pub(super) fn insert(&mut self, record: OpRecord, durable: bool) {
+        let lane_hash = self.lanes.hash(&record.collection, &record.key);
+        let ops = &self.ops;
+        self.lanes.push(lane_hash, record.id, |head| {
+            ops[&head].record.entity() == record.entity()
+        });
+        let size = wire_size(&record);
+        self.ops.insert(
+            record.id,
+            Entry {
+                record,
+                lane_hash,
+                size,
+                durable,
+                auth_retried: false,
+                slot: Slot::None,
+            },
+        );
+    }
+
+    /// Recomputes an entity's view from its confirmed state and its lane, and tells the app if it
+    /// changed.
+    pub(super) fn refold_entity(
+        &mut self,
+        collection: &Arc<str>,
+        key: &Arc<str>,
+        fx: &mut Vec<Effect>,
+    ) {
+        let ops = &self.ops;
+        let lane = self.lanes.get(self.lanes.hash(collection, key), |head| {
+            let r = &ops[&head].record;
+            *r.collection == **collection && *r.key == **key
+        });
+        let records = lane
+            .into_iter()
+            .flat_map(|l| l.iter())
+            .map(|id| &ops[&id].record);
+        if self
+            .view
+            .refold(collection, key, records, &mut self.mutator)
+            == Change::Changed
+        {
+            fx.push(Effect::Emit(Event::ViewChanged {
+                collection: collection.clone(),
+                key: key.clone(),
+            }));
+        }
+    }
+}
+
+pub(super) fn confirmed_doc(collection: &str, key: &str, confirmed: &Confirmed) -> ConfirmedDoc {
+    ConfirmedDoc {
+        collection: collection.to_owned(),
+        key: key.to_owned(),
+        version: confirmed.version.clone(),
+        doc: confirmed
+            .doc
+            .clone()
+            .unwrap_or_else(|| Arc::new(Value::Null)),
+        deleted: confirmed.doc.is_none(),
+    }
+}
+
+pub(super) fn wire_size(record: &OpRecord) -> u32 {
+    u32::try_from(record.wire_size()).unwrap_or(u32::MAX)
+}
+
+mod commands;
+mod conflicts;
+mod sending;
+mod settling;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod view_tests;
