@@ -1,0 +1,101 @@
+//! Settling held conflicts: by the app with `resolve`, or by the collection's resolver function.
+
+use std::rc::Rc;
+
+use outbox_core::{ConflictResolution, Event, OpState};
+use serde_json::Value;
+use wasm_bindgen::prelude::*;
+
+use super::input::parse_id;
+use super::{report_error, Runtime};
+use crate::clock;
+use crate::convert;
+use crate::error::{Error, Result};
+
+impl Runtime {
+    /// Settles a held conflict: keep the server's version, resend the local one, or send a merge.
+    pub async fn resolve(self: &Rc<Self>, id: &str, resolution: JsValue) -> Result<()> {
+        self.check_usable()?;
+        let id = parse_id(id)?;
+        let choice = js_sys::Reflect::get(&resolution, &"use".into())
+            .ok()
+            .and_then(|v| v.as_string());
+        let (payload, server_version, state) = {
+            let engine = self.engine_ref()?;
+            let record = engine.op(id).ok_or(outbox_core::CoreError::UnknownOp(id))?;
+            (
+                record.payload.clone(),
+                record.server_version.clone(),
+                record.state,
+            )
+        };
+        if state != OpState::Conflict {
+            return Err(outbox_core::CoreError::WrongState { id, state }.into());
+        }
+        let now = clock::now();
+        let fx = match choice.as_deref() {
+            Some("server") => self.engine_mut()?.discard(id, now)?,
+            Some("local") => {
+                let payload = Value::clone(&payload);
+                self.engine_mut()?
+                    .resolve(id, payload, server_version, now)?
+            }
+            Some("merged") => {
+                let value = js_sys::Reflect::get(&resolution, &"value".into())
+                    .unwrap_or(JsValue::UNDEFINED);
+                let value = convert::from_js(&value, self.max_op_bytes).map_err(|_| {
+                    Error::InvalidOp("resolution.value must be the merged document (JSON)".into())
+                })?;
+                self.engine_mut()?.resolve(id, value, server_version, now)?
+            }
+            _ => {
+                return Err(Error::InvalidOp(
+                    "resolution.use must be \"server\", \"local\" or \"merged\"".into(),
+                ))
+            }
+        };
+        self.run(fx).await.map_err(Error::from)
+    }
+
+    /// A conflict held for an app resolver: ask it, then apply its answer.
+    pub(super) fn ask_resolver(self: &Rc<Self>, event: &Event) {
+        let Event::Conflict {
+            id,
+            resolution: ConflictResolution::Held,
+            server_doc,
+            ..
+        } = event
+        else {
+            return;
+        };
+        let Some(record) = self.engine.borrow().op(*id).cloned() else {
+            return;
+        };
+        let Some(resolver) = self.resolvers.get(&*record.collection).cloned() else {
+            return;
+        };
+        let local = convert::to_js(&record.payload);
+        let server = server_doc.as_ref().map_or(JsValue::NULL, convert::to_js);
+        let op = convert::to_js(&crate::transport::snapshot_json(&record));
+        let (this, id) = (Rc::clone(self), id.to_string());
+        wasm_bindgen_futures::spawn_local(async move {
+            let answer = match resolver.call3(&JsValue::UNDEFINED, &local, &server, &op) {
+                Ok(answer) => {
+                    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&answer)).await
+                }
+                Err(e) => Err(e),
+            };
+            let result = match answer {
+                Ok(resolution) => this.resolve(&id, resolution).await,
+                Err(e) => Err(Error::InvalidOp(format!(
+                    "the conflict resolver threw: {}",
+                    convert::message(&e)
+                ))),
+            };
+            // The op stays held (visible in conflicts()) when the resolver fails.
+            if let Err(error) = result {
+                report_error(&error.to_js().into());
+            }
+        });
+    }
+}

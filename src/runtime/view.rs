@@ -1,0 +1,147 @@
+//! The optimistic view as the app sees it: `get`, `list`, watchers, documents the app ingests itself,
+//! and the custom-op mutations the view applies.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use js_sys::Function;
+use outbox_core::ConfirmedDoc;
+use serde_json::{json, Value};
+use wasm_bindgen::prelude::*;
+
+use super::{report_error, Runtime};
+use crate::clock;
+use crate::convert;
+use crate::error::{Error, Result};
+use crate::watchers::Notify;
+
+impl Runtime {
+    /// The optimistic document (`undefined` when it does not exist).
+    pub fn get(&self, collection: &str, key: &str) -> Result<JsValue> {
+        self.check_open()?;
+        let engine = self.engine_ref()?;
+        Ok(engine
+            .view_item(collection, key)
+            .and_then(|item| item.value)
+            .map_or(JsValue::UNDEFINED, convert::to_js))
+    }
+
+    /// The collection's documents: `[{ key, value, version, pending }]`, ordered by key.
+    pub fn list(&self, collection: &str) -> Result<JsValue> {
+        self.check_open()?;
+        let engine = self.engine_ref()?;
+        let items: Vec<Value> = engine
+            .view_list(collection)
+            .map(|item| {
+                json!({
+                    "key": item.key,
+                    "value": item.value,
+                    "version": item.version,
+                    "pending": item.pending,
+                })
+            })
+            .collect();
+        Ok(convert::to_js(&Value::Array(items)))
+    }
+
+    /// Registers a watcher of a collection (`key: None`) or of one document; returns its id.
+    pub fn watch(
+        &self,
+        collection: String,
+        key: Option<String>,
+        callback: Function,
+    ) -> Result<u32> {
+        self.check_open()?;
+        Ok(self.watchers.add(collection, key, callback))
+    }
+
+    /// Removes a watcher.
+    pub fn unwatch(&self, id: u32) {
+        self.watchers.remove(id);
+    }
+
+    /// Documents the app loaded by its own means: `[{ key, version, value?, deleted? }]`. Newer
+    /// versions replace the confirmed state; pending ops are replayed on top.
+    pub async fn ingest(self: &Rc<Self>, collection: String, docs: JsValue) -> Result<()> {
+        self.check_usable()?;
+        let invalid = |m: String| Error::InvalidOp(format!("ingest(collection, docs): {m}"));
+        let Ok(Value::Array(docs)) = convert::from_js(&docs, usize::MAX) else {
+            return Err(invalid(
+                "docs must be an array of { key, version, value }".into(),
+            ));
+        };
+        let mut confirmed = Vec::with_capacity(docs.len());
+        for (i, doc) in docs.into_iter().enumerate() {
+            let key = doc
+                .get("key")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid(format!("docs[{i}].key is required (a string)")))?;
+            let version = match doc.get("version") {
+                Some(Value::String(v)) => v.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => {
+                    return Err(invalid(format!(
+                        "docs[{i}].version is required: it decides which copy is newer"
+                    )))
+                }
+            };
+            let deleted = doc.get("deleted").and_then(Value::as_bool).unwrap_or(false);
+            confirmed.push(ConfirmedDoc {
+                collection: collection.clone(),
+                key: key.to_owned(),
+                version: Some(version),
+                doc: Arc::new(match doc.get("value") {
+                    Some(value) if !deleted => value.clone(),
+                    _ => Value::Null,
+                }),
+                deleted,
+            });
+        }
+        let fx = self.engine_mut()?.ingest(confirmed, clock::now());
+        self.run(fx).await.map_err(Error::from)
+    }
+
+    /// Registers how a custom op changes the view: `apply(current, value) => newDoc`.
+    pub fn register_mutation(self: &Rc<Self>, name: String, apply: Function) -> Result<()> {
+        self.check_usable()?;
+        self.mutations.borrow_mut().insert(name, apply);
+        let fx = self.engine_mut()?.refresh_view(clock::now());
+        self.run_in_background(fx);
+        Ok(())
+    }
+
+    pub(super) fn notify_watchers(&self, changed: &BTreeSet<(Arc<str>, Arc<str>)>) {
+        for notify in self.watchers.due(changed) {
+            let (callback, arg) = match notify {
+                Notify::Collection(f, collection) => (f, self.list(&collection)),
+                Notify::Doc(f, collection, key) => (f, self.get(&collection, &key)),
+            };
+            if let Ok(arg) = arg {
+                if let Err(error) = callback.call1(&JsValue::UNDEFINED, &arg) {
+                    report_error(&error);
+                }
+            }
+        }
+    }
+}
+
+/// The engine's custom-op function: looks the op's name up among the app's registered mutations and
+/// calls it with `(current, value)`. No function, a throw, or `undefined` leave the document as it is.
+pub(super) fn mutator(
+    mutations: Rc<RefCell<HashMap<String, Function>>>,
+) -> Box<outbox_core::view::MutatorFn> {
+    Box::new(move |name, current, payload| {
+        let apply = mutations.borrow().get(name).cloned()?;
+        let current = current.map_or(JsValue::UNDEFINED, convert::to_js);
+        match apply.call2(&JsValue::UNDEFINED, &current, &convert::to_js(payload)) {
+            Ok(next) if next.is_undefined() => None,
+            Ok(next) => convert::from_js(&next, usize::MAX).ok(),
+            Err(error) => {
+                report_error(&error);
+                None
+            }
+        }
+    })
+}
