@@ -6,3 +6,4 @@ mod faults;
 mod idempotency;
 mod pull;
 mod restart;
+mod retention;
