@@ -24,6 +24,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::faults::{FaultConfig, FaultKind, Faults, RateLimitState};
 use crate::headers::{self, Preconditions, IDEMPOTENT_REPLAYED};
 use crate::problem::{Problem, ProblemType};
+use crate::retention::{self, Retention, IDEMPOTENCY_RETENTION};
 use crate::serve::ConnKill;
 use crate::store::{etag, DocRow, Method, OpResult, Store, StoredResponse, WriteOp};
 use crate::Config;
@@ -104,6 +105,10 @@ pub fn router(shared: Arc<Shared>, config: &Config) -> Router {
 
     app.layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(cors(config))
+        .layer(middleware::from_fn_with_state(
+            Retention::new(&base, config.idempotency_ttl),
+            retention::with_retention,
+        ))
         .layer(
             // Only method, path and status are logged: never headers (Authorization) or query
             // strings, which may carry credentials.
@@ -162,6 +167,7 @@ fn cors(config: &Config) -> CorsLayer {
             h("x-ratelimit-remaining"),
             h("x-ratelimit-reset"),
             h("idempotent-replayed"),
+            h(IDEMPOTENCY_RETENTION),
         ])
         .max_age(Duration::from_secs(600))
 }

@@ -5,6 +5,7 @@ pub mod app;
 pub mod faults;
 pub mod headers;
 pub mod problem;
+pub mod retention;
 pub mod serve;
 pub mod store;
 

@@ -494,6 +494,7 @@ async fn cors_allows_local_origins_and_exposes_the_protocol_headers() {
         "ratelimit-policy",
         "x-ratelimit-remaining",
         "idempotent-replayed",
+        "idempotency-retention",
     ] {
         assert!(
             exposed.split(',').any(|e| e.trim() == h),

@@ -433,3 +433,92 @@ async fn push_ops_share_keys_with_single_requests() {
     assert_eq!(single.headers()["etag"], "\"2\"");
     assert_eq!(s.ledger().await, json!({"default/p1": 1, "default/p2": 1}));
 }
+
+/// A client may retry long after its op was applied, when the document has moved on through
+/// other writes (even a delete and a re-create): the retry still gets the stored, older answer.
+#[tokio::test]
+async fn replays_return_the_stored_answer_after_the_doc_moved_on() {
+    let s = Server::start();
+    let create = || {
+        s.put("/docs/c/d", "create", &json!({"v": 1}))
+            .header("If-None-Match", "*")
+    };
+    let update_op = json!({"id": "u", "method": "PUT", "collection": "c", "key": "d",
+        "idempotencyKey": "update", "ifMatch": "\"1\"", "body": {"v": 2}});
+    let delete_op = json!({"id": "d", "method": "DELETE", "collection": "c", "key": "d",
+        "idempotencyKey": "delete", "ifMatch": "\"2\""});
+    assert_eq!(create().send().await.unwrap().status(), 201);
+    let body: Value = s
+        .push(json!([update_op, delete_op]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["results"][0]["version"], 2);
+    assert_eq!(body["results"][1]["version"], 3);
+    let recreated = s
+        .put("/docs/c/d", "recreate", &json!({"v": 4}))
+        .header("If-None-Match", "*")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(recreated.headers()["etag"], "\"4\"");
+    let patched = s
+        .patch("/docs/c/d", "patch", &json!({"w": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.headers()["etag"], "\"5\"");
+
+    // Single request: the 201 of version 1, although the doc is live at 5 and If-None-Match
+    // would now fail.
+    let res = create().send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    assert!(replayed(&res));
+    assert_eq!(res.headers()["location"], "/api/docs/c/d");
+    let (_, etag, doc) = parts(res).await;
+    assert_eq!(etag.as_deref(), Some("\"1\""));
+    assert_eq!(doc, json!({"v": 1}));
+
+    // In a push, both stale-precondition ops replay their own versions, flagged as replayed.
+    let body: Value = s
+        .push(json!([update_op, delete_op]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = &body["results"];
+    assert_eq!(
+        r[0],
+        json!({"id": "u", "status": 200, "version": 2, "etag": "\"2\"", "deleted": false,
+               "doc": {"v": 2}, "replayed": true})
+    );
+    assert_eq!(
+        r[1],
+        json!({"id": "d", "status": 204, "version": 3, "etag": "\"3\"", "deleted": true,
+               "replayed": true})
+    );
+    // The pushed update retried as a single request replays as well.
+    let res = s
+        .put("/docs/c/d", "update", &json!({"v": 2}))
+        .header("If-Match", "\"1\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(replayed(&res));
+    assert_eq!(res.headers()["etag"], "\"2\"");
+
+    let (_, etag, doc) = s.get_json("/docs/c/d").await;
+    assert_eq!(etag.as_deref(), Some("\"5\""), "no replay wrote anything");
+    assert_eq!(doc, json!({"v": 4, "w": 5}));
+    assert_eq!(
+        s.ledger().await,
+        json!({"default/create": 1, "default/update": 1, "default/delete": 1,
+               "default/recreate": 1, "default/patch": 1})
+    );
+}

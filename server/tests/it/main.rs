@@ -4,5 +4,7 @@ mod common;
 mod docs;
 mod faults;
 mod idempotency;
+mod preconditions;
 mod pull;
 mod restart;
+mod retention;
