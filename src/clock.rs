@@ -1,7 +1,9 @@
 //! Time and randomness, the two inputs the core never produces itself.
 
-use js_sys::{Reflect, Uint32Array};
+use js_sys::{Reflect, Uint8Array};
+use outbox_core::{Entropy, Randomness};
 use wasm_bindgen::JsCast;
+use wasm_bindgen::JsValue;
 
 /// The engine's clock, in milliseconds: `performance.timeOrigin + performance.now()`.
 ///
@@ -25,31 +27,69 @@ pub fn wall_now() -> u64 {
     js_sys::Date::now() as u64
 }
 
-/// A fresh 64-bit seed for the engine's jitter and UUIDs, from `crypto.getRandomValues`.
-///
-/// Must differ every session: the engine derives idempotency keys from it, and a repeated seed would
-/// repeat keys of ops the server has already applied.
-pub fn random_seed() -> u64 {
-    let words = Uint32Array::new_with_length(2);
-    let filled = Reflect::get(&js_sys::global(), &"crypto".into())
-        .ok()
-        .filter(|c| c.is_object())
-        .and_then(|crypto| {
-            let get_random_values: js_sys::Function =
-                Reflect::get(&crypto, &"getRandomValues".into())
-                    .ok()?
-                    .dyn_into()
-                    .ok()?;
-            get_random_values.call1(&crypto, &words).ok()
-        })
-        .is_some();
-    if filled {
-        (u64::from(words.get_index(0)) << 32) | u64::from(words.get_index(1))
-    } else {
-        // No Web Crypto (a very old or unusual host): fall back to Math.random, which is unique enough
-        // per session for keys scoped to one client.
-        let hi = (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
-        let lo = (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
-        (hi << 32) | lo ^ (now() & 0xffff_ffff)
+/// The engine's randomness: `crypto.getRandomValues`, so every idempotency key carries 122 random bits.
+/// Only a host without Web Crypto (none that runs this module is known) falls back to a seed.
+pub fn randomness() -> Randomness {
+    match CryptoEntropy::new() {
+        Some(source) => Randomness::Source(Box::new(source)),
+        None => Randomness::Seeded(fallback_seed()),
     }
+}
+
+/// `crypto.getRandomValues`, drawn a pool at a time: one call into JS per 16 UUIDs, not per key.
+struct CryptoEntropy {
+    crypto: JsValue,
+    get_random_values: js_sys::Function,
+    pool: Vec<u8>,
+}
+
+/// Bytes fetched per call: 16 UUIDs.
+const POOL_BYTES: u32 = 256;
+
+impl CryptoEntropy {
+    fn new() -> Option<CryptoEntropy> {
+        let crypto = Reflect::get(&js_sys::global(), &"crypto".into())
+            .ok()
+            .filter(|c| c.is_object())?;
+        let get_random_values = Reflect::get(&crypto, &"getRandomValues".into())
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        Some(CryptoEntropy {
+            crypto,
+            get_random_values,
+            pool: Vec::new(),
+        })
+    }
+
+    fn refill(&mut self) {
+        let array = Uint8Array::new_with_length(POOL_BYTES);
+        if self.get_random_values.call1(&self.crypto, &array).is_err() {
+            // Web Crypto refused (it never does for this size): a key must still be unique.
+            self.pool.extend(fallback_seed().to_le_bytes());
+            return;
+        }
+        // Consumed from the end: reversed, so bytes come out in the order crypto produced them.
+        let mut bytes = array.to_vec();
+        bytes.reverse();
+        self.pool.extend(bytes);
+    }
+}
+
+impl Entropy for CryptoEntropy {
+    fn fill(&mut self, bytes: &mut [u8]) {
+        for b in bytes {
+            if self.pool.is_empty() {
+                self.refill();
+            }
+            *b = self.pool.pop().expect("refilled above");
+        }
+    }
+}
+
+/// A seed from `Math.random` and the clock, for a host without Web Crypto.
+fn fallback_seed() -> u64 {
+    let hi = (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
+    let lo = (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
+    (hi << 32) | lo ^ (now() & 0xffff_ffff)
 }

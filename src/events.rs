@@ -15,6 +15,7 @@ pub fn event_name(event: &Event) -> &'static str {
         Event::RetryScheduled { .. } => "retry_scheduled",
         Event::Failed { .. } => "failed",
         Event::Conflict { .. } => "conflict",
+        Event::Unknown { .. } => "unknown",
         Event::Discarded { .. } => "discarded",
         Event::Blocked { .. } => "blocked",
         Event::Unblocked => "unblocked",
@@ -26,13 +27,14 @@ pub fn event_name(event: &Event) -> &'static str {
 }
 
 /// Every event name, for checking `outbox.on`'s argument.
-pub const EVENT_NAMES: [&str; 11] = [
+pub const EVENT_NAMES: [&str; 12] = [
     "enqueued",
     "sent",
     "acked",
     "retry_scheduled",
     "failed",
     "conflict",
+    "unknown",
     "discarded",
     "blocked",
     "unblocked",
@@ -117,6 +119,24 @@ pub fn event_json(event: &Event) -> Value {
             };
             o.insert("resolution".into(), json!(resolution));
         }
+        Event::Unknown {
+            id,
+            collection,
+            key,
+            error,
+            server_doc,
+            server_version,
+        } => {
+            o.insert("id".into(), json!(id.to_string()));
+            o.insert("collection".into(), json!(&**collection));
+            o.insert("key".into(), json!(&**key));
+            o.insert("error".into(), op_error_json(error));
+            o.insert(
+                "serverDoc".into(),
+                server_doc.clone().unwrap_or(Value::Null),
+            );
+            o.insert("serverVersion".into(), json!(server_version));
+        }
         Event::ViewChanged { collection, key } => {
             o.insert("collection".into(), json!(&**collection));
             o.insert("key".into(), json!(&**key));
@@ -150,6 +170,7 @@ pub fn status_json(status: &Status, fatal: Option<(&str, &str)>) -> Value {
         SyncState::Offline => "offline",
         SyncState::Paused => "paused",
         SyncState::Blocked => "blocked",
+        SyncState::Stalled => "stalled",
         SyncState::Error => "error",
     };
     let (state, last_error) = match fatal {
@@ -168,11 +189,13 @@ pub fn status_json(status: &Status, fatal: Option<(&str, &str)>) -> Value {
         "inFlight": status.in_flight,
         "failed": status.failed,
         "conflicts": status.conflicts,
+        "unknown": status.unknown,
         "nextAttemptAt": status.next_attempt_at,
         "blockedUntil": status.blocked_until,
         "lastSyncedAt": status.last_synced_at,
         "lastError": last_error,
         "online": status.online,
+        "storageError": status.storage_error.as_ref().map(|e| json!({ "code": e.code, "message": e.message })),
     })
 }
 

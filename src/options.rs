@@ -151,6 +151,9 @@ impl Options {
             engine.max_in_flight = n as usize;
         }
         engine.retry = retry_policy(value)?;
+        if let Some(ms) = positive(value, "idempotencyRetentionMs")? {
+            engine.idempotency_retention_ms = ms as u64;
+        }
         let mut resolvers = HashMap::new();
         read_collections(value, &mut engine, &mut resolvers)?;
         engine.validate().map_err(Error::from)?;
@@ -287,6 +290,12 @@ fn retry_policy(options: &JsValue) -> Result<RetryPolicy> {
     }
     if let Some(ms) = positive(&retry, "maxAgeMs").map_err(prefix_retry)? {
         policy.max_age_ms = Some(ms as u64);
+    }
+    if let Some(ms) = positive(&retry, "floorMs").map_err(prefix_retry)? {
+        policy.floor_ms = ms as u64;
+    }
+    if let Some(ms) = positive(&retry, "maxServerWaitMs").map_err(prefix_retry)? {
+        policy.max_server_wait_ms = ms as u64;
     }
     if policy.cap_ms < policy.base_ms {
         return Err(invalid(

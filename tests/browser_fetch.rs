@@ -230,7 +230,7 @@ async fn auth_runs_at_send_time_and_again_after_a_401() {
 #[wasm_bindgen_test]
 async fn a_stalled_request_times_out_and_is_retried_with_the_same_key() {
     let fetch = MockFetch::new(&format!(r#"["hang", {OK}]"#));
-    let outbox = open_json(r#"{"endpoint": "/api", "autoDrain": false, "timeoutMs": 50, "retry": {"baseMs": 1, "capMs": 2}}"#).await;
+    let outbox = open_json(r#"{"endpoint": "/api", "autoDrain": false, "timeoutMs": 50, "retry": {"baseMs": 1, "capMs": 2, "floorMs": 1}}"#).await;
     let events = record_events(&outbox);
     settle(outbox.enqueue(op(
         r#"{"collection":"notes","key":"a","op":"put","value":1}"#,

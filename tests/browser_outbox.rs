@@ -142,7 +142,7 @@ async fn each_outcome_class_moves_the_op_to_the_right_state() {
         SCRIPT,
         // One op per batch, so the scripted "throw" fails only its own op.
         // Conflicts held for the app (the default, server-wins, would drop the op).
-        r#"{"autoDrain": false, "maxBatchOps": 1, "maxInFlight": 8, "retry": {"baseMs": 1, "capMs": 2},
+        r#"{"autoDrain": false, "maxBatchOps": 1, "maxInFlight": 8, "retry": {"baseMs": 1, "capMs": 2, "floorMs": 1},
             "collections": {"notes": {"conflict": "manual"}}}"#,
     );
     let outbox = open(&options).await;
@@ -468,7 +468,7 @@ async fn a_closed_outbox_refuses_calls() {
 async fn the_auth_token_never_reaches_indexeddb() {
     const SECRET: &str = "Bearer SECRET-TOKEN-5f2a";
     let name = fresh_name("auth");
-    let options = json(r#"{"autoDrain": false, "retry": {"baseMs": 1, "capMs": 2}}"#);
+    let options = json(r#"{"autoDrain": false, "retry": {"baseMs": 1, "capMs": 2, "floorMs": 1}}"#);
     set(&options, "name", &name.clone().into());
     // Nothing listens on port 1: every send fails, so the op is persisted again after each attempt.
     set(&options, "endpoint", &"http://127.0.0.1:1/api".into());

@@ -1,13 +1,11 @@
-//! Browser tests for `IdbStore` and `GroupCommit`, run in headless Chromium by `wasm-bindgen-test-runner`.
+//! Browser tests for `IdbStore`, run in headless Chromium by `wasm-bindgen-test-runner`.
 //! Real IndexedDB, no mocks; each test uses a fresh database name so tests never see each other's data.
 #![cfg(target_arch = "wasm32")]
-
-use std::rc::Rc;
 
 use indexed_db_futures::database::Database;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::TransactionMode;
-use outbox_sync::store::{Durability, GroupCommit, IdbStore, StoreError, Write, SCHEMA_VERSION};
+use outbox_sync::store::{Durability, IdbStore, StoreError, Write, SCHEMA_VERSION};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
@@ -128,49 +126,15 @@ async fn a_transaction_that_fails_midway_leaves_nothing_behind() {
 }
 
 #[wasm_bindgen_test]
-async fn group_commit_puts_one_task_of_writes_in_one_transaction() {
-    let store = Rc::new(
-        IdbStore::open(&fresh_db_name("group"), Durability::Relaxed)
-            .await
-            .expect("open"),
-    );
-    let group = GroupCommit::new(Rc::clone(&store));
-    // 1,000 submits in one synchronous stretch of code: one task.
-    let pending: Vec<_> = (0..1000)
-        .map(|i| group.submit(vec![put_op(&format!("op-{i:04}"), &format!("value {i}"))]))
-        .collect();
-    for result in join_in_order(pending).await {
-        result.expect("every submit resolves after the commit");
-    }
-    assert_eq!(store.transactions_committed(), 1);
-    let ops = strings(store.load_ops().await.unwrap());
-    assert_eq!(ops.len(), 1000);
-    assert_eq!(ops[0], "value 0");
-    assert_eq!(ops[999], "value 999");
-
-    // Awaiting between submits ends the task's group: a second transaction.
-    group.submit(vec![put_op("later", "later")]).await.unwrap();
-    assert_eq!(store.transactions_committed(), 2);
-}
-
-#[wasm_bindgen_test]
-async fn a_failed_group_rejects_every_member_and_writes_nothing() {
-    let store = Rc::new(
-        IdbStore::open(&fresh_db_name("group-fail"), Durability::Relaxed)
-            .await
-            .expect("open"),
-    );
-    let group = GroupCommit::new(Rc::clone(&store));
-    let good = group.submit(vec![put_op("good", "good")]);
-    let bad = group.submit(vec![Write::PutOp {
+async fn a_failed_commit_writes_nothing() {
+    let store = IdbStore::open(&fresh_db_name("commit-fail"), Durability::Relaxed)
+        .await
+        .expect("open");
+    let bad = Write::PutOp {
         id: "bad".into(),
         record: JsValue::from(js_sys::Function::new_no_args("")),
-    }]);
-    assert!(
-        good.await.is_err(),
-        "a member of a failed group must not report success"
-    );
-    assert!(bad.await.is_err());
+    };
+    assert!(store.commit(&[put_op("good", "good"), bad]).await.is_err());
     assert!(store.load_ops().await.unwrap().is_empty());
     assert_eq!(store.transactions_committed(), 0);
 }
@@ -262,13 +226,4 @@ async fn a_newer_schema_in_another_tab_is_not_blocked() {
         .expect_err("stepped aside");
     assert_eq!(error.code(), "DB_UPGRADE_BLOCKED");
     newer.close();
-}
-
-/// Awaits every future in order. (Sequential awaiting is enough: all writes already joined the group.)
-async fn join_in_order<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut out = Vec::with_capacity(futures.len());
-    for f in futures {
-        out.push(f.await);
-    }
-    out
 }

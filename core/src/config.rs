@@ -28,6 +28,11 @@ pub struct Config {
     pub collections: HashMap<String, CollectionConfig>,
     /// The settings of every collection not listed in `collections`.
     pub default_collection: CollectionConfig,
+    /// How long the server is assumed to remember an idempotency key (ms), until it says otherwise with
+    /// an `Idempotency-Retention` header (docs/PROTOCOL.md §4); a shorter stated retention wins. An op
+    /// that may have been applied is never resent under its key past this time after its first send
+    /// (less a tenth as a margin): see [`crate::OpState::Unknown`].
+    pub idempotency_retention_ms: u64,
 }
 
 /// What to do when the server holds a newer version than the one an op was made against.
@@ -76,6 +81,7 @@ impl Default for Config {
             key_in_flight_problem_types: vec![KEY_IN_FLIGHT_PROBLEM_TYPE.to_string()],
             collections: HashMap::new(),
             default_collection: CollectionConfig::default(),
+            idempotency_retention_ms: 24 * 3_600_000,
         }
     }
 }

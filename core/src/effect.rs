@@ -12,9 +12,16 @@ use crate::view::ConfirmedDoc;
 
 /// Something the runtime must do. Returned in order from every engine call.
 ///
-/// Storage effects (`Persist`, `Delete`) of one call should be committed in one IndexedDB transaction.
-/// A `Send` need not wait for that commit: if the tab dies first, the op is restored in its previous
-/// state with the same idempotency key and the server replays its stored response.
+/// **The barrier rule.** A `Send` may leave only once every storage effect (`Persist`, `Delete`,
+/// `PersistDoc`) returned before it — by the same call and by every earlier call — is committed. The
+/// request then never carries state that is not yet durable: a new idempotency key, a rebased
+/// precondition, or the in-flight mark that tells a restarted engine the server may have applied the
+/// op. Otherwise a tab killed between the request leaving and the commit comes back with the old key
+/// and no mark, and the next attempt, under yet another key, applies the op a second time.
+/// [`crate::EffectQueue`] implements the rule; a runtime that runs effects through it obeys it.
+///
+/// Storage effects are committed in order. The effects of one call belong in one transaction (an
+/// ack's `Delete` and `PersistDoc` must land together); several calls may share one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "value", rename_all = "snake_case")]
 pub enum Effect {
@@ -25,6 +32,11 @@ pub enum Effect {
     /// Write (insert or replace) the confirmed document of an entity. Comes in the same call as the
     /// `Delete` of the op an ack settled, so both belong in one transaction.
     PersistDoc(ConfirmedDoc),
+    /// Store the server's stated idempotency retention (ms); give it back to the next restore
+    /// ([`crate::Stored::stated_retention_ms`]), so keys first sent before the next session hears from
+    /// the server already get the right horizon. Stored as a meta value under
+    /// [`crate::RETENTION_META_KEY`].
+    PersistRetention(u64),
     /// Send this batch, then report back with `on_reply` or `on_network_error`.
     Send(Batch),
     /// Call `tick` at this engine time (replaces any earlier wake-up).
@@ -61,6 +73,9 @@ pub struct SendOp {
     pub payload: Arc<Value>,
     /// Sent as `If-Match` when present.
     pub base_version: Option<String>,
+    /// Sent as `If-None-Match: *`: create the document, never overwrite one.
+    #[serde(default)]
+    pub create_only: bool,
     /// 1 for the first send.
     pub attempt: u32,
 }

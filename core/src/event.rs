@@ -80,6 +80,22 @@ pub enum Event {
         /// What the collection's strategy did with the op.
         resolution: ConflictResolution,
     },
+    /// The op may have been applied, but the server has forgotten its key by now, so the client can
+    /// neither resend it safely nor learn its outcome. Its lane is halted until the app decides.
+    Unknown {
+        /// The op.
+        id: OpId,
+        /// Its collection.
+        collection: Arc<str>,
+        /// Its key.
+        key: Arc<str>,
+        /// What the client knows: the last answer, or that the retention passed.
+        error: OpError,
+        /// The server's current document, when known.
+        server_doc: Option<Value>,
+        /// The server's current version, when known.
+        server_version: Option<String>,
+    },
     /// The optimistic view of an entity changed (its value, confirmed version or pending count).
     ViewChanged {
         /// Its collection.

@@ -24,14 +24,16 @@
 //! assert!(effects.contains(&Effect::Delete(id)));
 //! ```
 //!
-//! The runtime loop is therefore: call a method, commit the `Persist`/`Delete` effects in one IndexedDB
-//! transaction, start each `Send`, keep one timer for the latest `ScheduleWake`, forward `Emit`s to the
-//! app. See `README.md` for the op lifecycle.
+//! The runtime loop is therefore: call a method, hand its effects to an [`EffectQueue`], commit the
+//! storage writes it groups (one transaction per group, in order), start each `Send` it releases once
+//! the writes before it are durable, keep one timer for the latest `ScheduleWake`, and forward `Emit`s
+//! to the app. See `README.md` for the op lifecycle.
 
 #![warn(missing_docs)]
 
 mod config;
 mod effect;
+mod effect_queue;
 mod engine;
 mod error;
 mod event;
@@ -39,6 +41,7 @@ mod lane;
 mod op;
 mod op_table;
 pub mod outcome;
+mod random;
 pub mod rate_limit;
 mod response;
 pub mod retry;
@@ -47,15 +50,17 @@ pub mod view;
 
 pub use config::{CollectionConfig, Config, ConflictStrategy};
 pub use effect::{Batch, Effect, SendOp};
-pub use engine::Engine;
+pub use effect_queue::{Accepted, Committed, EffectQueue, Group, Write, RETENTION_META_KEY};
+pub use engine::{Engine, Stored};
 pub use error::CoreError;
 pub use event::{ConflictResolution, Event};
 pub use op::{NewOp, OpError, OpId, OpKind, OpRecord, OpState, FORMAT_VERSION};
 pub use outcome::{classify, OutcomeClass, Rule, DEFAULT_RULES, KEY_IN_FLIGHT_PROBLEM_TYPE};
+pub use random::{Entropy, Randomness};
 pub use rate_limit::RateLimitInfo;
 pub use response::{OpResult, Reply, Response};
 pub use retry::RetryPolicy;
-pub use status::{Status, SyncState};
+pub use status::{Status, StorageError, SyncState};
 pub use view::{ConfirmedDoc, ViewItem};
 
 /// The version of the engine, reported by the wasm module and the demo page.

@@ -17,7 +17,11 @@ use crate::outcome::OutcomeClass;
 ///
 /// Bump it when a stored field changes meaning, and teach [`OpRecord`] decoding to read the old shape;
 /// `tests/record_format.rs` keeps literal records of every version that must still decode.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// * 1: the first format.
+/// * 2: adds `create_only` (sent as `If-None-Match: *`), `horizon` (when the server may forget the
+///   key) and the state `unknown`. A version-1 record reads as version 2 with neither set.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The engine's id for an op: the handle the app uses for retry / discard.
 ///
@@ -71,6 +75,10 @@ pub enum OpState {
     Failed,
     /// The server holds a newer version. Halts its lane until retried or discarded.
     Conflict,
+    /// The op may have been applied under its key, but the server has forgotten the key by now (its
+    /// idempotency retention passed), so resending could apply it twice and the outcome cannot be
+    /// learned. Halts its lane until the app decides (retry, resolve or discard).
+    Unknown,
 }
 
 /// The last error an op met, as shown to the app.
@@ -168,6 +176,15 @@ pub struct OpRecord {
     /// The server's version of the document held with a conflicted op.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_version: Option<String>,
+    /// Sent with `If-None-Match: *`: the op creates the document and must not overwrite one (the
+    /// client knows of no live version). Never together with `base_version`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub create_only: bool,
+    /// Engine time after which the server may have forgotten the current idempotency key: set when the
+    /// key is first sent (send time + the server's retention, less a margin). A possibly-applied op is
+    /// never resent under its key after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon: Option<u64>,
 }
 
 // Default values are left out of stored records (every such field has `#[serde(default)]`, so they read
@@ -186,9 +203,17 @@ impl OpRecord {
         (&self.collection, &self.key)
     }
 
-    /// The time `max_age` is measured from.
+    /// The time `max_age` is measured from; also the earliest moment the current key can have been
+    /// sent (keys are minted at enqueue, or when a manual retry or a resolution replaces them).
     pub(crate) fn age_origin(&self) -> u64 {
         self.retried_at.unwrap_or(self.created_at)
+    }
+
+    /// Whether the op carries a precondition (`If-Match` or `If-None-Match: *`). Such an op cannot be
+    /// applied twice even after the server forgot its key: the first application changed the version
+    /// the precondition names.
+    pub fn is_conditional(&self) -> bool {
+        self.base_version.is_some() || self.create_only
     }
 
     /// Approximate wire size, used for `max_bytes` batching. Computed once per op.

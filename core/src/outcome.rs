@@ -53,6 +53,9 @@ pub enum Condition {
     KeyInFlight,
     /// A `Retry-After` header is present.
     RetryAfter,
+    /// The body carries the server's current state of the document (a problem's `current` member,
+    /// docs/PROTOCOL.md §2): evidence of a version conflict.
+    CurrentState,
 }
 
 /// One row of the classification table: the first matching row wins.
@@ -93,7 +96,11 @@ pub const DEFAULT_RULES: &[Rule] = &[
     rule(410, 410, K::Delete, C::None, O::Ack),
     // Same key still being processed: retry with the same key (checked before the conflict row).
     rule(409, 409, K::Any, C::KeyInFlight, O::Transient),
-    rule(409, 409, K::Any, C::None, O::Conflict),
+    // A 409 is a version conflict only with evidence: the server's current state. A bare 409 (a
+    // proxy's, or an application's "already exists") falls through to a permanent refusal.
+    rule(409, 409, K::Any, C::CurrentState, O::Conflict),
+    // A failed precondition is a version mismatch by definition: the client sends preconditions only
+    // for versions.
     rule(412, 412, K::Any, C::None, O::Conflict),
     rule(401, 401, K::Any, C::None, O::Auth),
     rule(429, 429, K::Any, C::None, O::RateLimited),
@@ -135,6 +142,10 @@ pub fn classify(
                     Condition::KeyInFlight => response
                         .problem_type()
                         .is_some_and(|t| key_in_flight_types.iter().any(|k| k == t)),
+                    Condition::CurrentState => response
+                        .body
+                        .as_ref()
+                        .is_some_and(|b| b.get("current").is_some()),
                 }
         })
         .map_or(OutcomeClass::Permanent, |r| r.class)
@@ -199,7 +210,20 @@ mod tests {
         let r = Response::status(409).with_body(json!({ "type": KEY_IN_FLIGHT_PROBLEM_TYPE }));
         assert_eq!(class(OpKind::Put, Some(r)), O::Transient);
         let other = Response::status(409).with_body(json!({ "type": "about:blank" }));
-        assert_eq!(class(OpKind::Put, Some(other)), O::Conflict);
+        assert_eq!(class(OpKind::Put, Some(other)), O::Permanent);
+    }
+
+    #[test]
+    fn row_409_is_a_conflict_only_with_the_servers_current_state() {
+        // A proxy's 409 or an application's own: no evidence of a version conflict.
+        assert_eq!(class(OpKind::Put, st(409)), O::Permanent);
+        let html = Response::status(409).with_body(json!("Conflict"));
+        assert_eq!(class(OpKind::Put, Some(html)), O::Permanent);
+        let app = Response::status(409).with_body(json!({ "type": "urn:app:name-taken" }));
+        assert_eq!(class(OpKind::Patch, Some(app)), O::Permanent);
+        // `current` (even `null`: the document does not exist) is the evidence.
+        let none = Response::status(409).with_body(json!({ "current": null }));
+        assert_eq!(class(OpKind::Put, Some(none)), O::Conflict);
     }
 
     #[test]
@@ -249,7 +273,7 @@ mod tests {
         );
         assert_eq!(
             classify(DEFAULT_RULES, &types(), &OpKind::Put, Some(&r)),
-            O::Conflict
+            O::Permanent
         );
     }
 }

@@ -68,6 +68,20 @@ impl Response {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
+
+    /// True when the server says this is a stored answer replayed for a repeated idempotency key
+    /// (`Idempotent-Replayed: true`; a push result's `"replayed": true` is passed as that header).
+    pub fn is_replay(&self) -> bool {
+        self.header("idempotent-replayed")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "?1")
+    }
+
+    /// The server's `Idempotency-Retention` (docs/PROTOCOL.md §4): how long it keeps an idempotency
+    /// key, in ms. A value that is not a non-negative integer of seconds is ignored.
+    pub fn idempotency_retention_ms(&self) -> Option<u64> {
+        let seconds: u64 = self.header("idempotency-retention")?.trim().parse().ok()?;
+        Some(seconds.saturating_mul(1000))
+    }
 }
 
 /// The result for one op inside a batch reply (one entry of the push endpoint's result array).

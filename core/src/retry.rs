@@ -5,8 +5,13 @@ use serde::{Deserialize, Serialize};
 /// How transient failures are retried.
 ///
 /// The delay before retry *n* (1-based) is `uniform(0, min(cap, base * 2^(n-1)))` — "full jitter",
-/// which spreads a crowd of clients that failed together so they do not return together. A server's
-/// `Retry-After` is a floor on top of it: we never retry sooner than the server asked.
+/// which spreads a crowd of clients that failed together so they do not return together — but never
+/// less than `floor_ms`. A server's `Retry-After` is a floor on top of it: we never retry sooner than
+/// the server asked, except that no wait the server asks for is longer than `max_server_wait_ms`.
+///
+/// Rate limits (429, 503 with `Retry-After`, an exhausted quota) wait `max(Retry-After, equal jitter
+/// over the window of the n-th rate limit in a row)`: a server that answers `Retry-After: 0`, or a
+/// date in the past, or nothing at all, still sees the client back off further each time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RetryPolicy {
@@ -18,6 +23,12 @@ pub struct RetryPolicy {
     pub max_attempts: Option<u32>,
     /// Give up once the op is older than this (ms since enqueue or last manual retry). `None`: no limit.
     pub max_age_ms: Option<u64>,
+    /// The shortest wait after any answer that asks to wait, so a zero draw of the jitter or a
+    /// `Retry-After: 0` can never make the client resend at once, in a loop.
+    pub floor_ms: u64,
+    /// The longest wait a server's `Retry-After` or rate-limit reset can impose. A longer one (a
+    /// misconfigured "10 years") is cut to this; the server answers again if it still means it.
+    pub max_server_wait_ms: u64,
 }
 
 impl Default for RetryPolicy {
@@ -27,6 +38,8 @@ impl Default for RetryPolicy {
             cap_ms: 60_000,
             max_attempts: None,
             max_age_ms: None,
+            floor_ms: 100,
+            max_server_wait_ms: 3_600_000,
         }
     }
 }
@@ -47,9 +60,30 @@ impl RetryPolicy {
         self.base_ms.saturating_mul(1u64 << exp).min(self.cap_ms)
     }
 
-    /// A full-jitter delay for retry number `attempts`, drawn from `rng`.
+    /// A full-jitter delay for retry number `attempts`, drawn from `rng`, at least `floor_ms`.
     pub fn jittered_delay_ms(&self, attempts: u32, rng: &mut fastrand::Rng) -> u64 {
-        rng.u64(0..=self.window_ms(attempts))
+        rng.u64(0..=self.window_ms(attempts)).max(self.floor_ms)
+    }
+
+    /// The wait after the `streak`-th rate limit in a row (1-based) when the server's own hint is
+    /// `server_ms`: "equal jitter" (`window/2 + uniform(0, window/2)`), so it grows with the streak and
+    /// is never near zero, and never shorter than what the server asked (capped at
+    /// `max_server_wait_ms`).
+    pub fn rate_limit_delay_ms(
+        &self,
+        streak: u32,
+        server_ms: Option<u64>,
+        rng: &mut fastrand::Rng,
+    ) -> u64 {
+        let window = self.window_ms(streak);
+        let own = window / 2 + rng.u64(0..=window / 2);
+        own.max(self.cap_server_wait(server_ms).unwrap_or(0))
+            .max(self.floor_ms)
+    }
+
+    /// A server's requested wait, cut to `max_server_wait_ms`.
+    pub fn cap_server_wait(&self, server_ms: Option<u64>) -> Option<u64> {
+        server_ms.map(|ms| ms.min(self.max_server_wait_ms))
     }
 
     /// Decides whether and when to retry after the `attempts`-th failure, at engine time `now`.
@@ -87,8 +121,8 @@ mod tests {
         RetryPolicy {
             base_ms: 100,
             cap_ms: 1_000,
-            max_attempts: None,
-            max_age_ms: None,
+            floor_ms: 0,
+            ..RetryPolicy::default()
         }
     }
 
@@ -142,6 +176,40 @@ mod tests {
                 RetryDecision::GiveUp => panic!("no limits set"),
             }
         }
+    }
+
+    #[test]
+    fn no_wait_is_shorter_than_the_floor() {
+        let p = RetryPolicy {
+            floor_ms: 50,
+            ..policy()
+        };
+        let mut rng = fastrand::Rng::with_seed(3);
+        assert!((0..500).all(|_| p.jittered_delay_ms(1, &mut rng) >= 50));
+        assert!((0..500).all(|_| p.rate_limit_delay_ms(1, Some(0), &mut rng) >= 50));
+    }
+
+    #[test]
+    fn rate_limit_waits_grow_with_the_streak_even_when_the_server_says_zero() {
+        let p = policy();
+        let mut rng = fastrand::Rng::with_seed(4);
+        for streak in 1..8u32 {
+            let window = p.window_ms(streak);
+            for _ in 0..50 {
+                let d = p.rate_limit_delay_ms(streak, Some(0), &mut rng);
+                assert!(d >= window / 2 && d <= window, "streak {streak}: {d}");
+            }
+        }
+        // The server's own wait wins when it is longer, up to the cap.
+        assert_eq!(p.rate_limit_delay_ms(1, Some(30_000), &mut rng), 30_000);
+        let capped = RetryPolicy {
+            max_server_wait_ms: 5_000,
+            ..policy()
+        };
+        assert_eq!(
+            capped.rate_limit_delay_ms(1, Some(u64::MAX), &mut rng),
+            5_000
+        );
     }
 
     #[test]

@@ -18,14 +18,25 @@ pub enum SyncState {
     Paused,
     /// The server's rate limit blocks sending until `blocked_until`.
     Blocked,
-    /// Nothing is moving, and some ops are failed or in conflict.
+    /// Storage is failing (`storage_error`): nothing is sent until the outbox's state is durable again.
+    Stalled,
+    /// Nothing is moving, and some ops are failed, in conflict or of unknown outcome.
     Error,
+}
+
+/// Storage could not commit the outbox's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageError {
+    /// The runtime's code (`QUOTA_EXCEEDED`, `DB_UPGRADE_BLOCKED`, `STORAGE` …).
+    pub code: String,
+    /// What happened.
+    pub message: String,
 }
 
 /// A snapshot of the engine for the UI. Cheap to build: every field is kept up to date incrementally.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
-    /// The summary. Precedence: paused, offline, blocked, syncing, error, idle.
+    /// The summary. Precedence: stalled, paused, offline, blocked, syncing, error, idle.
     pub state: SyncState,
     /// Ops waiting to be sent (pending or backing off).
     pub pending: usize,
@@ -35,6 +46,8 @@ pub struct Status {
     pub failed: usize,
     /// Ops held in conflict.
     pub conflicts: usize,
+    /// Ops whose outcome can no longer be known ([`crate::OpState::Unknown`]).
+    pub unknown: usize,
     /// The earliest backoff expiry, engine ms.
     pub next_attempt_at: Option<u64>,
     /// Sending is blocked by a rate limit until this engine time.
@@ -45,4 +58,6 @@ pub struct Status {
     pub last_error: Option<OpError>,
     /// Whether the runtime reports the network as up.
     pub online: bool,
+    /// Set while storage fails: the outbox sends nothing until a commit succeeds again.
+    pub storage_error: Option<StorageError>,
 }

@@ -253,9 +253,20 @@ pub(crate) fn apply(
     }
 }
 
+/// How two versions of one document are ordered, when they can be: integer versions (the reference
+/// server's `"7"`; docs/PROTOCOL.md §2 asks every server for them) compare as numbers, and equal versions
+/// are equal. Opaque ETags carry no order: `None`.
+pub fn version_order(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    match (version_number(a), version_number(b)) {
+        (Some(a), Some(b)) => Some(a.cmp(&b)),
+        _ if a == b => Some(std::cmp::Ordering::Equal),
+        _ => None,
+    }
+}
+
 /// Whether a version from the server supersedes the one we hold: numerically when both are integer
-/// versions (the reference server's `"7"`), otherwise whenever it differs (opaque ETags carry no order,
-/// and the server is the source of truth).
+/// versions, otherwise whenever it differs (opaque ETags carry no order, and the server is the source of
+/// truth). Used for pulled documents, which the server sends in commit order.
 pub fn is_newer(incoming: Option<&str>, current: Option<&str>) -> bool {
     let Some(incoming) = incoming else {
         return current.is_none();
@@ -263,9 +274,21 @@ pub fn is_newer(incoming: Option<&str>, current: Option<&str>) -> bool {
     let Some(current) = current else {
         return true;
     };
-    match (version_number(incoming), version_number(current)) {
-        (Some(a), Some(b)) => a > b,
-        _ => incoming != current,
+    version_order(incoming, current).is_none_or(|o| o == std::cmp::Ordering::Greater)
+}
+
+/// Whether the state an answer to one of our writes brings replaces the confirmed state held. An
+/// ordered version replaces only a lower one. Without an order (opaque ETags, or no `ETag` at all) a
+/// fresh answer wins, since it reports our own write just now; a **replayed** one never does, since it
+/// may be older than what a pull delivered after it.
+pub fn supersedes(incoming: Option<&str>, held: Option<&str>, replayed: bool) -> bool {
+    match (incoming, held) {
+        (Some(a), Some(b)) => match version_order(a, b) {
+            Some(order) => order == std::cmp::Ordering::Greater,
+            None => !replayed,
+        },
+        (_, None) => true,
+        (None, Some(_)) => !replayed,
     }
 }
 
@@ -291,5 +314,21 @@ mod tests {
         // Opaque ETags: any different one wins.
         assert!(is_newer(Some("\"abc\""), Some("\"xyz\"")));
         assert!(!is_newer(Some("\"abc\""), Some("\"abc\"")));
+    }
+
+    #[test]
+    fn an_answer_to_our_write_never_puts_an_older_version_back() {
+        // Ordered: only higher wins, replayed or not.
+        assert!(supersedes(Some("\"4\""), Some("\"3\""), false));
+        assert!(!supersedes(Some("\"3\""), Some("\"5\""), false));
+        assert!(!supersedes(Some("\"3\""), Some("\"5\""), true));
+        assert!(!supersedes(Some("\"5\""), Some("\"5\""), false));
+        // Opaque: a fresh answer wins, a replay does not.
+        assert!(supersedes(Some("\"b\""), Some("\"a\""), false));
+        assert!(!supersedes(Some("\"b\""), Some("\"a\""), true));
+        // Nothing held: anything wins.
+        assert!(supersedes(Some("\"1\""), None, true));
+        assert!(supersedes(None, None, true));
+        assert!(!supersedes(None, Some("\"2\""), true));
     }
 }

@@ -42,6 +42,27 @@ const V1_FULL: &str = r#"{
   "maybe_applied": false
 }"#;
 
+/// A v2 record of an op of unknown outcome: a create (`If-None-Match: *`) whose key the server may have
+/// forgotten.
+const V2_UNKNOWN: &str = r#"{
+  "format_version": 2,
+  "id": "3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b",
+  "idempotency_key": "4f5a6b7c-8d9e-4f0a-9b1c-2d3e4f5a6b7c",
+  "seq": 11,
+  "collection": "notes",
+  "key": "n-9",
+  "kind": { "type": "put" },
+  "payload": { "text": "hello", "weight": 0.1 },
+  "created_at": 1700000000000,
+  "attempts": 2,
+  "state": "unknown",
+  "last_error": { "class": "transient", "status": null, "code": "outcome_unknown", "message": "no answer" },
+  "maybe_applied": true,
+  "auto_base": true,
+  "create_only": true,
+  "horizon": 1700077760000
+}"#;
+
 #[test]
 fn a_minimal_v1_record_still_decodes() {
     let r: OpRecord = serde_json::from_str(V1_MINIMAL).unwrap();
@@ -83,25 +104,80 @@ fn old_records_restore_into_a_working_engine() {
         serde_json::from_str(V1_MINIMAL).unwrap(),
         serde_json::from_str(V1_FULL).unwrap(),
     ];
-    let mut engine = Engine::restore(Config::default(), 1, records).unwrap();
+    let now = 1_700_000_000_001;
+    let mut engine = Engine::restore(Config::default(), 1, records, now).unwrap();
     let status = engine.status();
     assert_eq!(
         (status.pending, status.failed),
         (1, 1),
         "inflight came back as pending"
     );
-    let fx = engine.drain(1_700_000_000_001);
+    let fx = engine.drain(now);
     assert!(fx.iter().any(|e| matches!(e, outbox_core::Effect::Send(b)
         if b.ops[0].idempotency_key.to_string() == "5f0e6f3a-8a7b-4c3d-9e2f-1a2b3c4d5e6f")));
+    // Written back in the current format, with the horizon a v1 record lacked (counted from its
+    // creation, the earliest its key can have been sent).
+    let stored = fx
+        .iter()
+        .find_map(|e| match e {
+            outbox_core::Effect::Persist(r) if r.seq == 7 => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(stored.format_version, FORMAT_VERSION);
+    assert!(stored.maybe_applied);
+    assert!(stored.horizon.unwrap() > 1_700_000_000_000);
+}
+
+#[test]
+fn a_v2_record_of_unknown_outcome_still_decodes_and_stays_held() {
+    let r: OpRecord = serde_json::from_str(V2_UNKNOWN).unwrap();
+    assert_eq!(r.state, OpState::Unknown);
+    assert!(r.create_only && r.maybe_applied && r.auto_base);
+    assert_eq!(r.horizon, Some(1_700_077_760_000));
+    let mut engine = Engine::restore(Config::default(), 1, vec![r], 1_700_000_000_001).unwrap();
+    assert_eq!(engine.status().unknown, 1);
+    let fx = engine.drain(1_700_000_000_002);
+    assert!(
+        !fx.iter().any(|e| matches!(e, outbox_core::Effect::Send(_))),
+        "an unknown op is never resent by itself"
+    );
 }
 
 #[test]
 fn the_current_format_round_trips_and_is_versioned() {
-    let r: OpRecord = serde_json::from_str(V1_FULL).unwrap();
-    let again: OpRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
-    assert_eq!(r, again);
-    let v = serde_json::to_value(&r).unwrap();
-    assert_eq!(v["format_version"], json!(FORMAT_VERSION));
-    assert_eq!(v["kind"], json!({ "type": "custom", "name": "checkout" }));
-    assert_eq!(v["state"], json!("failed"));
+    for text in [V1_FULL, V2_UNKNOWN] {
+        let r: OpRecord = serde_json::from_str(text).unwrap();
+        let again: OpRecord = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(r, again);
+    }
+    // What the engine writes carries the current version.
+    let mut engine = Engine::new(Config::default(), 3).unwrap();
+    let (_, fx) = engine
+        .enqueue(
+            outbox_core::NewOp {
+                collection: "orders".into(),
+                key: "o-1".into(),
+                kind: OpKind::Custom {
+                    name: "checkout".into(),
+                },
+                payload: json!({ "cart": [1, 2] }),
+                base_version: None,
+            },
+            5,
+        )
+        .unwrap();
+    let written = fx
+        .iter()
+        .find_map(|e| match e {
+            outbox_core::Effect::Persist(r) => Some(serde_json::to_value(r).unwrap()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(written["format_version"], json!(FORMAT_VERSION));
+    assert_eq!(
+        written["kind"],
+        json!({ "type": "custom", "name": "checkout" })
+    );
+    assert_eq!(written["state"], json!("pending"));
 }

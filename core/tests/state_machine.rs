@@ -127,6 +127,7 @@ fn config() -> impl Strategy<Value = Config> {
                 cap_ms: 5_000,
                 max_attempts,
                 max_age_ms: None,
+                ..RetryPolicy::default()
             },
             // This model holds conflicts for the app and sends ops unconditionally; conflict strategies
             // and automatic base versions are covered by tests/view_model.rs.
@@ -244,7 +245,7 @@ impl Sim {
                     self.store.remove(&id);
                 }
                 // Confirmed documents are the view's business (tests/view_model.rs).
-                Effect::PersistDoc(_) => {}
+                Effect::PersistDoc(_) | Effect::PersistRetention(_) => {}
                 Effect::Send(batch) => self.check_send(batch),
                 Effect::ScheduleWake(at) => assert!(at > self.now, "a wake-up that is already due"),
                 Effect::Emit(event) => self.on_event(event),
@@ -578,7 +579,7 @@ impl Sim {
         }
         self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let records: Vec<OpRecord> = self.store.values().cloned().collect();
-        self.engine = Engine::restore(self.cfg.clone(), self.seed, records).unwrap();
+        self.engine = Engine::restore(self.cfg.clone(), self.seed, records, self.now).unwrap();
         // What survives a crash is what the stored records prove.
         self.floor_quota = 0;
         self.engine_blocked = self

@@ -100,7 +100,7 @@ impl Sim {
                     self.docs.insert(d.key.clone(), d);
                 }
                 Effect::Send(b) => self.in_flight.push(b),
-                Effect::ScheduleWake(_) | Effect::Emit(_) => {}
+                Effect::ScheduleWake(_) | Effect::Emit(_) | Effect::PersistRetention(_) => {}
             }
         }
     }
@@ -269,7 +269,7 @@ proptest! {
                         .collect();
                     let records = sim.records.values().cloned().collect();
                     let docs = sim.docs.values().cloned().collect();
-                    sim.engine = Engine::restore_with_docs(sim.config.clone(), seed ^ sim.now, records, docs).unwrap();
+                    sim.engine = Engine::restore_with_docs(sim.config.clone(), seed ^ sim.now, records, docs, sim.now).unwrap();
                     sim.in_flight.clear();
                     let after: Vec<Option<Value>> = KEYS
                         .iter()

@@ -33,30 +33,15 @@ impl Runtime {
             .op(id)
             .map(|r| r.idempotency_key.to_string())
             .unwrap_or_default();
-        let commit = self.run(fx);
-        let this = Rc::clone(self);
+        let stored = self.run_enqueue(id, fx);
         Ok(async move {
-            match commit.await {
-                Ok(()) => {
-                    this.queue_confirmation(id);
-                    Ok(convert::to_js(&json!({
-                        "id": id.to_string(),
-                        "idempotencyKey": idempotency_key,
-                    })))
-                }
-                Err(error) => {
-                    // Nothing was written (the group's transaction rolled back whole): take the op back
-                    // out, which also rolls the view back and fires the watchers again.
-                    let fx = this
-                        .engine
-                        .borrow_mut()
-                        .abandon_unstored(&[id], clock::now());
-                    this.run_in_background(fx);
-                    let error = Error::from(error);
-                    this.note_storage_error(&error);
-                    Err(error)
-                }
-            }
+            // The commit loop confirms the op to the engine, or abandons it (rolling the view back and
+            // firing the watchers again) when the commit failed.
+            stored.await.map_err(Error::from)?;
+            Ok(convert::to_js(&json!({
+                "id": id.to_string(),
+                "idempotencyKey": idempotency_key,
+            })))
         })
     }
 

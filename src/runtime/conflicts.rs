@@ -13,23 +13,21 @@ use crate::convert;
 use crate::error::{Error, Result};
 
 impl Runtime {
-    /// Settles a held conflict: keep the server's version, resend the local one, or send a merge.
+    /// Settles a held conflict, or an op of unknown outcome: keep the server's version, resend the local
+    /// one, or send a merge. A resend is conditional on the server state the engine holds (`If-Match` its
+    /// version, or `If-None-Match: *` when the document is deleted), under a new idempotency key.
     pub async fn resolve(self: &Rc<Self>, id: &str, resolution: JsValue) -> Result<()> {
         self.check_usable()?;
         let id = parse_id(id)?;
         let choice = js_sys::Reflect::get(&resolution, &"use".into())
             .ok()
             .and_then(|v| v.as_string());
-        let (payload, server_version, state) = {
+        let (payload, state) = {
             let engine = self.engine_ref()?;
             let record = engine.op(id).ok_or(outbox_core::CoreError::UnknownOp(id))?;
-            (
-                record.payload.clone(),
-                record.server_version.clone(),
-                record.state,
-            )
+            (record.payload.clone(), record.state)
         };
-        if state != OpState::Conflict {
+        if !matches!(state, OpState::Conflict | OpState::Unknown) {
             return Err(outbox_core::CoreError::WrongState { id, state }.into());
         }
         let now = clock::now();
@@ -37,8 +35,7 @@ impl Runtime {
             Some("server") => self.engine_mut()?.discard(id, now)?,
             Some("local") => {
                 let payload = Value::clone(&payload);
-                self.engine_mut()?
-                    .resolve(id, payload, server_version, now)?
+                self.engine_mut()?.resolve(id, payload, None, now)?
             }
             Some("merged") => {
                 let value = js_sys::Reflect::get(&resolution, &"value".into())
@@ -46,7 +43,7 @@ impl Runtime {
                 let value = convert::from_js(&value, self.max_op_bytes).map_err(|_| {
                     Error::InvalidOp("resolution.value must be the merged document (JSON)".into())
                 })?;
-                self.engine_mut()?.resolve(id, value, server_version, now)?
+                self.engine_mut()?.resolve(id, value, None, now)?
             }
             _ => {
                 return Err(Error::InvalidOp(

@@ -1,11 +1,11 @@
-//! Running the core's effects. This module decides the order in which they are carried out.
+//! Running the core's effects, in the order the core's `EffectQueue` decides.
 //!
 //! For the effects of one engine call, [`Runtime::run`]:
-//! 1. schedules each wake-up as it meets it (a new timer replaces the last: the core keeps one wake-up);
-//! 2. submits all storage writes (`Persist`, `Delete`, `PersistDoc`) to the group commit at once, so they
-//!    share one transaction (an ack's op delete and its confirmed document among them);
-//! 3. spawns each send as a task of its own. It starts after the writes were submitted, but it does not
-//!    wait for their commit (the core's `Effect` explains why a send need not);
+//! 1. hands them to the queue ([`super::durable`] commits its groups): storage writes join the group of
+//!    the current task, and each send is held until every write before it is durable, so no request
+//!    carries a key, a precondition or an in-flight mark that a crash could still lose;
+//! 2. schedules each wake-up as it meets it (a new timer replaces the last: the core keeps one wake-up);
+//! 3. starts the sends that wait for nothing;
 //! 4. notifies the view's watchers, once per changed document or collection;
 //! 5. emits the events to the app's listeners in the core's order, each followed by the conflict
 //!    resolver it may call.
@@ -22,15 +22,14 @@ use std::rc::Rc;
 
 use gloo_timers::callback::Timeout;
 use js_sys::Function;
-use outbox_core::{Batch, Effect, Event, OpId};
+use outbox_core::{Accepted, Batch, Effect, Event, OpId, Write as CoreWrite};
 use wasm_bindgen::prelude::*;
 
 use super::{report_error, Runtime};
 use crate::clock;
 use crate::convert;
-use crate::error::Error;
 use crate::events;
-use crate::store::{StoreError, Write};
+use crate::store::StoreError;
 use crate::transport::SendOutcome;
 
 type Commit = Pin<Box<dyn Future<Output = std::result::Result<(), StoreError>>>>;
@@ -38,43 +37,55 @@ type Commit = Pin<Box<dyn Future<Output = std::result::Result<(), StoreError>>>>
 impl Runtime {
     /// Runs effects; the returned future resolves when their storage writes are durable.
     pub(super) fn run(self: &Rc<Self>, effects: Vec<Effect>) -> Commit {
-        let mut writes = Vec::new();
-        let mut to_send = Vec::new();
+        let accepted = self.durable.queue.borrow_mut().accept(effects);
+        let group = self.carry_out(accepted);
+        Box::pin(self.durable(group))
+    }
+
+    /// [`Runtime::run`] with writes of the runtime's own (the pull cursor) in the same group.
+    pub(super) fn run_with(
+        self: &Rc<Self>,
+        effects: Vec<Effect>,
+        writes: Vec<CoreWrite>,
+    ) -> Commit {
+        let mut accepted = self.durable.queue.borrow_mut().accept(effects);
+        if let Some(group) = self.durable.queue.borrow_mut().add_writes(writes) {
+            accepted.group = Some(group);
+        }
+        let group = self.carry_out(accepted);
+        Box::pin(self.durable(group))
+    }
+
+    /// The effects of `Engine::enqueue` for op `id`; the future answers the enqueue itself (its commit
+    /// may fail while others' writes are kept for a retry).
+    pub(super) fn run_enqueue(self: &Rc<Self>, id: OpId, effects: Vec<Effect>) -> Commit {
+        let accepted = self.durable.queue.borrow_mut().accept_enqueue(id, effects);
+        let stored = self.enqueue_durable(id);
+        self.carry_out(accepted);
+        Box::pin(stored)
+    }
+
+    /// Carries out what the queue left for now; returns the group the writes joined.
+    fn carry_out(self: &Rc<Self>, accepted: Accepted) -> Option<u64> {
         let mut to_emit = Vec::new();
         let mut changed = BTreeSet::new();
-        for effect in effects {
+        for effect in accepted.now {
             match effect {
-                Effect::Persist(record) => writes.push(Write::PutOp {
-                    id: record.id.to_string(),
-                    record: JsValue::from_str(
-                        &serde_json::to_string(&record).expect("op records always serialize"),
-                    ),
-                }),
-                Effect::Delete(id) => writes.push(Write::DeleteOp { id: id.to_string() }),
-                // In the same call as an ack's Delete, so the same group commit: one transaction.
-                Effect::PersistDoc(doc) => writes.push(Write::PutDoc {
-                    collection: doc.collection.clone(),
-                    key: doc.key.clone(),
-                    record: JsValue::from_str(
-                        &serde_json::to_string(&doc).expect("documents always serialize"),
-                    ),
-                }),
-                Effect::Send(batch) => to_send.push(batch),
+                Effect::Send(batch) => self.start_send(batch),
                 Effect::ScheduleWake(at) => self.schedule_wake(at),
                 Effect::Emit(Event::ViewChanged { collection, key }) => {
                     changed.insert((collection, key));
                 }
                 Effect::Emit(event) => to_emit.push(event),
+                // Storage effects stay in the queue; `accept` never returns them.
+                Effect::Persist(_)
+                | Effect::Delete(_)
+                | Effect::PersistDoc(_)
+                | Effect::PersistRetention(_) => {}
             }
         }
-        let commit: Commit = if writes.is_empty() {
-            Box::pin(async { Ok(()) })
-        } else {
-            Box::pin(self.group.submit(writes))
-        };
-        for batch in to_send {
-            let this = Rc::clone(self);
-            wasm_bindgen_futures::spawn_local(async move { this.send(batch).await });
+        if accepted.group.is_some() {
+            self.schedule_commit();
         }
         // Watchers first: the view is the state, events tell how it got there.
         self.notify_watchers(&changed);
@@ -82,20 +93,20 @@ impl Runtime {
             self.emit(event);
             self.ask_resolver(event);
         }
-        commit
+        accepted.group
     }
 
-    /// Runs effects without waiting for their writes; a failed write is reported, not lost silently.
+    /// Runs effects without waiting for their writes (a failed commit is reported and retried by
+    /// [`super::durable`], never lost silently).
     pub(super) fn run_in_background(self: &Rc<Self>, effects: Vec<Effect>) {
-        let commit = self.run(effects);
-        let this = Rc::downgrade(self);
-        wasm_bindgen_futures::spawn_local(async move {
-            if let Err(error) = commit.await {
-                if let Some(this) = this.upgrade().filter(|this| !this.closed.get()) {
-                    this.note_storage_error(&Error::from(error));
-                }
-            }
-        });
+        let accepted = self.durable.queue.borrow_mut().accept(effects);
+        self.carry_out(accepted);
+    }
+
+    /// Sends one batch the queue released, in a task of its own.
+    pub(super) fn start_send(self: &Rc<Self>, batch: Batch) {
+        let this = Rc::clone(self);
+        wasm_bindgen_futures::spawn_local(async move { this.send(batch).await });
     }
 
     async fn send(self: Rc<Self>, batch: Batch) {

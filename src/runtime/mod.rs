@@ -1,13 +1,15 @@
 //! The runtime: carries out the core's decisions in the browser, and does nothing else.
 //!
-//! Every engine call returns effects; [`Runtime::apply`] runs them: storage writes go to one group commit,
-//! sends go to the transport (each in its own task, whose reply goes back into the engine), wake-ups become
-//! timers, and events go to the app's listeners. The engine is only borrowed for the length of one call, so
-//! a listener may call back into the outbox.
+//! Every engine call returns effects; `Runtime::run` carries them out through the core's `EffectQueue`:
+//! storage writes go to ordered group commits, each send leaves (in its own task, whose reply goes back
+//! into the engine) only once the writes before it are durable, wake-ups become timers, and events go to
+//! the app's listeners. The engine is only borrowed for the length of one call, so a listener may call
+//! back into the outbox.
 //!
 //! The concerns live in one module each, all of them `impl Runtime` blocks over the fields defined here:
 //! - [`commands`]: the app's commands (enqueue, drain, retry, discard, pause, resume) and its listeners;
-//! - [`effects`]: running the core's effects, in the order this module decides;
+//! - [`effects`]: running the core's effects, in the order the core's `EffectQueue` decides;
+//! - [`durable`]: committing the queue's write groups to IndexedDB and releasing what waits for them;
 //! - [`view`]: reading and watching the optimistic view, ingesting documents, custom-op mutations;
 //! - [`pull`]: pulling server changes, on demand and periodically;
 //! - [`conflicts`]: settling held conflicts, by the app or its resolver;
@@ -16,6 +18,7 @@
 
 mod commands;
 mod conflicts;
+mod durable;
 mod effects;
 mod input;
 mod pull;
@@ -29,7 +32,7 @@ use std::rc::Rc;
 use futures_channel::oneshot;
 use gloo_timers::callback::Timeout;
 use js_sys::Function;
-use outbox_core::{Engine, Event, OpId};
+use outbox_core::{Engine, Event, OpId, Stored, RETENTION_META_KEY};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -39,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::events;
 use crate::options::Options;
 use crate::pull::{Pull, CURSOR};
-use crate::store::{GroupCommit, IdbStore, StoreError};
+use crate::store::{IdbStore, StoreError};
 use crate::transport::Transport;
 use crate::watchers::Watchers;
 
@@ -67,7 +70,8 @@ struct Listener {
 /// One open outbox.
 pub struct Runtime {
     engine: RefCell<Engine>,
-    group: Rc<GroupCommit>,
+    store: Rc<IdbStore>,
+    durable: durable::Durable,
     transport: Transport,
     auto_drain: bool,
     drain_delay_ms: u32,
@@ -99,8 +103,22 @@ impl Runtime {
         let records = decode_records(store.load_ops().await?)?;
         let docs = decode_docs(store.load_docs().await?)?;
         let cursor = store.get_meta(CURSOR).await?.and_then(|c| c.as_string());
-        let mut engine =
-            Engine::restore_with_docs(options.engine.clone(), clock::random_seed(), records, docs)?;
+        let stated_retention_ms = store
+            .get_meta(RETENTION_META_KEY)
+            .await?
+            .and_then(|v| v.as_string())
+            .and_then(|v| v.parse().ok());
+        let stored = Stored {
+            records,
+            docs,
+            stated_retention_ms,
+        };
+        let mut engine = Engine::restore_from(
+            options.engine.clone(),
+            clock::randomness(),
+            stored,
+            clock::now(),
+        )?;
         let mutations: Rc<RefCell<HashMap<String, Function>>> = Rc::default();
         engine.set_mutator(mutator(Rc::clone(&mutations)));
         let transport = match options.transport {
@@ -113,7 +131,8 @@ impl Runtime {
         };
         let runtime = Rc::new(Runtime {
             engine: RefCell::new(engine),
-            group: GroupCommit::new(store),
+            store,
+            durable: durable::Durable::new(),
             transport,
             auto_drain: options.auto_drain,
             drain_delay_ms: options.drain_delay_ms,
@@ -139,7 +158,7 @@ impl Runtime {
         let weak = Rc::downgrade(&runtime);
         runtime.store().on_upgrade_blocked(move || {
             if let Some(runtime) = weak.upgrade() {
-                runtime.note_storage_error(&Error::Store(StoreError::UpgradeBlocked));
+                runtime.storage_dead(StoreError::UpgradeBlocked);
             }
         });
         if options.paused {
@@ -173,7 +192,7 @@ impl Runtime {
         for waiter in self.drain_waiters.borrow_mut().drain(..) {
             let _ = waiter.send(());
         }
-        self.group.store().close();
+        self.store.close();
         Ok(())
     }
 
@@ -187,7 +206,7 @@ impl Runtime {
 
     /// The store, for test hooks.
     pub fn store(&self) -> &Rc<IdbStore> {
-        self.group.store()
+        &self.store
     }
 
     fn status_json(&self) -> Value {

@@ -12,8 +12,8 @@ use crate::clock;
 use crate::convert;
 use crate::error::{Error, Result};
 use crate::pull::{parse_page, Page, CURSOR};
-use crate::store::Write;
 use crate::transport::Transport;
+use outbox_core::Write as CoreWrite;
 
 impl Runtime {
     /// Fetches server changes since the cursor, page by page, and applies the newer ones.
@@ -55,17 +55,11 @@ impl Runtime {
             let fx = self.engine_mut()?.ingest(page.docs, clock::now());
             // The documents and the cursor are submitted in the same task: one transaction, so a crash
             // never leaves a cursor that skips changes we did not store.
-            let commit = self.run(fx);
-            let cursor_write = page.cursor.as_ref().map(|c| {
-                self.group.submit(vec![Write::PutMeta {
-                    key: CURSOR.to_owned(),
-                    value: JsValue::from_str(c),
-                }])
+            let cursor_write = page.cursor.iter().map(|c| CoreWrite::PutMeta {
+                key: CURSOR.to_owned(),
+                value: c.clone(),
             });
-            commit.await?;
-            if let Some(write) = cursor_write {
-                write.await?;
-            }
+            self.run_with(fx, cursor_write.collect()).await?;
             if page.cursor.is_some() {
                 *self.pull.cursor.borrow_mut() = page.cursor;
             }

@@ -5,11 +5,10 @@
 //! independent of the core's record format.
 //!
 //! Every write goes through [`IdbStore::commit`], which applies a list of [`Write`]s in ONE readwrite
-//! transaction and returns only after the transaction's `complete` event. [`GroupCommit`] builds on it to
-//! give every write made in the same JS task a single shared transaction.
+//! transaction and returns only after the transaction's `complete` event. The runtime commits the core's
+//! write groups through it, one at a time and in order (`src/runtime/durable.rs`).
 
 mod error;
-mod group_commit;
 pub mod schema;
 
 use std::cell::{Cell, RefCell};
@@ -22,7 +21,6 @@ use indexed_db_futures::transaction::{TransactionDurability, TransactionMode, Tr
 use wasm_bindgen::prelude::*;
 
 pub use error::StoreError;
-pub use group_commit::GroupCommit;
 pub use schema::SCHEMA_VERSION;
 
 /// How hard a commit tries to reach the disk before it reports success.

@@ -17,8 +17,10 @@ use crate::options::FetchOptions;
 
 /// The response headers the core reads. Only these are copied out of a `Response`; the server's CORS
 /// configuration must expose them (docs/PROTOCOL.md).
-const HEADERS_READ: [&str; 9] = [
+const HEADERS_READ: [&str; 11] = [
     "etag",
+    "idempotent-replayed",
+    "idempotency-retention",
     "date",
     "retry-after",
     "ratelimit",
@@ -93,6 +95,9 @@ impl FetchTransport {
         set(&headers, "Idempotency-Key", &idempotency_key_header(op))?;
         if let Some(version) = &op.base_version {
             set(&headers, "If-Match", &wire::if_match(version))?;
+        }
+        if op.create_only {
+            set(&headers, "If-None-Match", "*")?;
         }
         let body = match op.kind {
             OpKind::Delete => None,
@@ -297,6 +302,12 @@ fn push_result(batch: &Batch, result: &Value) -> Option<OpResult> {
     let mut response = CoreResponse::status(u16::try_from(status).ok()?);
     if let Some(etag) = result.get("etag").and_then(Value::as_str) {
         response.headers.push(("etag".to_owned(), etag.to_owned()));
+    }
+    if result.get("replayed").and_then(Value::as_bool) == Some(true) {
+        // The core reads a replay the same way whichever endpoint answered.
+        response
+            .headers
+            .push(("idempotent-replayed".to_owned(), "true".to_owned()));
     }
     response.body = result.get("doc").or_else(|| result.get("problem")).cloned();
     Some(OpResult { id, response })

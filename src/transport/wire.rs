@@ -54,6 +54,9 @@ pub fn send_op_json(op: &SendOp) -> Value {
     if let Some(v) = &op.base_version {
         o.insert("baseVersion".into(), json!(v));
     }
+    if op.create_only {
+        o.insert("createOnly".into(), json!(true));
+    }
     o.insert("attempt".into(), json!(op.attempt));
     Value::Object(o)
 }
@@ -84,6 +87,12 @@ pub fn snapshot_json(record: &OpRecord) -> Value {
     );
     o.insert("attempts".into(), json!(record.attempts));
     o.insert("createdAt".into(), json!(record.created_at));
+    if record.create_only {
+        o.insert("createOnly".into(), json!(true));
+    }
+    // The server may have applied an earlier attempt (a lost answer): a failed op with this set may
+    // in fact be on the server, and its retry keeps the key so it cannot apply twice.
+    o.insert("maybeApplied".into(), json!(record.maybe_applied));
     if let Some(at) = record.next_attempt_at {
         o.insert("nextAttemptAt".into(), json!(at));
     }
@@ -112,6 +121,9 @@ pub fn push_entry(op: &SendOp) -> Value {
     );
     if let Some(v) = &op.base_version {
         o.insert("ifMatch".into(), json!(if_match(v)));
+    }
+    if op.create_only {
+        o.insert("ifNoneMatch".into(), json!("*"));
     }
     if op.kind != OpKind::Delete {
         o.insert("body".into(), Value::clone(&op.payload));

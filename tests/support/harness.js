@@ -82,3 +82,36 @@ export function pagedSource(pages) {
   };
   return { source, seen };
 }
+
+// A custom transport that holds every batch until the test answers it, and records, for each call,
+// how many transactions the outbox had committed when the request left (`setOutbox` first). Answers
+// are { status, headers?, body? } per op, or "throw".
+export function heldTransport() {
+  const log = [];
+  let outbox = null;
+  const transport = (batch) =>
+    new Promise((resolve, reject) => {
+      log.push({
+        batch,
+        committed: outbox ? outbox.__transactionsCommitted() : -1,
+        answer: (answer) =>
+          answer === 'throw'
+            ? reject(new TypeError('scripted network failure'))
+            : resolve(batch.ops.map((op) => ({ id: op.id, ...answer }))),
+      });
+    });
+  return { transport, log, setOutbox: (o) => (outbox = o) };
+}
+
+// Wraps crypto.getRandomValues so a test can see every byte it handed out, as lowercase hex.
+export function spyRandomValues() {
+  const original = crypto.getRandomValues.bind(crypto);
+  let hex = '';
+  crypto.getRandomValues = (array) => {
+    const out = original(array);
+    const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    hex += Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+    return out;
+  };
+  return { hex: () => hex, restore: () => (crypto.getRandomValues = original) };
+}

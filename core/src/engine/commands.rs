@@ -14,18 +14,17 @@ impl Engine {
         let id = OpId(self.new_uuid());
         let collection = self.intern_collection(op.collection);
         let key: Arc<str> = Arc::from(op.key);
-        // No base version given: make the op conditional on the version the user saw, so a concurrent
-        // change on the server is a conflict rather than silently overwritten.
+        // No base version given: make the op conditional on the state the user saw, so a concurrent
+        // change on the server is a conflict rather than silently overwritten (and a put of a document
+        // this client never saw creates it, never overwrites another client's).
         let auto_base = op.base_version.is_none() && self.config.collection(&collection).versioned;
-        let base_version = match (&op.base_version, auto_base) {
-            (Some(given), _) => Some(given.clone()),
-            (None, true) => self
-                .view
-                .confirmed(&collection, &key)
-                .and_then(|c| c.version.clone()),
-            (None, false) => None,
+        let (base_version, create_only) = match (op.base_version, auto_base) {
+            (Some(given), _) => (Some(given), false),
+            (None, true) => {
+                settling::precondition_on(&op.kind, self.view.confirmed(&collection, &key))
+            }
+            (None, false) => (None, false),
         };
-        let auto_base = auto_base && base_version.is_some();
         let record = OpRecord {
             format_version: FORMAT_VERSION,
             id,
@@ -47,6 +46,8 @@ impl Engine {
             maybe_applied: false,
             auto_base,
             server_version: None,
+            create_only,
+            horizon: None,
         };
         self.next_seq += 1;
         self.counts.pending += 1;
@@ -116,7 +117,9 @@ impl Engine {
         Ok(fx)
     }
 
-    /// [`Engine::retry`] for every failed, conflicted and backing-off op. O(number of ops).
+    /// [`Engine::retry`] for every failed, conflicted and backing-off op. O(number of ops). Ops of
+    /// unknown outcome are left alone: resending one may apply it twice, which only the app can accept,
+    /// op by op.
     pub fn retry_all(&mut self, now: u64) -> Vec<Effect> {
         let mut fx = Vec::new();
         self.advance(now, &mut fx);
@@ -139,8 +142,13 @@ impl Engine {
         fx
     }
 
-    /// Replaces the payload and base version of a conflicted or failed op (the app's resolution, e.g.
-    /// rebased on the server's doc) and retries it under a new idempotency key.
+    /// Replaces the payload and precondition of a conflicted, failed or unknown op (the app's
+    /// resolution, e.g. rebased on the server's doc) and retries it under a new idempotency key.
+    ///
+    /// `base_version: None` makes the op conditional on the server state the engine holds now (after a
+    /// conflict: the server's current one): `If-Match` its version when the document exists, else
+    /// `If-None-Match: *` for a put. So resolving a conflict against a deleted document re-creates it
+    /// instead of naming the tombstone's version, which could never match.
     pub fn resolve(
         &mut self,
         id: OpId,
@@ -148,13 +156,26 @@ impl Engine {
         base_version: Option<String>,
         now: u64,
     ) -> Result<Vec<Effect>, CoreError> {
-        let entry = self.ops.get_mut(&id).ok_or(CoreError::UnknownOp(id))?;
+        let entry = self.ops.get(&id).ok_or(CoreError::UnknownOp(id))?;
         let state = entry.record.state;
-        if !matches!(state, OpState::Failed | OpState::Conflict) {
+        if !matches!(
+            state,
+            OpState::Failed | OpState::Conflict | OpState::Unknown
+        ) {
             return Err(CoreError::WrongState { id, state });
         }
+        let (base, create_only) = match base_version {
+            Some(given) => (Some(given), false),
+            None => {
+                let r = &entry.record;
+                settling::precondition_on(&r.kind, self.view.confirmed(&r.collection, &r.key))
+            }
+        };
+        let entry = self.ops.get_mut(&id).expect("checked above");
         entry.record.payload = Arc::new(payload);
-        entry.record.base_version = base_version;
+        entry.record.base_version = base;
+        entry.record.create_only = create_only;
+        entry.record.auto_base = false;
         entry.size = wire_size(&entry.record);
         // A resolution is a new write, made against the server's current version (which includes the
         // old attempt if it was applied), so it gets a new idempotency key: under the old one the server
@@ -184,18 +205,35 @@ impl Engine {
     }
 
     /// The enqueue of these ops never reached storage (its commit failed): take them back out, as if
-    /// they had never been enqueued. Nothing is deleted and no `discarded` event is told, since for the
-    /// app the enqueue simply failed; the view rolls back. Ops already confirmed stored are left alone.
+    /// they had never been enqueued. No `discarded` event is told, since for the app the enqueue simply
+    /// failed; the view rolls back. Each gets a `Delete`, which cancels any later write of its record
+    /// still waiting to commit (an ack of the op before it rewrites its precondition), so the op can
+    /// never come back after a reload. Ops already confirmed stored are left alone.
     pub fn abandon_unstored(&mut self, ids: &[OpId], now: u64) -> Vec<Effect> {
         let mut fx = Vec::new();
         self.advance(now, &mut fx);
         for id in ids {
             if self.ops.get(id).is_some_and(|e| !e.durable) {
                 self.remove_op(*id, &mut fx);
+                fx.push(Effect::Delete(*id));
             }
         }
         self.finish(&mut fx);
         fx
+    }
+
+    /// Storage failed to commit (the runtime's code and message): nothing is sent until
+    /// [`Engine::storage_recovered`], since no request may carry state that is not durable. The status
+    /// shows `stalled` meanwhile.
+    pub fn storage_failed(&mut self, error: StorageError, now: u64) -> Vec<Effect> {
+        self.storage_error = Some(error);
+        self.tick(now)
+    }
+
+    /// A commit succeeded again after [`Engine::storage_failed`]: sending resumes.
+    pub fn storage_recovered(&mut self, now: u64) -> Vec<Effect> {
+        self.storage_error = None;
+        self.tick(now)
     }
 
     /// Takes an op out of the engine (not in flight): its indexes, counters and lane, then refolds its
@@ -310,17 +348,20 @@ impl Engine {
     pub fn observe(&mut self, response: &Response, now: u64, wall_now: u64) -> Vec<Effect> {
         let mut fx = Vec::new();
         self.advance(now, &mut fx);
+        self.learn_retention(response, &mut fx);
         let info = rate_limit::parse(response, wall_now);
         let limited =
             response.status == 429 || (response.status == 503 && info.retry_after_ms.is_some());
         if limited {
-            let delay = info
-                .retry_after_ms
-                .or(info.reset_ms)
-                .unwrap_or_else(|| self.config.retry.jittered_delay_ms(1, &mut self.rng));
+            self.rate_limit_streak = self.rate_limit_streak.saturating_add(1);
+            let delay = self.config.retry.rate_limit_delay_ms(
+                self.rate_limit_streak,
+                info.retry_after_ms.or(info.reset_ms),
+                &mut self.random.jitter,
+            );
             self.block(self.now.saturating_add(delay), &mut fx);
         }
-        if let Some(ms) = info.exhausted_for_ms() {
+        if let Some(ms) = self.config.retry.cap_server_wait(info.exhausted_for_ms()) {
             self.block(self.now.saturating_add(ms), &mut fx);
         }
         self.finish(&mut fx);
@@ -330,6 +371,6 @@ impl Engine {
     /// Whether a request may go out now: online, not paused, not rate-limited. The runtime asks before
     /// a pull.
     pub fn can_send(&self) -> bool {
-        self.online && !self.paused && self.blocked_until.is_none()
+        self.online && !self.paused && self.blocked_until.is_none() && self.storage_error.is_none()
     }
 }

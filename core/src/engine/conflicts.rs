@@ -1,11 +1,12 @@
-//! Conflicts: the server holds a newer version than an op was made against.
+//! Conflicts: the server holds a different version than an op was made against.
 
 use super::*;
 
 impl Engine {
-    /// The server holds a newer version than the op was made against. Its current document (the
-    /// problem's `current`, docs/PROTOCOL.md) becomes the confirmed state, then the collection's strategy
-    /// decides what happens to the op.
+    /// The server's state differs from the one the op was made against (`If-Match` failed, or
+    /// `If-None-Match: *` met a live document). Its current state (the problem's `current`,
+    /// docs/PROTOCOL.md) becomes the confirmed one if it is newer, then the collection's strategy decides
+    /// what happens to the op.
     pub(super) fn conflict(
         &mut self,
         id: OpId,
@@ -14,25 +15,30 @@ impl Engine {
         fx: &mut Vec<Effect>,
     ) {
         let record = &self.ops[&id].record;
-        let (collection, key) = (record.collection.clone(), record.key.clone());
+        let (collection, key, kind) = (
+            record.collection.clone(),
+            record.key.clone(),
+            record.kind.clone(),
+        );
         let current = response.and_then(server_current);
         let (server_doc, server_version) = match &current {
             Some(c) => (c.doc.as_deref().cloned(), c.version.clone()),
             // No `current`: keep whatever the server said, for the app to show.
             None => (response.and_then(|r| r.body.clone()), None),
         };
-        if let Some(current) = current {
-            fx.push(Effect::PersistDoc(confirmed_doc(
-                &collection,
-                &key,
-                &current,
-            )));
-            self.view.set_confirmed(&collection, &key, current);
+        if let Some(current) = &current {
+            self.confirm(&collection, &key, current.clone(), false, fx);
         }
         let strategy = self.config.collection(&collection).conflict;
-        let rebase_to = server_version
-            .clone()
-            .filter(|v| Some(v) != self.ops[&id].record.base_version.as_ref());
+        // The precondition the op would carry on top of the server's state; the same as before means
+        // the server said the same thing again, and rebasing would only loop.
+        let rebase_to = current
+            .as_ref()
+            .map(|c| settling::precondition_on(&kind, Some(c)))
+            .filter(|(base, create_only)| {
+                let r = &self.ops[&id].record;
+                (base, *create_only) != (&r.base_version, r.create_only)
+            });
         match (strategy, rebase_to) {
             (ConflictStrategy::ServerWins, _) => {
                 let entry = self.ops.remove(&id).expect("settled op exists");
@@ -47,15 +53,16 @@ impl Engine {
                     resolution: ConflictResolution::Dropped,
                 }));
             }
-            (ConflictStrategy::ClientWins, Some(version)) => {
-                // A 412 is definitive (the op was not applied), so the resend is a new request: new key.
-                let key = self.new_uuid();
+            (ConflictStrategy::ClientWins, Some((base, create_only))) => {
+                // The refusal is definitive: nothing was applied under this key (the server would have
+                // replayed it), and errors are not recorded against keys (docs/PROTOCOL.md §4), so the
+                // rebased op keeps its key. Every copy of the op, in any tab, then stays one request.
                 let now = self.now;
                 let entry = self.ops.get_mut(&id).expect("settled op exists");
                 set_state(&mut self.counts, &mut entry.record, OpState::Pending);
-                entry.record.base_version = Some(version);
+                entry.record.base_version = base;
+                entry.record.create_only = create_only;
                 entry.record.auto_base = false;
-                entry.record.idempotency_key = key;
                 entry.record.maybe_applied = false;
                 entry.record.last_error = Some(error.clone());
                 entry.record.next_attempt_at = entry.record.not_before.filter(|t| *t > now);
@@ -69,7 +76,7 @@ impl Engine {
                 }));
                 self.schedule_if_head(id);
             }
-            // Manual, or client-wins without a newer version to rebase on (which would loop).
+            // Manual, or client-wins without a different state to rebase on (which would loop).
             _ => {
                 self.ops.get_mut(&id).expect("exists").record.server_version = server_version;
                 self.halt(id, OpState::Conflict, error, server_doc, None, fx);
@@ -79,9 +86,14 @@ impl Engine {
     }
 }
 
-/// The `current` member of a conflict problem (docs/PROTOCOL.md): the server's version and document.
+/// The `current` member of a conflict problem (docs/PROTOCOL.md §2): the server's version and document.
+/// `"current": null` means the document does not exist; a tombstone has `deleted: true`. Both read as
+/// "no live document" (`doc: None`).
 pub(super) fn server_current(response: &Response) -> Option<Confirmed> {
     let current = response.body.as_ref()?.get("current")?;
+    if current.is_null() {
+        return Some(Confirmed::default());
+    }
     if !["doc", "deleted", "etag", "version"]
         .iter()
         .any(|field| current.get(field).is_some())

@@ -32,10 +32,11 @@ use crate::lane::Lanes;
 use crate::op::{NewOp, OpError, OpId, OpKind, OpRecord, OpState, FORMAT_VERSION};
 use crate::op_table::{FastMap, OpTable};
 use crate::outcome::{classify, OutcomeClass};
+use crate::random::{Random, Randomness};
 use crate::rate_limit::{self, RateLimitInfo};
 use crate::response::{Reply, Response};
 use crate::retry::RetryDecision;
-use crate::status::{Status, SyncState};
+use crate::status::{Status, StorageError, SyncState};
 use crate::view::{self, Change, Confirmed, ConfirmedDoc, Mutator, MutatorFn, View, ViewItem};
 
 /// Where an op sits in the scheduling indexes.
@@ -62,7 +63,21 @@ struct Entry {
     durable: bool,
     /// The one immediate retry after a 401 has been used.
     auth_retried: bool,
+    /// The op's current attempt left after its horizon, guarded only by its precondition: a 412 then
+    /// may be our own earlier write, so it means "unknown", not "conflict".
+    sent_past_horizon: bool,
     slot: Slot,
+}
+
+/// What the server can be relied on to remember of an op that may have been applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Memory {
+    /// Nothing to forget (never possibly applied), or the horizon has not passed: resend freely.
+    Remembered,
+    /// The key may be forgotten, but the op's precondition makes a second application impossible.
+    ResendGuarded,
+    /// The key may be forgotten and nothing guards a resend: the outcome is unknown.
+    Forgotten,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -71,6 +86,7 @@ struct Counts {
     in_flight: usize,
     failed: usize,
     conflicts: usize,
+    unknown: usize,
 }
 
 impl Counts {
@@ -80,6 +96,7 @@ impl Counts {
             OpState::Inflight => &mut self.in_flight,
             OpState::Failed => &mut self.failed,
             OpState::Conflict => &mut self.conflicts,
+            OpState::Unknown => &mut self.unknown,
         }
     }
 }
@@ -95,7 +112,7 @@ fn set_state(counts: &mut Counts, record: &mut OpRecord, to: OpState) {
 #[derive(Debug)]
 pub struct Engine {
     config: Config,
-    rng: fastrand::Rng,
+    random: Random,
     ops: OpTable<Entry>,
     lanes: Lanes,
     collections: HashSet<Arc<str>, FixedState>,
@@ -117,21 +134,28 @@ pub struct Engine {
     busy: bool,
     view: View,
     mutator: Mutator,
+    /// The server's idempotency retention as it last stated it (`Idempotency-Retention`), in ms.
+    stated_retention_ms: Option<u64>,
+    /// Rate limits in a row, engine-wide: each waits longer than the one before.
+    rate_limit_streak: u32,
+    /// Storage is failing: send nothing until it works again.
+    storage_error: Option<StorageError>,
 }
 
 impl Engine {
-    /// A new, empty engine. `seed` drives jitter and UUIDs: the runtime must pass a fresh random seed
-    /// each session (e.g. from `crypto.getRandomValues`), or a restarted engine would hand out the
-    /// idempotency keys of ops it already delivered.
-    pub fn new(config: Config, seed: u64) -> Result<Engine, CoreError> {
+    /// A new, empty engine. `randomness` drives UUIDs and jitter: a real client passes
+    /// [`Randomness::Source`] (`crypto.getRandomValues`); tests pass a seed (`Engine::new(config, 42)`).
+    /// A seed must differ every session, or a restarted engine would hand out the idempotency keys of
+    /// ops it already delivered.
+    pub fn new(config: Config, randomness: impl Into<Randomness>) -> Result<Engine, CoreError> {
         config.validate()?;
-        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut random = Random::new(randomness.into());
         // Batch ids start at a random point so a late reply to a previous engine's batch (same page,
         // engine re-created) cannot be taken for one of ours. Kept below 2^53: exact as a JS number.
-        let first_batch = rng.u64(0..1 << 52);
+        let first_batch = random.jitter.u64(0..1 << 52);
         Ok(Engine {
             config,
-            rng,
+            random,
             ops: OpTable::default(),
             lanes: Lanes::default(),
             collections: HashSet::default(),
@@ -153,76 +177,10 @@ impl Engine {
             busy: false,
             view: View::default(),
             mutator: Mutator::default(),
+            stated_retention_ms: None,
+            rate_limit_streak: 0,
+            storage_error: None,
         })
-    }
-
-    /// Rebuilds the engine from the records storage gave back. Ops a crash left `inflight` become ready
-    /// again with the same idempotency key. Call [`Engine::drain`] next to start sending.
-    pub fn restore(config: Config, seed: u64, records: Vec<OpRecord>) -> Result<Engine, CoreError> {
-        Self::restore_with_docs(config, seed, records, Vec::new())
-    }
-
-    /// [`Engine::restore`] with the confirmed documents storage gave back too, so the optimistic view
-    /// (confirmed + pending) is whole again after a reload.
-    pub fn restore_with_docs(
-        config: Config,
-        seed: u64,
-        mut records: Vec<OpRecord>,
-        docs: Vec<ConfirmedDoc>,
-    ) -> Result<Engine, CoreError> {
-        let mut engine = Engine::new(config, seed)?;
-        let mut entities = Vec::with_capacity(docs.len());
-        for doc in docs {
-            let (collection, key) = (
-                engine.intern_collection(doc.collection),
-                Arc::<str>::from(doc.key),
-            );
-            let confirmed = Confirmed {
-                version: doc.version,
-                doc: (!doc.deleted).then_some(doc.doc),
-            };
-            engine.view.set_confirmed(&collection, &key, confirmed);
-            entities.push((collection, key));
-        }
-        records.sort_by_key(|r| r.seq);
-        for mut record in records {
-            if record.format_version > FORMAT_VERSION {
-                return Err(CoreError::UnsupportedFormat {
-                    found: record.format_version,
-                    supported: FORMAT_VERSION,
-                });
-            }
-            if engine.ops.contains_key(&record.id) {
-                return Err(CoreError::DuplicateOp(record.id));
-            }
-            record.collection = engine.intern_collection(record.collection.to_string());
-            if record.state == OpState::Inflight {
-                // The response was lost with the tab: the server may have applied it.
-                record.state = OpState::Pending;
-                record.maybe_applied = true;
-            }
-            if record.last_error.as_ref().map(|e| e.class) == Some(OutcomeClass::RateLimited) {
-                // The block itself is not stored, but the rate-limited ops carry its end: a reload
-                // must not turn a 429 into a burst.
-                engine.blocked_until = engine.blocked_until.max(record.not_before);
-            }
-            engine.next_seq = engine.next_seq.max(record.seq + 1);
-            *engine.counts.slot(record.state) += 1;
-            engine.insert(record, true);
-        }
-        let heads: Vec<OpId> = engine.lanes.heads().collect();
-        for head in heads {
-            engine.schedule_if_head(head);
-            let record = &engine.ops[&head].record;
-            entities.push((record.collection.clone(), record.key.clone()));
-        }
-        // Nothing is reported for the rebuilt view: it is the state the app starts from.
-        let mut ignored = Vec::new();
-        for (collection, key) in entities {
-            engine.refold_entity(&collection, &key, &mut ignored);
-        }
-        engine.busy = engine.counts.pending + engine.counts.in_flight > 0;
-        Ok(engine)
     }
 
     /// The optimistic view of one entity.
@@ -245,7 +203,9 @@ impl Engine {
     /// The status view-model.
     pub fn status(&self) -> Status {
         let c = self.counts;
-        let state = if self.paused {
+        let state = if self.storage_error.is_some() {
+            SyncState::Stalled
+        } else if self.paused {
             SyncState::Paused
         } else if !self.online {
             SyncState::Offline
@@ -253,7 +213,7 @@ impl Engine {
             SyncState::Blocked
         } else if c.pending + c.in_flight > 0 {
             SyncState::Syncing
-        } else if c.failed + c.conflicts > 0 {
+        } else if c.failed + c.conflicts + c.unknown > 0 {
             SyncState::Error
         } else {
             SyncState::Idle
@@ -264,11 +224,13 @@ impl Engine {
             in_flight: c.in_flight,
             failed: c.failed,
             conflicts: c.conflicts,
+            unknown: c.unknown,
             next_attempt_at: self.waiting.keys().next().map(|(at, _)| *at),
             blocked_until: self.blocked_until,
             last_synced_at: self.last_synced_at,
             last_error: self.last_error.clone(),
             online: self.online,
+            storage_error: self.storage_error.clone(),
         }
     }
 
@@ -320,7 +282,7 @@ impl Engine {
 
     pub(super) fn new_uuid(&mut self) -> Uuid {
         let mut bytes = [0u8; 16];
-        self.rng.fill(&mut bytes);
+        self.random.fill(&mut bytes);
         uuid::Builder::from_random_bytes(bytes).into_uuid()
     }
 
@@ -340,6 +302,7 @@ impl Engine {
                 size,
                 durable,
                 auth_retried: false,
+                sent_past_horizon: false,
                 slot: Slot::None,
             },
         );
@@ -394,6 +357,10 @@ pub(super) fn wire_size(record: &OpRecord) -> u32 {
 
 mod commands;
 mod conflicts;
+mod holding;
+mod restore;
+
+pub use restore::Stored;
 mod sending;
 mod settling;
 

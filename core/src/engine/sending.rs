@@ -15,6 +15,7 @@ impl Engine {
         let mut fx = Vec::new();
         let ids = self.take_batch(batch_id, now, &mut fx)?;
         self.warm_up(ids.iter());
+        self.learn_retention(&reply.response, &mut fx);
         let envelope_info = rate_limit::parse(&reply.response, wall_now);
         let by_id: Option<HashMap<OpId, &Response>> = reply
             .results
@@ -31,7 +32,11 @@ impl Engine {
             };
             self.settle(id, response, None, info, &mut fx);
         }
-        if let Some(ms) = envelope_info.exhausted_for_ms() {
+        if let Some(ms) = self
+            .config
+            .retry
+            .cap_server_wait(envelope_info.exhausted_for_ms())
+        {
             self.block(self.now.saturating_add(ms), &mut fx);
         }
         self.finish(&mut fx);
@@ -184,8 +189,16 @@ impl Engine {
     }
 
     /// Forms and sends batches while there is room and something is ready.
+    ///
+    /// Each op sent is marked in flight (and, on its key's first send, given its horizon) by a
+    /// `Persist` that comes before the `Send`: by the barrier rule the mark is durable before the
+    /// request leaves, so a restarted engine always knows the server may have applied the op.
     pub(super) fn pump(&mut self, fx: &mut Vec<Effect>) {
-        if self.paused || !self.online || self.blocked_until.is_some() {
+        if self.paused
+            || !self.online
+            || self.blocked_until.is_some()
+            || self.storage_error.is_some()
+        {
             return;
         }
         while self.batches.len() < self.config.max_in_flight && !self.ready.is_empty() {
@@ -201,17 +214,29 @@ impl Engine {
                     break;
                 }
                 self.ready.pop_first();
+                self.ops.get_mut(&id).expect("ready op exists").slot = Slot::None;
+                if self.past_memory(id) == Memory::Forgotten {
+                    self.mark_unknown(id, None, fx);
+                    continue;
+                }
                 bytes = bytes.saturating_add(size);
                 ids.push(id);
             }
+            if ids.is_empty() {
+                continue;
+            }
+            let now = self.now;
+            let horizon = now.saturating_add(self.safe_retention_ms());
             let mut ops = Vec::with_capacity(ids.len());
             for &id in &ids {
+                let past = self.past_memory(id) == Memory::ResendGuarded;
                 let entry = self.ops.get_mut(&id).expect("ready op exists");
-                entry.slot = Slot::None;
+                entry.sent_past_horizon = past;
                 set_state(&mut self.counts, &mut entry.record, OpState::Inflight);
                 entry.record.attempts = entry.record.attempts.saturating_add(1);
                 entry.record.next_attempt_at = None;
                 entry.record.not_before = None;
+                entry.record.horizon.get_or_insert(horizon);
                 let r = &entry.record;
                 ops.push(SendOp {
                     id,
@@ -221,11 +246,11 @@ impl Engine {
                     kind: r.kind.clone(),
                     payload: r.payload.clone(),
                     base_version: r.base_version.clone(),
+                    create_only: r.create_only,
                     attempt: r.attempts,
                 });
-                // Stored before the outcome is known: if the tab dies now, `restore` sees `inflight` and
-                // knows the server may have applied the op (key must never rotate), and `attempts`
-                // (so `max_attempts`) survives a tab that crashes on every send.
+                // `attempts` is stored too, so `max_attempts` survives a tab that crashes on every
+                // send.
                 fx.push(Effect::Persist(entry.record.clone()));
             }
             let batch_id = self.next_batch;
@@ -238,6 +263,30 @@ impl Engine {
             }));
             fx.push(Effect::Emit(Event::Sent { batch_id, ids }));
         }
+    }
+
+    /// Whether the server can still be relied on to remember the op's key, if the op may have been
+    /// applied under it.
+    pub(super) fn past_memory(&self, id: OpId) -> Memory {
+        let r = &self.ops[&id].record;
+        if !r.maybe_applied || r.horizon.is_none_or(|h| self.now < h) {
+            Memory::Remembered
+        } else if r.is_conditional() {
+            Memory::ResendGuarded
+        } else {
+            Memory::Forgotten
+        }
+    }
+
+    /// The retention the client relies on: the configured one, or the server's shorter statement,
+    /// less a tenth as a margin for clock drift and the server's own timing.
+    pub(super) fn safe_retention_ms(&self) -> u64 {
+        let retention = self
+            .stated_retention_ms
+            .map_or(self.config.idempotency_retention_ms, |stated| {
+                stated.min(self.config.idempotency_retention_ms)
+            });
+        retention - retention / 10
     }
 
     /// Ends every call: send what is ready, then report drained / wake-up / status changes.

@@ -1,4 +1,4 @@
-//! Settling: what one answer to a send does to its op (ack, backoff, halt), and manual retries.
+//! Settling: what one answer to a send does to its op, and what an ack does to the ops behind it.
 
 use super::*;
 
@@ -21,6 +21,7 @@ impl Engine {
             &entry.record.kind,
             response,
         );
+        let past_horizon = entry.sent_past_horizon;
         if class != OutcomeClass::Auth {
             self.ops.get_mut(&id).expect("exists").auth_retried = false;
         }
@@ -30,8 +31,18 @@ impl Engine {
         }
         let error = op_error(class, response, reason);
         self.last_error = Some(error.clone());
+        if past_horizon && matches!(class, OutcomeClass::Conflict | OutcomeClass::Permanent) {
+            // The server may have forgotten an earlier application under this key: a refusal of this
+            // attempt (a 412 against what may be our own write) says nothing about that one.
+            let current = response.and_then(conflicts::server_current);
+            self.mark_unknown(id, Some((error, current)), fx);
+            return;
+        }
         let now = self.now;
-        let retry_after = info.retry_after_ms.map(|ms| now.saturating_add(ms));
+        let policy = &self.config.retry;
+        let retry_after = policy
+            .cap_server_wait(info.retry_after_ms)
+            .map(|ms| now.saturating_add(ms));
         match class {
             OutcomeClass::Ack => unreachable!("handled above"),
             OutcomeClass::Transient => {
@@ -39,16 +50,16 @@ impl Engine {
                 self.back_off(id, error, retry_after, fx);
             }
             OutcomeClass::RateLimited => {
-                let entry = self.ops.get(&id).expect("exists");
-                let delay = info
+                self.rate_limit_streak = self.rate_limit_streak.saturating_add(1);
+                let hint = info
                     .retry_after_ms
                     .or(info.exhausted_for_ms())
-                    .or(info.reset_ms)
-                    .unwrap_or_else(|| {
-                        self.config
-                            .retry
-                            .jittered_delay_ms(entry.record.attempts, &mut self.rng)
-                    });
+                    .or(info.reset_ms);
+                let delay = self.config.retry.rate_limit_delay_ms(
+                    self.rate_limit_streak,
+                    hint,
+                    &mut self.random.jitter,
+                );
                 let until = now.saturating_add(delay);
                 self.block(until, fx);
                 // Waiting out a rate limit is not the op's failure: it does not use up attempts.
@@ -81,16 +92,13 @@ impl Engine {
         self.remove_head(entry.lane_hash, id);
         self.last_synced_at = Some(self.now);
         self.last_error = None;
+        self.rate_limit_streak = 0;
         let record = entry.record;
         let version = response.and_then(|r| r.header("etag")).map(str::to_string);
+        let replayed = response.is_some_and(Response::is_replay);
         let confirmed = self.confirmed_after_ack(&record, version.clone(), response);
-        self.follow_acked_version(&record, &version, fx);
+        self.follow_acked_version(&record, &confirmed, fx);
         fx.push(Effect::Delete(id));
-        fx.push(Effect::PersistDoc(confirmed_doc(
-            &record.collection,
-            &record.key,
-            &confirmed,
-        )));
         fx.push(Effect::Emit(Event::Acked {
             id,
             collection: record.collection.clone(),
@@ -98,9 +106,37 @@ impl Engine {
             version,
             doc: confirmed.doc.clone(),
         }));
-        self.view
-            .set_confirmed(&record.collection, &record.key, confirmed);
+        // A replayed answer can be older than what a pull has delivered since: it must not put the
+        // confirmed state back.
+        self.confirm(&record.collection, &record.key, confirmed, replayed, fx);
         self.refold_entity(&record.collection, &record.key, fx);
+    }
+
+    /// Makes `confirmed` the entity's confirmed state, and stores it, unless the state held is newer
+    /// ([`view::supersedes`]). Returns whether it did.
+    pub(super) fn confirm(
+        &mut self,
+        collection: &Arc<str>,
+        key: &Arc<str>,
+        confirmed: Confirmed,
+        replayed: bool,
+        fx: &mut Vec<Effect>,
+    ) -> bool {
+        let held = self.view.confirmed(collection, key);
+        let newer = held.is_none_or(|held| {
+            view::supersedes(
+                confirmed.version.as_deref(),
+                held.version.as_deref(),
+                replayed,
+            )
+        });
+        if newer {
+            fx.push(Effect::PersistDoc(confirmed_doc(
+                collection, key, &confirmed,
+            )));
+            self.view.set_confirmed(collection, key, confirmed);
+        }
+        newer
     }
 
     /// The server's state of an entity after it acknowledged `record`: the document it returned, or, when
@@ -128,13 +164,13 @@ impl Engine {
         Confirmed { version, doc }
     }
 
-    /// The ops queued behind an acknowledged one were made on top of it. Those whose base version the
-    /// engine filled in move to the version the ack produced; otherwise the server would see our own
-    /// previous write as a conflicting change.
+    /// The ops queued behind an acknowledged one were made on top of it. Those whose precondition the
+    /// engine derived move to the state the ack produced (its version, or "create" after a delete);
+    /// otherwise the server would see our own previous write as a conflicting change.
     pub(super) fn follow_acked_version(
         &mut self,
         acked: &OpRecord,
-        version: &Option<String>,
+        result: &Confirmed,
         fx: &mut Vec<Effect>,
     ) {
         let ops = &self.ops;
@@ -148,6 +184,7 @@ impl Engine {
         };
         let followers: Vec<OpId> = lane
             .iter()
+            // Derived from the same confirmed state as the acked op (the version it names, or none).
             .filter(|id| {
                 let r = &ops[id].record;
                 r.auto_base && r.base_version == acked.base_version
@@ -155,151 +192,56 @@ impl Engine {
             .collect();
         for id in followers {
             let entry = self.ops.get_mut(&id).expect("lane op exists");
-            entry.record.base_version = version.clone();
-            entry.record.auto_base = version.is_some();
+            let (base, create_only) = precondition_on(&entry.record.kind, Some(result));
+            if entry.record.base_version == base && entry.record.create_only == create_only {
+                continue;
+            }
+            entry.record.base_version = base;
+            entry.record.create_only = create_only;
             fx.push(Effect::Persist(entry.record.clone()));
         }
     }
 
-    /// A transient failure: schedule the next attempt by the retry policy, or give up.
-    pub(super) fn back_off(
-        &mut self,
-        id: OpId,
-        error: OpError,
-        server_floor: Option<u64>,
-        fx: &mut Vec<Effect>,
-    ) {
-        let record = &self.ops[&id].record;
-        let decision = self.config.retry.decide(
-            record.attempts,
-            record.age_origin(),
-            self.now,
-            server_floor,
-            &mut self.rng,
-        );
-        match decision {
-            RetryDecision::At(at) => self.reschedule(id, at, server_floor, error, fx),
-            RetryDecision::GiveUp => {
-                let error = OpError {
-                    message: format!(
-                        "gave up after {} attempts: {}",
-                        record.attempts, error.message
-                    ),
-                    ..error
-                };
-                // Keep the server's floor: even a manual retry must not come sooner than it asked.
-                self.halt(id, OpState::Failed, error, None, server_floor, fx);
-            }
-        }
-    }
-
-    /// Puts an op back in its lane (as head) to be sent at `at`.
-    pub(super) fn reschedule(
-        &mut self,
-        id: OpId,
-        at: u64,
-        not_before: Option<u64>,
-        error: OpError,
-        fx: &mut Vec<Effect>,
-    ) {
-        let now = self.now;
-        let entry = self.ops.get_mut(&id).expect("exists");
-        let to = if at > now {
-            OpState::Backoff
-        } else {
-            OpState::Pending
-        };
-        set_state(&mut self.counts, &mut entry.record, to);
-        entry.record.next_attempt_at = (at > now).then_some(at);
-        entry.record.not_before = not_before.filter(|t| *t > now);
-        entry.record.last_error = Some(error.clone());
-        fx.push(Effect::Persist(entry.record.clone()));
-        fx.push(Effect::Emit(Event::RetryScheduled {
-            id,
-            attempts: entry.record.attempts,
-            at: at.max(now),
-            error,
-        }));
-        self.schedule_if_head(id);
-    }
-
-    /// Dead-letters or holds an op; its lane stops behind it.
-    pub(super) fn halt(
-        &mut self,
-        id: OpId,
-        to: OpState,
-        error: OpError,
-        server_doc: Option<Value>,
-        not_before: Option<u64>,
-        fx: &mut Vec<Effect>,
-    ) {
-        let now = self.now;
-        let entry = self.ops.get_mut(&id).expect("exists");
-        set_state(&mut self.counts, &mut entry.record, to);
-        entry.record.last_error = Some(error.clone());
-        entry.record.next_attempt_at = None;
-        entry.record.not_before = not_before.filter(|t| *t > now);
-        entry.record.server_doc = server_doc.clone();
-        fx.push(Effect::Persist(entry.record.clone()));
-        let (collection, key) = (entry.record.collection.clone(), entry.record.key.clone());
-        fx.push(Effect::Emit(if to == OpState::Conflict {
-            Event::Conflict {
-                id,
-                error,
-                server_doc,
-                server_version: entry.record.server_version.clone(),
-                resolution: ConflictResolution::Held,
-            }
-        } else {
-            Event::Failed {
-                id,
-                collection: collection.clone(),
-                key: key.clone(),
-                error,
-            }
-        }));
-        if to == OpState::Failed {
-            // Rolled back: the view no longer shows it.
-            self.refold_entity(&collection, &key, fx);
-        }
-    }
-
-    pub(super) fn retry_one(&mut self, id: OpId, fx: &mut Vec<Effect>) {
-        let now = self.now;
-        let Some(entry) = self.ops.get(&id) else {
+    /// Reads the server's `Idempotency-Retention` statement. A shorter retention than the one relied
+    /// on so far brings the horizons of keys already sent closer by the difference.
+    pub(super) fn learn_retention(&mut self, response: &Response, fx: &mut Vec<Effect>) {
+        let Some(stated) = response.idempotency_retention_ms() else {
             return;
         };
-        match entry.record.state {
-            OpState::Pending | OpState::Inflight => {}
-            OpState::Backoff => {
-                self.unslot(id);
-                let entry = self.ops.get_mut(&id).expect("exists");
-                entry.record.next_attempt_at = entry.record.not_before.filter(|t| *t > now);
-                self.schedule_if_head(id);
-            }
-            OpState::Failed | OpState::Conflict => {
-                let fresh_key = !entry.record.maybe_applied;
-                let new_key = fresh_key.then(|| self.new_uuid());
-                let entry = self.ops.get_mut(&id).expect("exists");
-                if let Some(key) = new_key {
-                    // The server definitively refused every attempt under the old key, and may have
-                    // stored that refusal against it: a new key lets the retry be judged afresh.
-                    entry.record.idempotency_key = key;
-                }
-                set_state(&mut self.counts, &mut entry.record, OpState::Pending);
-                entry.record.attempts = 0;
-                entry.record.retried_at = Some(now);
-                entry.record.server_doc = None;
-                entry.record.server_version = None;
-                entry.record.next_attempt_at = entry.record.not_before.filter(|t| *t > now);
-                entry.auth_retried = false;
-                fx.push(Effect::Persist(entry.record.clone()));
-                let (collection, key) = (entry.record.collection.clone(), entry.record.key.clone());
-                self.schedule_if_head(id);
-                // A failed op rejoins the view; a resolved one may carry a new payload.
-                self.refold_entity(&collection, &key, fx);
-            }
+        if self.stated_retention_ms == Some(stated) {
+            return;
         }
+        let before = self.safe_retention_ms();
+        self.stated_retention_ms = Some(stated);
+        fx.push(Effect::PersistRetention(stated));
+        let shorter_by = before.saturating_sub(self.safe_retention_ms());
+        if shorter_by == 0 {
+            return;
+        }
+        let ids: Vec<OpId> = self
+            .ops
+            .values()
+            .filter(|e| e.record.horizon.is_some())
+            .map(|e| e.record.id)
+            .collect();
+        for id in ids {
+            let entry = self.ops.get_mut(&id).expect("listed above");
+            entry.record.horizon = entry.record.horizon.map(|h| h.saturating_sub(shorter_by));
+            fx.push(Effect::Persist(entry.record.clone()));
+        }
+    }
+}
+
+/// The precondition an op made on top of `state` carries when the engine derives it: `If-Match` its
+/// version when the document exists, else `If-None-Match: *` for a put (create, never overwrite a
+/// document this client never saw). A patch or delete of a document not known to exist goes
+/// unconditional: the server answers 404/410 if it is absent. Returns `(base_version, create_only)`.
+///
+/// A live document whose version the server never gave leaves nothing to match: unconditional.
+pub(super) fn precondition_on(kind: &OpKind, state: Option<&Confirmed>) -> (Option<String>, bool) {
+    match state.map(|s| (&s.version, s.doc.is_some())) {
+        Some((version, true)) => (version.clone(), false),
+        _ => (None, *kind == OpKind::Put),
     }
 }
 

@@ -21,6 +21,7 @@ fn config() -> Config {
             cap_ms: 8_000,
             max_attempts: None,
             max_age_ms: None,
+            ..RetryPolicy::default()
         },
         // These scenarios are about delivery: conflicts are held and ops sent unconditionally. The
         // strategies and automatic base versions have their own tests (view_tests.rs).
@@ -589,7 +590,7 @@ fn restore_rebuilds_lanes_and_makes_inflight_ops_ready_with_the_same_key() {
 
     // Crash: the store's records are all that is left. A new session gets a new seed.
     let records: Vec<OpRecord> = store.values().cloned().collect();
-    let mut e2 = Engine::restore(config(), 2, records).unwrap();
+    let mut e2 = Engine::restore(config(), 2, records, 1).unwrap();
     assert_eq!(e2.status().pending, 4);
     let fx = e2.drain(1);
     let resent: Vec<(OpId, Uuid)> = sends(&fx)[0]
@@ -616,11 +617,11 @@ fn restore_rejects_future_formats_and_duplicates() {
     let mut future = rec.clone();
     future.format_version = FORMAT_VERSION + 1;
     assert!(matches!(
-        Engine::restore(config(), 1, vec![future]),
+        Engine::restore(config(), 1, vec![future], 0),
         Err(CoreError::UnsupportedFormat { .. })
     ));
     assert_eq!(
-        Engine::restore(config(), 1, vec![rec.clone(), rec.clone()]).err(),
+        Engine::restore(config(), 1, vec![rec.clone(), rec.clone()], 0).err(),
         Some(CoreError::DuplicateOp(id))
     );
 }

@@ -1,0 +1,161 @@
+//! Restart: rebuilding the engine from what storage gave back.
+//!
+//! The stored records are the truth, read conservatively: an op stored `inflight` may have been
+//! applied (its request left; the barrier rule guarantees the mark was durable first), and stored
+//! times are judged against a clock that may have been set back since they were written.
+
+use super::*;
+
+/// How far a stored "it happened at" time may lie ahead of the clock before it counts as proof the
+/// clock was set back (small steps, such as an NTP correction, are not).
+const CLOCK_TOLERANCE_MS: u64 = 60_000;
+
+/// What storage gave back for a restart.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// The op records.
+    pub records: Vec<OpRecord>,
+    /// The confirmed documents.
+    pub docs: Vec<ConfirmedDoc>,
+    /// The server's last stated idempotency retention ([`Effect::PersistRetention`]).
+    pub stated_retention_ms: Option<u64>,
+}
+
+impl Engine {
+    /// Rebuilds the engine from the records storage gave back, at engine time `now`. Ops a crash left
+    /// `inflight` become ready again with the same idempotency key. Call [`Engine::drain`] next to
+    /// start sending.
+    pub fn restore(
+        config: Config,
+        randomness: impl Into<Randomness>,
+        records: Vec<OpRecord>,
+        now: u64,
+    ) -> Result<Engine, CoreError> {
+        Self::restore_with_docs(config, randomness, records, Vec::new(), now)
+    }
+
+    /// [`Engine::restore`] with the confirmed documents storage gave back too, so the optimistic view
+    /// (confirmed + pending) is whole again after a reload.
+    pub fn restore_with_docs(
+        config: Config,
+        randomness: impl Into<Randomness>,
+        records: Vec<OpRecord>,
+        docs: Vec<ConfirmedDoc>,
+        now: u64,
+    ) -> Result<Engine, CoreError> {
+        let stored = Stored {
+            records,
+            docs,
+            stated_retention_ms: None,
+        };
+        Self::restore_from(config, randomness, stored, now)
+    }
+
+    /// Rebuilds the engine from everything storage gave back, at engine time `now`.
+    pub fn restore_from(
+        config: Config,
+        randomness: impl Into<Randomness>,
+        stored: Stored,
+        now: u64,
+    ) -> Result<Engine, CoreError> {
+        let Stored {
+            mut records,
+            docs,
+            stated_retention_ms,
+        } = stored;
+        let mut engine = Engine::new(config, randomness)?;
+        engine.now = now;
+        engine.stated_retention_ms = stated_retention_ms;
+        let mut entities = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let (collection, key) = (
+                engine.intern_collection(doc.collection),
+                Arc::<str>::from(doc.key),
+            );
+            let confirmed = Confirmed {
+                version: doc.version,
+                doc: (!doc.deleted).then_some(doc.doc),
+            };
+            engine.view.set_confirmed(&collection, &key, confirmed);
+            entities.push((collection, key));
+        }
+        records.sort_by_key(|r| r.seq);
+        for mut record in records {
+            if record.format_version > FORMAT_VERSION {
+                return Err(CoreError::UnsupportedFormat {
+                    found: record.format_version,
+                    supported: FORMAT_VERSION,
+                });
+            }
+            if engine.ops.contains_key(&record.id) {
+                return Err(CoreError::DuplicateOp(record.id));
+            }
+            record.collection = engine.intern_collection(record.collection.to_string());
+            engine.read_stored(&mut record);
+            if record.last_error.as_ref().map(|e| e.class) == Some(OutcomeClass::RateLimited) {
+                // The block itself is not stored, but the rate-limited ops carry its end: a reload
+                // must not turn a 429 into a burst.
+                engine.blocked_until = engine.blocked_until.max(record.not_before);
+            }
+            engine.next_seq = engine.next_seq.max(record.seq + 1);
+            *engine.counts.slot(record.state) += 1;
+            engine.insert(record, true);
+        }
+        let heads: Vec<OpId> = engine.lanes.heads().collect();
+        for head in heads {
+            engine.schedule_if_head(head);
+            let record = &engine.ops[&head].record;
+            entities.push((record.collection.clone(), record.key.clone()));
+        }
+        // Nothing is reported for the rebuilt view: it is the state the app starts from.
+        let mut ignored = Vec::new();
+        for (collection, key) in entities {
+            engine.refold_entity(&collection, &key, &mut ignored);
+        }
+        engine.busy = engine.counts.pending + engine.counts.in_flight > 0;
+        Ok(engine)
+    }
+
+    /// Reads one stored record the way it must be understood now.
+    fn read_stored(&self, record: &mut OpRecord) {
+        let now = self.now;
+        // Written back in the current format from now on (every older one reads as it).
+        record.format_version = FORMAT_VERSION;
+        if record.state == OpState::Inflight {
+            // The request left (its mark was committed first) and the answer was lost with the tab:
+            // the server may have applied it.
+            record.state = OpState::Pending;
+            record.maybe_applied = true;
+        }
+        let safe = self.safe_retention_ms();
+        if record.maybe_applied && record.horizon.is_none() {
+            // A record from before horizons were stored: its key cannot have been sent before it was
+            // minted, so that is the conservative start of the server's memory of it.
+            record.horizon = Some(record.age_origin().saturating_add(safe));
+        }
+        let seen_ahead = [Some(record.created_at), record.retried_at]
+            .into_iter()
+            .flatten()
+            .any(|t| t > now.saturating_add(CLOCK_TOLERANCE_MS))
+            || record
+                .horizon
+                .is_some_and(|h| h > now.saturating_add(safe).saturating_add(CLOCK_TOLERANCE_MS));
+        if seen_ahead {
+            // The clock was set back since this was written: how long ago the key was sent is
+            // unknown, so the server may already have forgotten it.
+            if record.horizon.is_some() {
+                record.horizon = Some(now);
+            }
+            record.created_at = record.created_at.min(now);
+            record.retried_at = record.retried_at.map(|t| t.min(now));
+        }
+        // Deadlines never lie further ahead than the policy allows, whatever the clock did: a clock
+        // set back must not freeze sending for the size of the jump.
+        let policy = &self.config.retry;
+        let backoff_cap = now.saturating_add(policy.cap_ms.max(policy.floor_ms));
+        let server_cap = now.saturating_add(policy.max_server_wait_ms);
+        record.not_before = record.not_before.map(|t| t.min(server_cap));
+        let cap = backoff_cap.max(record.not_before.unwrap_or(0));
+        record.next_attempt_at = record.next_attempt_at.map(|t| t.min(cap));
+    }
+}

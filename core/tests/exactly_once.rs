@@ -1,0 +1,636 @@
+//! One scenario per way the exactly-once promise used to break, each written to fail on the engine
+//! before its fix. The randomized proof over every crash point is the simulator (`sim/`); these pin
+//! each hole down by name.
+
+use outbox_core::{
+    Batch, CollectionConfig, Config, ConflictStrategy, Effect, EffectQueue, Engine, Entropy, Event,
+    NewOp, OpId, OpKind, OpRecord, OpResult, OpState, Randomness, Reply, Response, RetryPolicy,
+    StorageError, SyncState,
+};
+use serde_json::{json, Value};
+
+const WALL: u64 = 1_700_000_000_000;
+const HOUR: u64 = 3_600_000;
+
+fn config(strategy: ConflictStrategy, versioned: bool) -> Config {
+    Config {
+        max_in_flight: 4,
+        retry: RetryPolicy {
+            base_ms: 1_000,
+            cap_ms: 8_000,
+            ..RetryPolicy::default()
+        },
+        default_collection: CollectionConfig {
+            conflict: strategy,
+            versioned,
+        },
+        ..Config::default()
+    }
+}
+
+fn put(key: &str, payload: Value) -> NewOp {
+    NewOp {
+        collection: "todos".into(),
+        key: key.into(),
+        kind: OpKind::Put,
+        payload,
+        base_version: None,
+    }
+}
+
+fn enqueue(e: &mut Engine, op: NewOp, now: u64) -> (OpId, Vec<Effect>) {
+    let (id, mut fx) = e.enqueue(op, now).unwrap();
+    fx.extend(e.confirm_stored(&[id], now));
+    (id, fx)
+}
+
+fn sends(fx: &[Effect]) -> Vec<Batch> {
+    fx.iter()
+        .filter_map(|f| match f {
+            Effect::Send(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn only_send(fx: &[Effect]) -> Batch {
+    let all = sends(fx);
+    assert_eq!(all.len(), 1, "one send expected in {fx:#?}");
+    all.into_iter().next().unwrap()
+}
+
+fn persisted(fx: &[Effect], id: OpId) -> Option<OpRecord> {
+    fx.iter().rev().find_map(|f| match f {
+        Effect::Persist(r) if r.id == id => Some(r.clone()),
+        _ => None,
+    })
+}
+
+fn reply(e: &mut Engine, batch: &Batch, response: Response, now: u64) -> Vec<Effect> {
+    e.on_reply(batch.id, &Reply::whole(response), now, WALL)
+        .unwrap()
+}
+
+fn conflict_412(version: u64, doc: Option<Value>) -> Response {
+    let current = match doc {
+        Some(doc) => {
+            json!({ "version": version, "etag": format!("\"{version}\""), "deleted": false, "doc": doc })
+        }
+        None => {
+            json!({ "version": version, "etag": format!("\"{version}\""), "deleted": true, "doc": null })
+        }
+    };
+    Response::status(412).with_body(
+        json!({ "type": "https://outbox-sync.dev/problems/version-conflict", "current": current }),
+    )
+}
+
+/// Every `Send` must come after a `Persist` of each of its ops carrying exactly what the request
+/// carries, marked in flight: by the barrier rule that record is durable before the request leaves.
+fn assert_sends_follow_their_marks(fx: &[Effect]) {
+    for (i, effect) in fx.iter().enumerate() {
+        let Effect::Send(batch) = effect else {
+            continue;
+        };
+        for op in &batch.ops {
+            let mark = persisted(&fx[..i], op.id)
+                .unwrap_or_else(|| panic!("op {} is sent with no in-flight mark before it", op.id));
+            assert_eq!(mark.state, OpState::Inflight);
+            assert_eq!(
+                mark.idempotency_key, op.idempotency_key,
+                "the key sent is the key stored"
+            );
+            assert_eq!(mark.base_version, op.base_version);
+            assert_eq!(mark.create_only, op.create_only);
+            assert!(
+                mark.horizon.is_some(),
+                "the mark says when the server may forget the key"
+            );
+        }
+    }
+}
+
+// ---- 1. no request carries state that is not yet durable ------------------------------------------
+
+#[test]
+fn a_retried_op_carries_its_new_key_only_after_the_key_is_stored() {
+    let mut e = Engine::new(config(ConflictStrategy::Manual, false), 1).unwrap();
+    let (id, fx) = enqueue(&mut e, put("a", json!(1)), 0);
+    assert_sends_follow_their_marks(&fx);
+    reply(&mut e, &only_send(&fx), Response::status(422), 1);
+    assert_eq!(e.op(id).unwrap().state, OpState::Failed);
+    let old_key = e.op(id).unwrap().idempotency_key;
+    let fx = e.retry(id, 2).unwrap();
+    let batch = only_send(&fx);
+    assert_ne!(
+        batch.ops[0].idempotency_key, old_key,
+        "a definitive refusal rotates the key"
+    );
+    assert_sends_follow_their_marks(&fx);
+
+    // Through the queue a runtime uses, the send is held until that write has committed.
+    let mut queue = EffectQueue::new();
+    let accepted = queue.accept(fx);
+    assert!(
+        sends(&accepted.now).is_empty(),
+        "the request waits for the commit"
+    );
+    let group = queue.begin_commit().unwrap();
+    let committed = queue.commit_succeeded(group.id);
+    assert_eq!(committed.sends.len(), 1);
+}
+
+#[test]
+fn a_client_wins_rebase_and_a_resolution_are_stored_before_they_are_sent() {
+    let mut e = Engine::new(config(ConflictStrategy::ClientWins, true), 2).unwrap();
+    let (_, fx) = enqueue(&mut e, put("a", json!({"mine": 1})), 0);
+    let fx = reply(
+        &mut e,
+        &only_send(&fx),
+        conflict_412(4, Some(json!({"theirs": 1}))),
+        1,
+    );
+    let batch = only_send(&fx);
+    assert_eq!(batch.ops[0].base_version.as_deref(), Some("\"4\""));
+    assert_sends_follow_their_marks(&fx);
+
+    let mut e = Engine::new(config(ConflictStrategy::Manual, true), 3).unwrap();
+    let (id, fx) = enqueue(&mut e, put("a", json!({"mine": 1})), 0);
+    reply(
+        &mut e,
+        &only_send(&fx),
+        conflict_412(4, Some(json!({"theirs": 1}))),
+        1,
+    );
+    let fx = e.resolve(id, json!({"merged": 1}), None, 2).unwrap();
+    let batch = only_send(&fx);
+    assert_eq!(batch.ops[0].base_version.as_deref(), Some("\"4\""));
+    assert_sends_follow_their_marks(&fx);
+}
+
+// ---- 2. never resent past the server's memory -----------------------------------------------------
+
+#[test]
+fn a_lost_ack_then_a_long_offline_spell_makes_the_op_unknown_not_resent() {
+    let mut e = Engine::new(config(ConflictStrategy::ServerWins, false), 4).unwrap();
+    let (id, fx) = enqueue(&mut e, put("a", json!(1)), 0);
+    let batch = only_send(&fx);
+    e.set_online(false, 10);
+    e.on_network_error(batch.id, 10).unwrap();
+    // Two days later the network is back; the server (24 h retention) has forgotten the key.
+    let fx = e.set_online(true, 48 * HOUR);
+    assert!(sends(&fx).is_empty(), "resending could apply it twice");
+    assert_eq!(e.op(id).unwrap().state, OpState::Unknown);
+    assert!(fx
+        .iter()
+        .any(|f| matches!(f, Effect::Emit(Event::Unknown { id: u, .. }) if *u == id)));
+    let status = e.status();
+    assert_eq!((status.unknown, status.state), (1, SyncState::Error));
+    // The app decides: it keeps the op out of retry-all, and a deliberate retry is a new request.
+    assert!(sends(&e.retry_all(48 * HOUR + 1)).is_empty());
+    let key = e.op(id).unwrap().idempotency_key;
+    let fx = e.retry(id, 48 * HOUR + 2).unwrap();
+    assert_ne!(only_send(&fx).ops[0].idempotency_key, key);
+}
+
+#[test]
+fn the_horizon_survives_a_reload_and_follows_a_shorter_stated_retention() {
+    let mut e = Engine::new(config(ConflictStrategy::ServerWins, false), 5).unwrap();
+    let (id, fx) = enqueue(&mut e, put("a", json!(1)), 0);
+    let mark = persisted(&fx, id).unwrap();
+    // The server states 1 h; the answer to another op teaches it.
+    let (_, fx2) = enqueue(&mut e, put("b", json!(2)), 1);
+    let fx = reply(
+        &mut e,
+        &only_send(&fx2),
+        Response::status(200).with_header("Idempotency-Retention", "3600"),
+        2,
+    );
+    let moved = persisted(&fx, id).expect("the horizon of the key already sent is stored again");
+    assert!(moved.horizon.unwrap() < mark.horizon.unwrap());
+    assert!(moved.horizon.unwrap() <= HOUR);
+    // The tab dies with the first op in flight; 2 h later it reopens.
+    let restored = Engine::restore(
+        config(ConflictStrategy::ServerWins, false),
+        6,
+        vec![moved],
+        2 * HOUR,
+    );
+    let mut restored = restored.unwrap();
+    let fx = restored.drain(2 * HOUR);
+    assert!(sends(&fx).is_empty());
+    assert_eq!(restored.op(id).unwrap().state, OpState::Unknown);
+}
+
+#[test]
+fn past_the_horizon_a_conditional_op_is_resent_and_a_412_means_unknown_not_dropped() {
+    for strategy in [ConflictStrategy::ServerWins, ConflictStrategy::ClientWins] {
+        let mut e = Engine::new(config(strategy, true), 7).unwrap();
+        e.ingest(
+            vec![outbox_core::ConfirmedDoc {
+                collection: "todos".into(),
+                key: "a".into(),
+                version: Some("\"1\"".into()),
+                doc: json!({"v": 1}).into(),
+                deleted: false,
+            }],
+            0,
+        );
+        let (id, fx) = enqueue(&mut e, put("a", json!({"v": 2})), 0);
+        let batch = only_send(&fx);
+        e.on_network_error(batch.id, 1).unwrap();
+        // The key is forgotten; If-Match "1" still rules a second application out, so it goes again.
+        let fx = e.tick(30 * HOUR);
+        let batch = only_send(&fx);
+        assert_eq!(batch.ops[0].base_version.as_deref(), Some("\"1\""));
+        // 412 against version 2, which may be our own write: neither dropped nor rebased.
+        let fx = reply(
+            &mut e,
+            &batch,
+            conflict_412(2, Some(json!({"v": 2}))),
+            30 * HOUR + 1,
+        );
+        assert!(sends(&fx).is_empty(), "{strategy:?}: not rebased");
+        let record = e.op(id).expect("not dropped");
+        assert_eq!(record.state, OpState::Unknown, "{strategy:?}");
+        assert_eq!(record.server_doc, Some(json!({"v": 2})));
+    }
+}
+
+// ---- 3. a replayed ack never regresses the confirmed document -------------------------------------
+
+#[test]
+fn a_replayed_ack_older_than_a_pull_does_not_put_the_old_document_back() {
+    let mut e = Engine::new(config(ConflictStrategy::Manual, false), 8).unwrap();
+    let (_, fx) = enqueue(&mut e, put("a", json!({"step": 1})), 0);
+    let batch = only_send(&fx);
+    e.on_network_error(batch.id, 1).unwrap();
+    // A pull brings version 3 (someone else wrote after our version 2).
+    e.ingest(
+        vec![outbox_core::ConfirmedDoc {
+            collection: "todos".into(),
+            key: "a".into(),
+            version: Some("\"3\"".into()),
+            doc: json!({"step": 3}).into(),
+            deleted: false,
+        }],
+        2,
+    );
+    let fx = e.tick(10_000);
+    let batch = only_send(&fx);
+    let replay = Response::status(200)
+        .with_header("ETag", "\"2\"")
+        .with_header("Idempotent-Replayed", "true")
+        .with_body(json!({"step": 1}));
+    let fx = reply(&mut e, &batch, replay, 10_001);
+    assert!(
+        !fx.iter().any(|f| matches!(f, Effect::PersistDoc(_))),
+        "the stale document is not stored"
+    );
+    let confirmed = e.confirmed("todos", "a").unwrap();
+    assert_eq!(confirmed.version.as_deref(), Some("\"3\""));
+    assert_eq!(*confirmed.doc, json!({"step": 3}));
+}
+
+// ---- 4 and 9. creating: never over a tombstone's version, never over an unseen document -----------
+
+#[test]
+fn re_creating_a_deleted_document_is_a_create_not_a_conflict() {
+    let mut e = Engine::new(config(ConflictStrategy::ServerWins, true), 9).unwrap();
+    let (_, fx) = enqueue(&mut e, put("a", json!(1)), 0);
+    let batch = only_send(&fx);
+    assert!(
+        batch.ops[0].create_only,
+        "a put of an unseen document creates it"
+    );
+    assert_eq!(batch.ops[0].base_version, None);
+    reply(
+        &mut e,
+        &batch,
+        Response::status(201).with_header("ETag", "\"1\""),
+        1,
+    );
+    let del = NewOp {
+        kind: OpKind::Delete,
+        payload: Value::Null,
+        ..put("a", Value::Null)
+    };
+    let (_, fx) = enqueue(&mut e, del, 2);
+    let batch = only_send(&fx);
+    assert_eq!(batch.ops[0].base_version.as_deref(), Some("\"1\""));
+    reply(
+        &mut e,
+        &batch,
+        Response::status(204).with_header("ETag", "\"2\""),
+        3,
+    );
+    // The tombstone's version can never match a live document: the re-create says "create".
+    let (_, fx) = enqueue(&mut e, put("a", json!(3)), 4);
+    let batch = only_send(&fx);
+    assert!(batch.ops[0].create_only);
+    assert_eq!(batch.ops[0].base_version, None);
+}
+
+#[test]
+fn a_chain_behind_a_delete_follows_it_to_a_create() {
+    let mut e = Engine::new(config(ConflictStrategy::ServerWins, true), 10).unwrap();
+    e.ingest(
+        vec![outbox_core::ConfirmedDoc {
+            collection: "todos".into(),
+            key: "a".into(),
+            version: Some("\"5\"".into()),
+            doc: json!(5).into(),
+            deleted: false,
+        }],
+        0,
+    );
+    let del = NewOp {
+        kind: OpKind::Delete,
+        payload: Value::Null,
+        ..put("a", Value::Null)
+    };
+    let (_, fx) = enqueue(&mut e, del, 1);
+    let batch = only_send(&fx);
+    let (id, _) = enqueue(&mut e, put("a", json!(6)), 2);
+    assert_eq!(e.op(id).unwrap().base_version.as_deref(), Some("\"5\""));
+    let fx = reply(
+        &mut e,
+        &batch,
+        Response::status(204).with_header("ETag", "\"6\""),
+        3,
+    );
+    let batch = only_send(&fx);
+    assert!(batch.ops[0].create_only, "follows the delete to a create");
+    assert_eq!(batch.ops[0].base_version, None);
+}
+
+#[test]
+fn resolving_a_conflict_with_a_tombstone_re_creates_the_document() {
+    let mut e = Engine::new(config(ConflictStrategy::Manual, true), 11).unwrap();
+    e.ingest(
+        vec![outbox_core::ConfirmedDoc {
+            collection: "todos".into(),
+            key: "a".into(),
+            version: Some("\"1\"".into()),
+            doc: json!(1).into(),
+            deleted: false,
+        }],
+        0,
+    );
+    let (id, fx) = enqueue(&mut e, put("a", json!("mine")), 1);
+    // Someone deleted it meanwhile (tombstone version 2).
+    reply(&mut e, &only_send(&fx), conflict_412(2, None), 2);
+    assert_eq!(e.op(id).unwrap().state, OpState::Conflict);
+    let fx = e.resolve(id, json!("mine"), None, 3).unwrap();
+    let batch = only_send(&fx);
+    assert!(
+        batch.ops[0].create_only,
+        "If-None-Match: *, not If-Match the tombstone"
+    );
+    assert_eq!(batch.ops[0].base_version, None);
+}
+
+#[test]
+fn a_put_over_a_document_this_client_never_saw_is_a_conflict_not_an_overwrite() {
+    let mut e = Engine::new(config(ConflictStrategy::ServerWins, true), 12).unwrap();
+    let (id, fx) = enqueue(&mut e, put("a", json!("mine")), 0);
+    let batch = only_send(&fx);
+    assert!(batch.ops[0].create_only);
+    let fx = reply(&mut e, &batch, conflict_412(7, Some(json!("theirs"))), 1);
+    assert!(e.op(id).is_none(), "server-wins drops it");
+    assert!(fx
+        .iter()
+        .any(|f| matches!(f, Effect::Emit(Event::Conflict { .. }))));
+    assert_eq!(
+        e.view_item("todos", "a").unwrap().value,
+        Some(&json!("theirs"))
+    );
+}
+
+// ---- 5. a rate limit can never make the client hammer ---------------------------------------------
+
+#[test]
+fn retry_after_zero_or_in_the_past_still_waits_and_waits_grow() {
+    for retry_after in ["0", "Thu, 01 Jan 2015 00:00:00 GMT", ""] {
+        let mut e = Engine::new(config(ConflictStrategy::Manual, false), 13).unwrap();
+        let (_, fx) = enqueue(&mut e, put("a", json!(1)), 0);
+        let mut batch = only_send(&fx);
+        let mut now = 0;
+        let mut last_wait = 0;
+        for round in 1..=6u32 {
+            let mut response = Response::status(429);
+            if !retry_after.is_empty() {
+                response = response.with_header("Retry-After", retry_after);
+            }
+            let fx = reply(&mut e, &batch, response, now);
+            assert!(
+                sends(&fx).is_empty(),
+                "{retry_after:?}: resent in the same call"
+            );
+            let blocked = e.status().blocked_until.expect("blocked");
+            let wait = blocked - now;
+            assert!(
+                wait >= 500,
+                "{retry_after:?}: round {round} waits {wait} ms"
+            );
+            if round >= 4 {
+                assert!(
+                    wait > last_wait.min(4_000),
+                    "{retry_after:?}: the wait grows ({last_wait} -> {wait})"
+                );
+            }
+            last_wait = wait;
+            now = blocked;
+            batch = only_send(&e.tick(now));
+        }
+    }
+}
+
+#[test]
+fn a_retry_after_of_ten_years_is_capped() {
+    let mut e = Engine::new(config(ConflictStrategy::Manual, false), 14).unwrap();
+    let (_, fx) = enqueue(&mut e, put("a", json!(1)), 0);
+    let fx = reply(
+        &mut e,
+        &only_send(&fx),
+        Response::status(429).with_header("Retry-After", "315360000"),
+        0,
+    );
+    assert!(sends(&fx).is_empty());
+    assert!(e.status().blocked_until.unwrap() <= RetryPolicy::default().max_server_wait_ms);
+}
+
+// ---- 6. an abandoned enqueue never comes back ------------------------------------------------------
+
+#[test]
+fn an_enqueue_whose_commit_failed_is_deleted_after_anything_that_rewrote_it() {
+    let mut e = Engine::new(config(ConflictStrategy::ServerWins, true), 15).unwrap();
+    let mut queue = EffectQueue::new();
+    let (_, fx) = enqueue(&mut e, put("a", json!(1)), 0);
+    queue.accept(fx);
+    let group = queue.begin_commit().unwrap();
+    let batch = queue.commit_succeeded(group.id).sends.remove(0);
+    // B is enqueued behind A; its commit is still to come when A's ack rewrites B's precondition.
+    let (b, fx) = e.enqueue(put("a", json!(2)), 1).unwrap();
+    queue.accept_enqueue(b, fx);
+    let group = queue.begin_commit().unwrap();
+    let fx = reply(
+        &mut e,
+        &batch,
+        Response::status(201).with_header("ETag", "\"1\""),
+        2,
+    );
+    assert!(persisted(&fx, b).is_some(), "the ack rewrites B");
+    queue.accept(fx);
+    // B's own commit fails: the app is told, and B must not come back through the later write.
+    let rejected = queue.commit_failed(group);
+    assert_eq!(rejected, vec![b]);
+    let fx = e.abandon_unstored(&rejected, 3);
+    assert!(fx.contains(&Effect::Delete(b)));
+    queue.accept(fx);
+    let retry = queue.begin_commit().unwrap();
+    let last_b = retry.writes.iter().rev().find(|w| match w {
+        outbox_core::Write::PutOp(r) => r.id == b,
+        outbox_core::Write::DeleteOp(id) => *id == b,
+        _ => false,
+    });
+    assert_eq!(last_b, Some(&outbox_core::Write::DeleteOp(b)));
+}
+
+// ---- 7. the body of a key is byte-identical on every attempt, across reloads ----------------------
+
+#[test]
+fn doubles_survive_the_store_so_the_resent_body_is_the_first_body() {
+    let mut rng = fastrand::Rng::with_seed(16);
+    let mut e = Engine::new(config(ConflictStrategy::Manual, false), 17).unwrap();
+    for i in 0..2_000 {
+        let x = f64::from_bits(rng.u64(..));
+        let x = if x.is_finite() { x } else { rng.f64() * 1e6 };
+        let y = rng.f64() * 10f64.powi(rng.i32(-20..20));
+        let payload = json!({ "x": x, "y": y, "i": i });
+        let (id, fx) = enqueue(&mut e, put(&i.to_string(), payload), 0);
+        let first = serde_json::to_string(&*only_send(&fx).ops[0].payload).unwrap();
+        // What a reload reads back is what IndexedDB holds: the record's JSON text.
+        let text = serde_json::to_string(&persisted(&fx, id).unwrap()).unwrap();
+        let stored: OpRecord = serde_json::from_str(&text).unwrap();
+        let again = serde_json::to_string(&*stored.payload).unwrap();
+        assert_eq!(first, again, "the body under one key changed");
+        e.on_reply(
+            only_send(&fx).id,
+            &Reply::per_op(vec![OpResult {
+                id,
+                response: Response::status(200),
+            }]),
+            1,
+            WALL,
+        )
+        .unwrap();
+    }
+}
+
+// ---- 8. a clock set back between loads does not freeze the queue ----------------------------------
+
+#[test]
+fn deadlines_stored_before_the_clock_was_set_back_are_clamped_on_restore() {
+    let mut e = Engine::new(config(ConflictStrategy::Manual, false), 18).unwrap();
+    let later = 400 * 24 * HOUR;
+    let (id, fx) = enqueue(&mut e, put("a", json!(1)), later);
+    let fx = reply(
+        &mut e,
+        &only_send(&fx),
+        Response::status(429).with_header("Retry-After", "30"),
+        later,
+    );
+    let record = persisted(&fx, id).unwrap();
+    assert!(record.not_before.unwrap() >= later + 30_000);
+    // The user sets the clock back a year, and reloads.
+    let now = 35 * 24 * HOUR;
+    let mut e = Engine::restore(
+        config(ConflictStrategy::Manual, false),
+        19,
+        vec![record],
+        now,
+    )
+    .unwrap();
+    let blocked = e.status().blocked_until.unwrap();
+    assert!(blocked <= now + RetryPolicy::default().max_server_wait_ms);
+    let fx = e.tick(blocked);
+    assert_eq!(only_send(&fx).ops[0].id, id);
+}
+
+#[test]
+fn a_possibly_applied_op_restored_behind_a_clock_set_back_is_not_trusted_to_the_horizon() {
+    let mut e = Engine::new(config(ConflictStrategy::Manual, false), 20).unwrap();
+    let (id, fx) = enqueue(&mut e, put("a", json!(1)), 100 * HOUR);
+    let record = persisted(&fx, id).unwrap();
+    // Sent (the mark is durable), then the clock is set back three days: how long ago the key was
+    // sent is unknown.
+    let mut e = Engine::restore(
+        config(ConflictStrategy::Manual, false),
+        21,
+        vec![record],
+        28 * HOUR,
+    )
+    .unwrap();
+    let fx = e.drain(28 * HOUR);
+    assert!(sends(&fx).is_empty());
+    assert_eq!(e.op(id).unwrap().state, OpState::Unknown);
+}
+
+// ---- 10. failing storage stops sending -------------------------------------------------------------
+
+#[test]
+fn nothing_is_sent_while_storage_fails_and_the_status_says_so() {
+    let mut e = Engine::new(config(ConflictStrategy::Manual, false), 22).unwrap();
+    let (a, _) = e.enqueue(put("a", json!(1)), 0).unwrap();
+    let fx = e.storage_failed(
+        StorageError {
+            code: "STORAGE".into(),
+            message: "the disk is gone".into(),
+        },
+        1,
+    );
+    assert!(sends(&fx).is_empty());
+    let fx = e.confirm_stored(&[a], 2);
+    assert!(sends(&fx).is_empty(), "not while storage fails");
+    let status = e.status();
+    assert_eq!(status.state, SyncState::Stalled);
+    assert_eq!(status.storage_error.unwrap().code, "STORAGE");
+    let fx = e.storage_recovered(3);
+    assert_eq!(only_send(&fx).ops[0].id, a);
+    assert_eq!(e.status().state, SyncState::Syncing);
+}
+
+// ---- 11. keys carry the runtime's randomness --------------------------------------------------------
+
+struct Counting(u8);
+
+impl Entropy for Counting {
+    fn fill(&mut self, bytes: &mut [u8]) {
+        for b in bytes {
+            *b = self.0;
+            self.0 = self.0.wrapping_add(1);
+        }
+    }
+}
+
+#[test]
+fn ids_and_keys_are_the_sources_bytes_not_a_seeded_stream() {
+    let mut e = Engine::new(
+        config(ConflictStrategy::Manual, false),
+        Randomness::Source(Box::new(Counting(0))),
+    )
+    .unwrap();
+    let (id, fx) = e.enqueue(put("a", json!(1)), 0).unwrap();
+    let key = persisted(&fx, id).unwrap().idempotency_key;
+    // 8 bytes seeded the jitter; then the id's 16 bytes, then the key's, as UUID v4.
+    let expect = |start: u8| {
+        let mut b: [u8; 16] = std::array::from_fn(|i| start + i as u8);
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        uuid::Uuid::from_bytes(b)
+    };
+    assert_eq!(id.0, expect(8));
+    assert_eq!(key, expect(24));
+    assert_eq!(key.get_version_num(), 4);
+}
