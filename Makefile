@@ -1,5 +1,5 @@
 # The task runner. Each target is a script in scripts/, so the logic stays in one readable place.
-.PHONY: demo test build bootstrap size bench
+.PHONY: demo test build bootstrap size bench sim
 
 ## Build everything and serve the demo app; prints the URL.
 demo:
@@ -29,3 +29,8 @@ bench:
 	scripts/build.sh
 	cargo build --release -p outbox-server
 	node bench/run.mjs
+
+## The long simulation run: SIM_SEEDS seeds (default 1,000) of SIM_OPS ops (default 1,000), every
+## invariant checked after every step. A violation prints the one-line command that replays it.
+sim:
+	SIM_SEEDS=$${SIM_SEEDS:-1000} SIM_OPS=$${SIM_OPS:-1000} cargo run --release -p outbox-sim

@@ -10,6 +10,8 @@ export type SyncStatusDisplayState =
   | "paused"
   | "failed"
   | "conflict"
+  | "unknown"
+  | "stalled"
   | "error";
 
 /** The display state for a status. */
@@ -26,7 +28,7 @@ export interface SyncStatusActionDetail {
 }
 
 /**
- * `<sync-status>`: shows an outbox's state with `aria-live`, and lists failed and conflicted ops with
+ * `<sync-status>`: shows an outbox's state with `aria-live`, and lists failed, conflicted and unknown ops with
  * Retry, Discard and Retry all (in a popover, or inline with the `inline` attribute).
  *
  * Style it with CSS custom properties (`--sync-status-synced-color`, `--sync-status-syncing-color`,

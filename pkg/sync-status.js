@@ -4,7 +4,7 @@
 //   document.querySelector('sync-status').outbox = outbox;
 //
 // Importing this module defines the element (once). It holds no state of its own: everything it shows comes
-// from `outbox.subscribe` and `outbox.failed()` / `outbox.conflicts()`, and it unsubscribes when removed from
+// from `outbox.subscribe` and `outbox.failed()` / `conflicts()` / `unknown()`, and it unsubscribes when removed from
 // the document, so it can be mounted and unmounted freely by any framework.
 
 const STYLE = `
@@ -37,7 +37,7 @@ const STYLE = `
 :host([state='syncing']), :host([state='retrying']) { --_dot: var(--sync-status-syncing-color, #1565c0); }
 :host([state='offline']), :host([state='paused']) { --_dot: var(--sync-status-offline-color, #757575); }
 :host([state='blocked']) { --_dot: var(--sync-status-blocked-color, #ef6c00); }
-:host([state='failed']), :host([state='conflict']), :host([state='error']) {
+:host([state='failed']), :host([state='conflict']), :host([state='unknown']), :host([state='stalled']), :host([state='error']) {
   --_dot: var(--sync-status-error-color, #c62828);
 }
 :host([state='syncing']) [part~='dot'] { animation: pulse 1s ease-in-out infinite alternate; }
@@ -101,11 +101,14 @@ const TEMPLATE = `
 
 /** The word the indicator (and its `state` attribute) shows for a status. */
 export function syncStatusState(status) {
-  if (status.state === 'error' && status.failed + status.conflicts === 0) return 'error';
+  const unknown = status.unknown ?? 0;
+  if (status.state === 'stalled') return 'stalled';
+  if (status.state === 'error' && status.failed + status.conflicts + unknown === 0) return 'error';
   if (status.state === 'paused' || status.state === 'offline' || status.state === 'blocked') return status.state;
   if (status.state === 'syncing') return status.inFlight === 0 && status.nextAttemptAt != null ? 'retrying' : 'syncing';
   if (status.failed > 0) return 'failed';
   if (status.conflicts > 0) return 'conflict';
+  if (unknown > 0) return 'unknown';
   return 'synced';
 }
 
@@ -135,6 +138,9 @@ export function describeSyncStatus(status, formatTime = defaultTime) {
     case 'error':
       parts.push(status.lastError ? `Sync error: ${status.lastError.message}` : 'Sync error');
       break;
+    case 'stalled':
+      parts.push(`Not saving: ${status.storageError?.message ?? 'storage is failing'}${pending}`);
+      break;
     case 'synced':
       parts.push('Synced');
       break;
@@ -143,6 +149,7 @@ export function describeSyncStatus(status, formatTime = defaultTime) {
   }
   if (status.failed > 0) parts.push(`${status.failed} failed`);
   if (status.conflicts > 0) parts.push(`${status.conflicts} ${status.conflicts === 1 ? 'conflict' : 'conflicts'}`);
+  if ((status.unknown ?? 0) > 0) parts.push(`${status.unknown} unknown`);
   return parts.join(' · ');
 }
 
@@ -254,7 +261,7 @@ export class SyncStatusElement extends Base {
     if (!outbox || this.#subscriptions.length > 0) return;
     this.#subscriptions.push(outbox.subscribe((status) => this.#render(status)));
     // A retried op that fails again leaves the counts unchanged: refresh the list on each outcome too.
-    for (const type of ['failed', 'conflict', 'discarded']) {
+    for (const type of ['failed', 'conflict', 'unknown', 'discarded']) {
       this.#subscriptions.push(outbox.on(type, () => this.#refreshOps()));
     }
     this.#listed = '';
@@ -274,16 +281,17 @@ export class SyncStatusElement extends Base {
     if (this.#label.textContent !== text) this.#label.textContent = text;
     // The live region speaks when the state or the number of failures changes, not on every count of a
     // long sync ("Syncing 199", "Syncing 198" …), which would drown a screen reader.
-    const announce = `${state}/${status.failed}/${status.conflicts}`;
+    const unknown = status.unknown ?? 0;
+    const announce = `${state}/${status.failed}/${status.conflicts}/${unknown}`;
     if (announce !== this.#announced) {
       this.#announced = announce;
       this.#announcement.textContent = text;
     }
-    const attention = status.failed + status.conflicts;
+    const attention = status.failed + status.conflicts + unknown;
     this.#detailsButton.hidden = this.inline || attention === 0;
     this.#detailsButton.textContent = attention === 1 ? 'Review 1 change' : `Review ${attention} changes`;
     if (this.inline) this.#panel.hidden = attention === 0;
-    const counts = `${status.failed}/${status.conflicts}`;
+    const counts = `${status.failed}/${status.conflicts}/${unknown}`;
     if (counts !== this.#listed) {
       this.#listed = counts;
       this.#refreshOps();
@@ -296,8 +304,8 @@ export class SyncStatusElement extends Base {
     const seq = ++this.#refreshSeq;
     let ops;
     try {
-      const [failed, conflicts] = await Promise.all([outbox.failed(), outbox.conflicts()]);
-      ops = [...failed, ...conflicts].sort((a, b) => a.createdAt - b.createdAt);
+      const lists = await Promise.all([outbox.failed(), outbox.conflicts(), outbox.unknown()]);
+      ops = lists.flat().sort((a, b) => a.createdAt - b.createdAt);
     } catch {
       return; // closed meanwhile: the next status shows why
     }
@@ -314,7 +322,8 @@ export class SyncStatusElement extends Base {
     const title = document.createElement('span');
     title.setAttribute('part', 'item-title');
     const verb = op.op === 'custom' ? op.name : op.op;
-    title.textContent = `${verb} ${op.collection}/${op.key}${op.state === 'conflict' ? ' (conflict)' : ''}`;
+    const note = { conflict: ' (conflict)', unknown: ' (may already be saved)' }[op.state] ?? '';
+    title.textContent = `${verb} ${op.collection}/${op.key}${note}`;
     const error = document.createElement('span');
     error.setAttribute('part', 'item-error');
     error.textContent = describeError(op.lastError);

@@ -19,6 +19,9 @@ cargo clippy --target wasm32-unknown-unknown -p outbox-core --lib -- -D warnings
 step "test: native tests"
 cargo test --workspace
 
+step "test: simulation (outbox-sim, release): 1,000 seeds x 200 ops, crashes at every effect boundary"
+SIM_SEEDS="${SIM_SEEDS:-1000}" SIM_OPS="${SIM_OPS:-200}" cargo run --quiet --release -p outbox-sim
+
 step "test: browser tests (wasm-bindgen-test in headless Chromium)"
 CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}" \
   cargo test --target wasm32-unknown-unknown -p outbox-sync --lib --tests --features debug-panic-hook

@@ -1,8 +1,8 @@
 //! `outbox-sync`: the WebAssembly module behind the npm package.
 //!
 //! The engine's decisions live in [`outbox_core`], which has no I/O. This crate is the browser runtime that
-//! carries out those decisions: IndexedDB storage (see [`store`]) and, as the runtime grows, the fetch
-//! transport, timers and the exported JS classes (one module per class).
+//! carries out those decisions, in the order the core's `EffectQueue` sets: IndexedDB storage (see
+//! [`store`]), the fetch and custom transports, timers, the DOM triggers, and the exported JS classes.
 
 use wasm_bindgen::prelude::*;
 

@@ -190,6 +190,15 @@ impl Outbox {
         self.snapshot(&[OpState::Conflict])
     }
 
+    /// Ops whose outcome can no longer be known: they may have been applied, and the server has
+    /// forgotten their idempotency key, so resending could apply them twice. Each halts its entity's
+    /// lane until the app decides: `resolve` it against the server's current document (`serverDoc`),
+    /// `discard` it, or `retry` it knowing it may apply twice.
+    #[wasm_bindgen(unchecked_return_type = "Promise<OpSnapshot[]>")]
+    pub fn unknown(&self) -> Promise {
+        self.snapshot(&[OpState::Unknown])
+    }
+
     /// Sends a failed, conflicted or backing-off op again now.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn retry(&self, id: String) -> Promise {

@@ -4,8 +4,11 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 /** What `enqueue` does to the entity. */
 export type OpKind = "put" | "patch" | "delete" | "custom";
 
-/** An op state: waiting, sent, waiting out a backoff, refused for good, or in conflict. */
-export type OpState = "pending" | "inflight" | "backoff" | "failed" | "conflict";
+/**
+ * An op state: waiting, sent, waiting out a backoff, refused for good, in conflict, or of unknown
+ * outcome (it may have been applied, and the server has forgotten its idempotency key).
+ */
+export type OpState = "pending" | "inflight" | "backoff" | "failed" | "conflict" | "unknown";
 
 /** The argument of `enqueue`. */
 export type OpInput =
@@ -31,6 +34,8 @@ export interface OutgoingOp {
   /** Absent for deletes. */
   value?: JsonValue;
   baseVersion?: string;
+  /** Create only: the request must not overwrite an existing document (`If-None-Match: *`). */
+  createOnly?: boolean;
   /** 1 for the first send. */
   attempt: number;
 }
@@ -63,6 +68,10 @@ export interface RetryOptions {
   maxAttempts?: number;
   /** Give up (fail the op) this long after it was enqueued or last retried. Default: never. */
   maxAgeMs?: number;
+  /** The shortest wait after any answer that asks to wait, ms. Default 100. */
+  floorMs?: number;
+  /** The longest wait a server's `Retry-After` or rate-limit reset can impose, ms. Default 3600000. */
+  maxServerWaitMs?: number;
 }
 
 /** The options of `Outbox.open`. Give `endpoint` or `transport`. */
@@ -103,6 +112,13 @@ export interface OutboxOptions {
   clientId?: string;
   /** Largest op value, in bytes of JSON. Default 1 MiB. */
   maxOpBytes?: number;
+  /**
+   * How long the server keeps idempotency keys, ms, until it says with `Idempotency-Retention`
+   * (a shorter statement wins). An op that may have been applied is never resent under its key past
+   * this time after its first send; it becomes `unknown`. Must not exceed the server's retention.
+   * Default 86400000 (24 h).
+   */
+  idempotencyRetentionMs?: number;
   /** Per-collection settings. */
   collections?: Record<string, CollectionOptions>;
   /** Fetching server changes. Off unless `intervalMs` or `onFocus` is set, or `pull()` is called. */
@@ -120,7 +136,7 @@ export type ConflictResolver = (
 export interface CollectionOptions {
   /**
    * "server-wins" (default): drop the local op, keep the server's document, emit a `conflict` event.
-   * "client-wins": rebase the op on the server's version and resend it (new idempotency key).
+   * "client-wins": rebase the op on the server's version and resend it (under the same idempotency key).
    * "manual": hold the op in `conflict` until `resolve(id, ...)`. Or a function that decides.
    */
   conflict?: "server-wins" | "client-wins" | "manual" | ConflictResolver;
@@ -226,10 +242,20 @@ export interface OpSnapshot {
   serverDoc?: JsonValue;
   /** The server's current version, for an op in conflict. */
   serverVersion?: string;
+  /** Sent with `If-None-Match: *` (a create that never overwrites). */
+  createOnly?: boolean;
+  /**
+   * An earlier attempt may have been applied (its answer was lost). A retry keeps the idempotency key,
+   * so it cannot apply twice; a `failed` op with this set may in fact be on the server.
+   */
+  maybeApplied: boolean;
 }
 
-/** The one-word state a sync indicator shows. */
-export type SyncState = "idle" | "syncing" | "offline" | "paused" | "blocked" | "error";
+/**
+ * The one-word state a sync indicator shows. `stalled`: storage is failing, so nothing is sent until a
+ * commit succeeds again (`storageError` says why).
+ */
+export type SyncState = "idle" | "syncing" | "offline" | "paused" | "blocked" | "stalled" | "error";
 
 /** The status view-model. Times are epoch ms. */
 export interface SyncStatus {
@@ -238,11 +264,15 @@ export interface SyncStatus {
   inFlight: number;
   failed: number;
   conflicts: number;
+  /** Ops of unknown outcome (see `unknown()`). */
+  unknown: number;
   nextAttemptAt: number | null;
   blockedUntil: number | null;
   lastSyncedAt: number | null;
   lastError: OpErrorInfo | null;
   online: boolean;
+  /** Set while storage fails to commit (state `stalled`). */
+  storageError: { code: string; message: string } | null;
 }
 
 /** Structured events, discriminated by `type`. */
@@ -260,6 +290,15 @@ export type SyncEvent =
       serverVersion: string | null;
       /** What the collection's strategy did: dropped the op, resent it rebased, or held it. */
       resolution: "server-wins" | "client-wins" | "held";
+    }
+  | {
+      type: "unknown";
+      id: string;
+      collection: string;
+      key: string;
+      error: OpErrorInfo;
+      serverDoc: JsonValue;
+      serverVersion: string | null;
     }
   | { type: "discarded"; id: string; collection: string; key: string }
   | { type: "blocked"; until: number }

@@ -37,6 +37,10 @@ pub enum Effect {
     /// the server already get the right horizon. Stored as a meta value under
     /// [`crate::RETENTION_META_KEY`].
     PersistRetention(u64),
+    /// Store the engine's clock (a meta value under [`crate::CLOCK_META_KEY`]); give it back to the next
+    /// restore ([`crate::Stored::clock_mark`]). Written now and then while ops are held, so a clock set
+    /// back between two loads is noticed: the next session starts before this mark.
+    PersistClock(u64),
     /// Send this batch, then report back with `on_reply` or `on_network_error`.
     Send(Batch),
     /// Call `tick` at this engine time (replaces any earlier wake-up).

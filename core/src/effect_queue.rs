@@ -27,6 +27,9 @@ use crate::view::ConfirmedDoc;
 /// The meta key [`Effect::PersistRetention`] is stored under.
 pub const RETENTION_META_KEY: &str = "idempotency_retention_ms";
 
+/// The meta key [`Effect::PersistClock`] is stored under.
+pub const CLOCK_META_KEY: &str = "clock_mark";
+
 /// One write of a commit group.
 // Records are moved into a group once and out once; boxing them would add an allocation per write.
 #[allow(clippy::large_enum_variant)]
@@ -119,6 +122,12 @@ impl EffectQueue {
                     accepted.group = Some(self.write(Write::PutMeta {
                         key: RETENTION_META_KEY.to_owned(),
                         value: ms.to_string(),
+                    }))
+                }
+                Effect::PersistClock(at) => {
+                    accepted.group = Some(self.write(Write::PutMeta {
+                        key: CLOCK_META_KEY.to_owned(),
+                        value: at.to_string(),
                     }))
                 }
                 Effect::Send(batch) => match self.newest_unfinished() {

@@ -50,7 +50,9 @@ pub mod view;
 
 pub use config::{CollectionConfig, Config, ConflictStrategy};
 pub use effect::{Batch, Effect, SendOp};
-pub use effect_queue::{Accepted, Committed, EffectQueue, Group, Write, RETENTION_META_KEY};
+pub use effect_queue::{
+    Accepted, Committed, EffectQueue, Group, Write, CLOCK_META_KEY, RETENTION_META_KEY,
+};
 pub use engine::{Engine, Stored};
 pub use error::CoreError;
 pub use event::{ConflictResolution, Event};

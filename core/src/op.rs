@@ -209,11 +209,12 @@ impl OpRecord {
         self.retried_at.unwrap_or(self.created_at)
     }
 
-    /// Whether the op carries a precondition (`If-Match` or `If-None-Match: *`). Such an op cannot be
-    /// applied twice even after the server forgot its key: the first application changed the version
-    /// the precondition names.
+    /// Whether the op names the version it was made on (`If-Match`). Such an op cannot be applied twice
+    /// even after the server forgot its key: the first application changed that version, and versions
+    /// only grow. `If-None-Match: *` is no such guard: once the document is deleted again, the same
+    /// create matches a second time.
     pub fn is_conditional(&self) -> bool {
-        self.base_version.is_some() || self.create_only
+        self.base_version.is_some()
     }
 
     /// Approximate wire size, used for `max_bytes` batching. Computed once per op.

@@ -43,6 +43,10 @@ impl<T> OpTable<T> {
         self.slots[slot as usize].as_mut()
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
     pub(crate) fn contains_key(&self, id: &OpId) -> bool {
         self.index.contains_key(id)
     }

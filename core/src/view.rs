@@ -278,9 +278,10 @@ pub fn is_newer(incoming: Option<&str>, current: Option<&str>) -> bool {
 }
 
 /// Whether the state an answer to one of our writes brings replaces the confirmed state held. An
-/// ordered version replaces only a lower one. Without an order (opaque ETags, or no `ETag` at all) a
-/// fresh answer wins, since it reports our own write just now; a **replayed** one never does, since it
-/// may be older than what a pull delivered after it.
+/// ordered version replaces only a lower one. Opaque ETags carry no order: a fresh answer wins, since
+/// it reports our own write just now; a **replayed** one never does, since it may be older than what a
+/// pull delivered after it. An answer without any version never replaces a versioned state (a delete
+/// answered 410 "already gone" says nothing newer than the tombstone held).
 pub fn supersedes(incoming: Option<&str>, held: Option<&str>, replayed: bool) -> bool {
     match (incoming, held) {
         (Some(a), Some(b)) => match version_order(a, b) {
@@ -288,7 +289,7 @@ pub fn supersedes(incoming: Option<&str>, held: Option<&str>, replayed: bool) ->
             None => !replayed,
         },
         (_, None) => true,
-        (None, Some(_)) => !replayed,
+        (None, Some(_)) => false,
     }
 }
 
@@ -330,5 +331,6 @@ mod tests {
         assert!(supersedes(Some("\"1\""), None, true));
         assert!(supersedes(None, None, true));
         assert!(!supersedes(None, Some("\"2\""), true));
+        assert!(!supersedes(None, Some("\"2\""), false));
     }
 }

@@ -634,3 +634,46 @@ fn ids_and_keys_are_the_sources_bytes_not_a_seeded_stream() {
     assert_eq!(key, expect(24));
     assert_eq!(key.get_version_num(), 4);
 }
+
+// ---- found by the simulator -------------------------------------------------------------------------
+
+#[test]
+fn a_create_is_no_guard_past_the_horizon_the_document_may_have_been_deleted_since() {
+    let mut e = Engine::new(config(ConflictStrategy::ServerWins, true), 23).unwrap();
+    let (id, fx) = enqueue(&mut e, put("a", json!(1)), 0);
+    let batch = only_send(&fx);
+    assert!(batch.ops[0].create_only);
+    e.on_network_error(batch.id, 1).unwrap();
+    // If it was applied and someone deleted the document since, If-None-Match: * matches again.
+    let fx = e.tick(30 * HOUR);
+    assert!(sends(&fx).is_empty());
+    assert_eq!(e.op(id).unwrap().state, OpState::Unknown);
+}
+
+#[test]
+fn an_op_behind_one_whose_precondition_was_rewritten_follows_its_ack() {
+    let mut e = Engine::new(config(ConflictStrategy::ClientWins, true), 24).unwrap();
+    let (_, fx) = enqueue(&mut e, put("a", json!("first")), 0);
+    let first = only_send(&fx);
+    let (second, _) = enqueue(&mut e, put("a", json!("second")), 1);
+    assert!(
+        e.op(second).unwrap().create_only,
+        "made on the same unseen state"
+    );
+    // Someone else created it: the first op rebases onto version 3 (If-Match), then lands as 4.
+    let fx = reply(&mut e, &first, conflict_412(3, Some(json!("theirs"))), 2);
+    let first = only_send(&fx);
+    assert_eq!(first.ops[0].base_version.as_deref(), Some("\"3\""));
+    let fx = reply(
+        &mut e,
+        &first,
+        Response::status(200).with_header("ETag", "\"4\""),
+        3,
+    );
+    // The second op was made on top of the first: it follows to 4, not "create" (a false conflict
+    // with our own write).
+    let batch = only_send(&fx);
+    assert_eq!(batch.ops[0].id, second);
+    assert_eq!(batch.ops[0].base_version.as_deref(), Some("\"4\""));
+    assert!(!batch.ops[0].create_only);
+}

@@ -1,7 +1,12 @@
 //! Randomized state-machine test: the engine against a reference model of the server, the store and
 //! the invariants of DESIGN.md.
 //!
-//! Each case runs a random sequence of commands and observations — enqueue (committed or rolled back),
+//! Effects run as the runtime runs them, through the core's `EffectQueue`: writes reach the fake store
+//! only when a group commits (or never, when its commit fails or the tab crashes first), and a send
+//! leaves only when the queue releases it. A crash therefore loses exactly what the runtime would lose.
+//!
+//! Each case runs a random sequence of commands and observations — enqueue, commits (succeeding or
+//! failing),
 //! send outcomes (ack, transient, transient with Retry-After, 429 with Retry-After, conflict, permanent,
 //! lost response applied or not, 409 key-in-flight, 401, quota exhausted), time jumps, crash-and-reopen
 //! from the fake store, retry, retry-all, discard, online/offline and pause — then lets everything
@@ -11,7 +16,9 @@
 //! * exactly-once: no op is applied under two keys, no key belongs to two ops, no op is acked twice,
 //!   and nothing is acked that the server did not apply;
 //! * no send before `next_attempt_at`, before a server's `Retry-After`, or while blocked/offline/paused;
-//! * the store always mirrors the engine, and the status counters match the model;
+//! * a released send's ops are in the store, marked in flight under the key they carry;
+//! * the store mirrors the engine whenever nothing waits to commit, and the status counters match the
+//!   model;
 //!
 //! and at the end:
 //! * a failed or conflicted lane never blocks another: after settling, only ops behind a halted head
@@ -23,8 +30,8 @@
 use std::collections::{HashMap, HashSet};
 
 use outbox_core::{
-    Batch, CollectionConfig, Config, ConflictStrategy, Effect, Engine, Event, NewOp, OpId, OpKind,
-    OpRecord, OpResult, OpState, OutcomeClass, Reply, Response, RetryPolicy,
+    Batch, CollectionConfig, Config, ConflictStrategy, Effect, EffectQueue, Engine, Event, NewOp,
+    OpId, OpKind, OpRecord, OpResult, OpState, OutcomeClass, Reply, Response, RetryPolicy, Write,
     KEY_IN_FLIGHT_PROBLEM_TYPE,
 };
 use proptest::prelude::*;
@@ -64,7 +71,10 @@ enum Action {
     Enqueue {
         lane: u8,
         delete: bool,
-        commit: bool,
+    },
+    /// The next write group commits, or its transaction fails.
+    Commit {
+        fail: bool,
     },
     Respond {
         pick: usize,
@@ -99,8 +109,9 @@ fn outcome() -> impl Strategy<Value = Outcome> {
 
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
-        5 => (0..LANES, prop::bool::weighted(0.2), prop::bool::weighted(0.9))
-            .prop_map(|(lane, delete, commit)| Action::Enqueue { lane, delete, commit }),
+        5 => (0..LANES, prop::bool::weighted(0.2))
+            .prop_map(|(lane, delete)| Action::Enqueue { lane, delete }),
+        6 => prop::bool::weighted(0.1).prop_map(|fail| Action::Commit { fail }),
         7 => (any::<usize>(), prop::collection::vec(outcome(), 1..4), any::<bool>())
             .prop_map(|(pick, outcomes, whole)| Action::Respond { pick, outcomes, whole }),
         3 => prop_oneof![0u32..3_000, 0u32..120_000].prop_map(Action::Advance),
@@ -143,10 +154,12 @@ fn lane_key(lane: u8) -> String {
     lane.to_string()
 }
 
-/// What the model knows about one committed op.
+/// What the model knows about one op.
 #[derive(Debug, Default)]
 struct ModelOp {
     lane: u8,
+    /// Its enqueue's commit succeeded.
+    stored: bool,
     acked: bool,
     discarded: bool,
 }
@@ -158,9 +171,13 @@ struct Sim {
     now: u64,
     online: bool,
     paused: bool,
-    /// The fake IndexedDB: Persist / Delete effects applied in order.
+    /// The fake IndexedDB: the writes of every group that committed, in order.
     store: HashMap<OpId, OpRecord>,
-    /// Batches the fake transport holds.
+    /// Orders effects as the runtime does.
+    queue: EffectQueue,
+    /// Batches the engine formed and has not had an answer for (some still held by the queue).
+    formed: Vec<Batch>,
+    /// Batches the fake transport holds (released by the queue).
     in_flight: Vec<Batch>,
     ops: HashMap<OpId, ModelOp>,
     /// Committed ops per lane, in enqueue order.
@@ -193,6 +210,8 @@ impl Sim {
             online: true,
             paused: false,
             store: HashMap::new(),
+            queue: EffectQueue::new(),
+            formed: Vec::new(),
             in_flight: Vec::new(),
             ops: HashMap::new(),
             lanes: HashMap::new(),
@@ -219,7 +238,7 @@ impl Sim {
     }
 
     fn in_flight_ids(&self) -> HashSet<OpId> {
-        self.in_flight
+        self.formed
             .iter()
             .flat_map(|b| b.ops.iter().map(|o| o.id))
             .collect()
@@ -228,7 +247,7 @@ impl Sim {
     // ---- effects -------------------------------------------------------------------------------
 
     fn apply(&mut self, fx: Vec<Effect>) {
-        for effect in fx {
+        for effect in &fx {
             match effect {
                 Effect::Persist(record) => {
                     let owner = *self
@@ -239,27 +258,95 @@ impl Sim {
                         owner, record.id,
                         "an idempotency key was reused by another op"
                     );
-                    self.store.insert(record.id, record);
                 }
-                Effect::Delete(id) => {
-                    self.store.remove(&id);
+                Effect::Send(batch) => self.check_formed(batch.clone()),
+                Effect::ScheduleWake(at) => {
+                    assert!(*at > self.now, "a wake-up that is already due")
                 }
-                // Confirmed documents are the view's business (tests/view_model.rs).
-                Effect::PersistDoc(_) | Effect::PersistRetention(_) => {}
-                Effect::Send(batch) => self.check_send(batch),
-                Effect::ScheduleWake(at) => assert!(at > self.now, "a wake-up that is already due"),
-                Effect::Emit(event) => self.on_event(event),
+                Effect::Emit(event) => self.on_event(event.clone()),
+                _ => {}
+            }
+        }
+        let accepted = self.queue.accept(fx);
+        for effect in accepted.now {
+            if let Effect::Send(batch) = effect {
+                self.release(batch);
             }
         }
         self.check_mirrors();
     }
 
-    fn check_send(&mut self, batch: Batch) {
+    /// The next write group commits (its writes reach the store, its sends leave, its enqueues are
+    /// confirmed), or fails (its enqueues are rejected and abandoned; the rest waits for a retry).
+    fn commit(&mut self, fail: bool) {
+        let Some(group) = self.queue.begin_commit() else {
+            return;
+        };
+        if fail {
+            let rejected = self.queue.commit_failed(group);
+            for id in &rejected {
+                let m = self.ops.remove(id).expect("a rejected op is known");
+                assert!(!m.stored);
+                self.lanes.get_mut(&m.lane).unwrap().retain(|o| o != id);
+            }
+            let fx = self.engine.abandon_unstored(&rejected, self.now);
+            self.apply(fx);
+            return;
+        }
+        for write in &group.writes {
+            match write {
+                Write::PutOp(record) => {
+                    self.store.insert(record.id, record.clone());
+                }
+                Write::DeleteOp(id) => {
+                    self.store.remove(id);
+                }
+                // Confirmed documents are the view's business (tests/view_model.rs).
+                _ => {}
+            }
+        }
+        let done = self.queue.commit_succeeded(group.id);
+        for batch in done.sends {
+            self.release(batch);
+        }
+        for id in &done.stored {
+            self.ops.get_mut(id).expect("a stored op is known").stored = true;
+        }
+        let fx = self.engine.confirm_stored(&done.stored, self.now);
+        self.apply(fx);
+    }
+
+    /// Commits every group that waits.
+    fn flush(&mut self) {
+        while !self.queue.is_idle() {
+            self.commit(false);
+        }
+    }
+
+    /// The queue lets a send go: what it carries must be durable.
+    fn release(&mut self, batch: Batch) {
+        for op in &batch.ops {
+            let stored = self.store.get(&op.id).expect("a sent op is stored");
+            assert_eq!(
+                stored.state,
+                OpState::Inflight,
+                "sent before its in-flight mark was stored"
+            );
+            assert_eq!(
+                stored.idempotency_key, op.idempotency_key,
+                "sent a key that is not stored"
+            );
+        }
+        self.in_flight.push(batch);
+    }
+
+    /// The engine formed a batch (the queue may still hold it).
+    fn check_formed(&mut self, batch: Batch) {
         assert!(self.online && !self.paused, "sent while offline or paused");
         assert!(!batch.ops.is_empty());
         assert!(batch.ops.len() <= self.cfg.max_ops);
         assert!(
-            self.in_flight.len() < self.cfg.max_in_flight,
+            self.formed.len() < self.cfg.max_in_flight,
             "concurrency limit"
         );
         let now = self.now;
@@ -277,6 +364,7 @@ impl Sim {
         let mut lanes_in_batch = HashSet::new();
         for op in &batch.ops {
             let m = self.ops.get(&op.id).expect("only committed ops are sent");
+            assert!(m.stored, "sent before its enqueue was stored");
             assert!(!m.acked && !m.discarded, "sent an acked or discarded op");
             assert!(!busy.contains(&op.id), "op sent twice at once");
             assert!(
@@ -303,7 +391,7 @@ impl Sim {
             );
             assert_eq!(self.key_owner.get(&op.idempotency_key), Some(&op.id));
         }
-        self.in_flight.push(batch);
+        self.formed.push(batch);
     }
 
     fn on_event(&mut self, event: Event) {
@@ -325,11 +413,14 @@ impl Sim {
         }
     }
 
-    /// The store always holds exactly the engine's ops, and the counters match the model.
+    /// When nothing waits to commit, the store holds exactly the engine's ops; the counters always
+    /// match the model.
     fn check_mirrors(&self) {
         let engine_ids: HashSet<OpId> = self.engine.ops().map(|r| r.id).collect();
-        let store_ids: HashSet<OpId> = self.store.keys().copied().collect();
-        assert_eq!(engine_ids, store_ids, "store and engine disagree");
+        if self.queue.is_idle() {
+            let store_ids: HashSet<OpId> = self.store.keys().copied().collect();
+            assert_eq!(engine_ids, store_ids, "store and engine disagree");
+        }
         let live: HashSet<OpId> = self.live_ids().into_iter().collect();
         assert_eq!(engine_ids, live, "engine and model disagree on live ops");
         let s = self.engine.status();
@@ -412,6 +503,7 @@ impl Sim {
             return;
         }
         let batch = self.in_flight.remove(pick % self.in_flight.len());
+        self.formed.retain(|b| b.id != batch.id);
         let first = &outcomes[0];
         // Whole-batch answers are the ones a server gives before looking at the ops.
         let whole = batch.ops.len() == 1
@@ -458,11 +550,7 @@ impl Sim {
 
     fn step(&mut self, action: &Action) {
         match action {
-            Action::Enqueue {
-                lane,
-                delete,
-                commit,
-            } => {
+            Action::Enqueue { lane, delete } => {
                 let new = NewOp {
                     collection: "todos".into(),
                     key: lane_key(*lane),
@@ -475,26 +563,19 @@ impl Sim {
                     !fx.iter().any(|f| matches!(f, Effect::Send(_))),
                     "sent before commit"
                 );
-                if *commit {
-                    self.ops.insert(
-                        id,
-                        ModelOp {
-                            lane: *lane,
-                            ..ModelOp::default()
-                        },
-                    );
-                    self.lanes.entry(*lane).or_default().push(id);
-                    self.apply(fx);
-                    let fx = self.engine.confirm_stored(&[id], self.now);
-                    self.apply(fx);
-                } else {
-                    // The commit failed: nothing reached the store, and the runtime rolls back.
-                    let fx = self.engine.abandon_unstored(&[id], self.now);
-                    assert!(!fx.iter().any(|f| matches!(f, Effect::Send(_))));
-                    assert!(self.engine.op(id).is_none(), "the unstored op is gone");
-                    self.check_mirrors();
-                }
+                self.ops.insert(
+                    id,
+                    ModelOp {
+                        lane: *lane,
+                        ..ModelOp::default()
+                    },
+                );
+                self.lanes.entry(*lane).or_default().push(id);
+                let accepted = self.queue.accept_enqueue(id, fx);
+                assert!(accepted.now.iter().all(|f| !matches!(f, Effect::Send(_))));
+                self.check_mirrors();
             }
+            Action::Commit { fail } => self.commit(*fail),
             Action::Respond {
                 pick,
                 outcomes,
@@ -569,6 +650,26 @@ impl Sim {
     /// from the store alone, with a new seed.
     fn crash(&mut self, applied: u64) {
         let mut bit = 0;
+        self.formed.clear();
+        // Whatever had not committed is gone; enqueues that never reached the store never happened.
+        self.queue = EffectQueue::new();
+        let unstored: Vec<OpId> = self
+            .ops
+            .iter()
+            .filter(|(_, m)| !m.stored)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in unstored {
+            let m = self.ops.remove(&id).unwrap();
+            self.lanes.get_mut(&m.lane).unwrap().retain(|o| *o != id);
+        }
+        // An ack or a discard whose delete had not committed comes back with the store.
+        for (id, m) in self.ops.iter_mut() {
+            if self.store.contains_key(id) {
+                m.acked = false;
+                m.discarded = false;
+            }
+        }
         for batch in std::mem::take(&mut self.in_flight) {
             for op in &batch.ops {
                 if applied >> (bit % 64) & 1 == 1 {
@@ -580,8 +681,20 @@ impl Sim {
         self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let records: Vec<OpRecord> = self.store.values().cloned().collect();
         self.engine = Engine::restore(self.cfg.clone(), self.seed, records, self.now).unwrap();
-        // What survives a crash is what the stored records prove.
+        // What survives a crash is what the stored records prove: a backoff or a Retry-After that had
+        // not committed is gone with the tab (resending under the same key is harmless).
         self.floor_quota = 0;
+        let store = &self.store;
+        self.op_backoff
+            .retain(|id, _| store.get(id).is_some_and(|r| r.next_attempt_at.is_some()));
+        for (id, at) in self.op_backoff.iter_mut() {
+            *at = (*at).min(store[id].next_attempt_at.unwrap_or(0));
+        }
+        self.op_floor
+            .retain(|id, _| store.get(id).is_some_and(|r| r.not_before.is_some()));
+        for (id, at) in self.op_floor.iter_mut() {
+            *at = (*at).min(store[id].not_before.unwrap_or(0));
+        }
         self.engine_blocked = self
             .store
             .values()
@@ -609,6 +722,7 @@ impl Sim {
             self.now += 3_600_000;
             let fx = self.engine.tick(self.now);
             self.apply(fx);
+            self.flush();
             if self.in_flight.is_empty() {
                 let movable = self.engine.ops().any(|r| {
                     matches!(
@@ -623,6 +737,7 @@ impl Sim {
             }
             while !self.in_flight.is_empty() {
                 self.respond(0, &[Outcome::Ack], true);
+                self.flush();
             }
         }
         panic!("the engine did not settle");
@@ -654,6 +769,7 @@ impl Sim {
         // Nothing lost: once the app retries everything, every committed op is acked or was discarded.
         self.step(&Action::RetryAll);
         self.settle();
+        self.flush();
         for lane in 0..LANES {
             let left = self.engine.ops_for("todos", &lane_key(lane)).len();
             assert_eq!(left, 0, "lane {lane} still holds ops after retry_all");

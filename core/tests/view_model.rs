@@ -100,7 +100,10 @@ impl Sim {
                     self.docs.insert(d.key.clone(), d);
                 }
                 Effect::Send(b) => self.in_flight.push(b),
-                Effect::ScheduleWake(_) | Effect::Emit(_) | Effect::PersistRetention(_) => {}
+                Effect::ScheduleWake(_)
+                | Effect::Emit(_)
+                | Effect::PersistRetention(_)
+                | Effect::PersistClock(_) => {}
             }
         }
     }

@@ -96,3 +96,52 @@ impl Runtime {
         });
     }
 }
+
+impl Runtime {
+    /// An op became unknown: fetch the server's current document for the app to decide on (fetch
+    /// transport only; a custom transport's app can `ingest` it). A failure leaves the last known one.
+    pub(super) fn fetch_current(self: &Rc<Self>, event: &Event) {
+        let Event::Unknown {
+            collection, key, ..
+        } = event
+        else {
+            return;
+        };
+        if !matches!(self.transport, crate::transport::Transport::Fetch(_)) {
+            return;
+        }
+        let (this, collection, key) = (Rc::clone(self), collection.to_string(), key.to_string());
+        wasm_bindgen_futures::spawn_local(async move {
+            let crate::transport::Transport::Fetch(fetch) = &this.transport else {
+                return;
+            };
+            let Ok(response) = fetch.get_doc(&collection, &key).await else {
+                return;
+            };
+            // A tombstone's version is in the problem's `current` (docs/PROTOCOL.md §5).
+            let version = response.header("etag").map(str::to_owned).or_else(|| {
+                let current = response.body.as_ref()?.get("current")?;
+                current.get("etag")?.as_str().map(str::to_owned)
+            });
+            let doc = match response.status {
+                200 => response.body.clone().unwrap_or(Value::Null),
+                410 => Value::Null,
+                _ => return,
+            };
+            let state = outbox_core::ConfirmedDoc {
+                collection,
+                key,
+                version,
+                deleted: response.status == 410,
+                doc: doc.into(),
+            };
+            if this.check_usable().is_ok() {
+                if let Ok(mut engine) = this.engine_mut() {
+                    let fx = engine.ingest(vec![state], clock::now());
+                    drop(engine);
+                    this.run_in_background(fx);
+                }
+            }
+        });
+    }
+}

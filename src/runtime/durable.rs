@@ -131,8 +131,10 @@ impl Runtime {
             match result {
                 Ok(()) => self.committed(group.id),
                 Err(error) => {
+                    // The loop stays "running" through the backoff: the retry timer resumes it, and
+                    // writes made meanwhile join the group that retries.
                     self.commit_failed(group, error);
-                    break;
+                    return;
                 }
             }
         }
@@ -203,7 +205,7 @@ impl Runtime {
         let timer = Timeout::new(delay, move || {
             if let Some(this) = this.upgrade() {
                 this.durable.retry_timer.borrow_mut().take();
-                this.schedule_commit();
+                wasm_bindgen_futures::spawn_local(async move { this.commit_loop().await });
             }
         });
         *self.durable.retry_timer.borrow_mut() = Some(timer);

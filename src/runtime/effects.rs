@@ -81,7 +81,8 @@ impl Runtime {
                 Effect::Persist(_)
                 | Effect::Delete(_)
                 | Effect::PersistDoc(_)
-                | Effect::PersistRetention(_) => {}
+                | Effect::PersistRetention(_)
+                | Effect::PersistClock(_) => {}
             }
         }
         if accepted.group.is_some() {
@@ -92,6 +93,7 @@ impl Runtime {
         for event in &to_emit {
             self.emit(event);
             self.ask_resolver(event);
+            self.fetch_current(event);
         }
         accepted.group
     }

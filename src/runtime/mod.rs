@@ -32,7 +32,7 @@ use std::rc::Rc;
 use futures_channel::oneshot;
 use gloo_timers::callback::Timeout;
 use js_sys::Function;
-use outbox_core::{Engine, Event, OpId, Stored, RETENTION_META_KEY};
+use outbox_core::{Engine, Event, OpId, Stored, CLOCK_META_KEY, RETENTION_META_KEY};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -108,10 +108,16 @@ impl Runtime {
             .await?
             .and_then(|v| v.as_string())
             .and_then(|v| v.parse().ok());
+        let clock_mark = store
+            .get_meta(CLOCK_META_KEY)
+            .await?
+            .and_then(|v| v.as_string())
+            .and_then(|v| v.parse().ok());
         let stored = Stored {
             records,
             docs,
             stated_retention_ms,
+            clock_mark,
         };
         let mut engine = Engine::restore_from(
             options.engine.clone(),

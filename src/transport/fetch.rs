@@ -162,6 +162,23 @@ impl FetchTransport {
         read_response(self.fetch("GET", &url, headers, None).await?).await
     }
 
+    /// `GET {endpoint}/docs/{collection}/{key}`: the server's current state of one document (200 the
+    /// document, 410 a tombstone, 404 none), with the same auth, credentials and timeout as sends.
+    pub async fn get_doc(&self, collection: &str, key: &str) -> Result<CoreResponse, String> {
+        let headers = Headers::new().map_err(js_message)?;
+        self.add_auth_headers(&headers, false).await?;
+        if let Some(client) = &self.options.client_id {
+            set(&headers, "Outbox-Client-Id", client)?;
+        }
+        let url = format!(
+            "{}/docs/{}/{}",
+            self.options.endpoint,
+            encode(collection),
+            encode(key)
+        );
+        read_response(self.fetch("GET", &url, headers, None).await?).await
+    }
+
     async fn route(&self, op: &SendOp) -> Result<(String, String), String> {
         if let Some(route) = &self.options.route {
             let arg =

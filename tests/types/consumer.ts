@@ -7,6 +7,7 @@ import {
   version,
   type DrainReport,
   type EnqueueResult,
+  type JsonValue,
   type OpSnapshot,
   type OutboxOptions,
   type SyncErrorCode,
@@ -64,6 +65,11 @@ export async function useTheWholeApi(): Promise<void> {
       void until;
       break;
     }
+    case "stalled": {
+      const why: string | undefined = status.storageError?.message;
+      void why;
+      break;
+    }
     default: {
       const exhaustive: never = status.state;
       void exhaustive;
@@ -79,15 +85,24 @@ export async function useTheWholeApi(): Promise<void> {
     } else if (event.type === "retry_scheduled") {
       const at: number = event.at;
       void at;
+    } else if (event.type === "unknown") {
+      const current: JsonValue = event.serverDoc;
+      void current;
     }
   });
   off();
   offEvents();
 
-  const snapshots: OpSnapshot[] = [...(await outbox.pending()), ...(await outbox.failed()), ...(await outbox.conflicts())];
+  const snapshots: OpSnapshot[] = [
+    ...(await outbox.pending()),
+    ...(await outbox.failed()),
+    ...(await outbox.conflicts()),
+    ...(await outbox.unknown()),
+  ];
   for (const op of snapshots) {
-    if (op.state === "failed") await outbox.retry(op.id);
+    if (op.state === "failed" && op.maybeApplied) await outbox.retry(op.id);
     if (op.state === "conflict") await outbox.discard(op.id);
+    if (op.state === "unknown") await outbox.resolve(op.id, { use: "server" });
   }
   await outbox.retryAll();
   outbox.pause();

@@ -311,11 +311,38 @@ impl Engine {
                 &key,
                 &confirmed,
             )));
+            self.show_to_held_head(&collection, &key, &confirmed, &mut fx);
             self.view.set_confirmed(&collection, &key, confirmed);
             self.refold_entity(&collection, &key, &mut fx);
         }
         self.finish(&mut fx);
         fx
+    }
+
+    /// A held op (conflict or unknown) heading the entity's lane shows the server's newest state, so
+    /// the app decides on what the server holds now.
+    fn show_to_held_head(
+        &mut self,
+        collection: &Arc<str>,
+        key: &Arc<str>,
+        state: &Confirmed,
+        fx: &mut Vec<Effect>,
+    ) {
+        let ops = &self.ops;
+        let head = self
+            .lanes
+            .get(self.lanes.hash(collection, key), |head| {
+                ops[&head].record.entity() == (&**collection, &**key)
+            })
+            .map(|lane| lane.iter().next().expect("a lane is never empty"));
+        let Some(entry) = head.and_then(|id| self.ops.get_mut(&id)) else {
+            return;
+        };
+        if matches!(entry.record.state, OpState::Conflict | OpState::Unknown) {
+            entry.record.server_doc = state.doc.as_deref().cloned();
+            entry.record.server_version = state.version.clone();
+            fx.push(Effect::Persist(entry.record.clone()));
+        }
     }
 
     /// Plugs in the function that applies custom ops to the view (the app's registered mutations).

@@ -26,7 +26,9 @@ impl Engine {
             // No `current`: keep whatever the server said, for the app to show.
             None => (response.and_then(|r| r.body.clone()), None),
         };
-        if let Some(current) = &current {
+        // A state with no version ("the document does not exist") has nothing to order by: it only
+        // decides the rebase below.
+        if let Some(current) = current.as_ref().filter(|c| c.version.is_some()) {
             self.confirm(&collection, &key, current.clone(), false, fx);
         }
         let strategy = self.config.collection(&collection).conflict;

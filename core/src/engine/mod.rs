@@ -140,6 +140,12 @@ pub struct Engine {
     rate_limit_streak: u32,
     /// Storage is failing: send nothing until it works again.
     storage_error: Option<StorageError>,
+    /// Writes decided outside a call (by `restore`), emitted at the start of the next one.
+    deferred: Vec<Effect>,
+    /// When the clock was last stored ([`Effect::PersistClock`]).
+    clock_marked: u64,
+    /// `restore` found the clock before the stored mark.
+    clock_set_back: bool,
 }
 
 impl Engine {
@@ -180,6 +186,9 @@ impl Engine {
             stated_retention_ms: None,
             rate_limit_streak: 0,
             storage_error: None,
+            deferred: Vec::new(),
+            clock_marked: 0,
+            clock_set_back: false,
         })
     }
 
@@ -259,10 +268,11 @@ impl Engine {
     /// The engine time at which `tick` should next be called, if any.
     pub fn next_wake(&self) -> Option<u64> {
         let backoff = self.waiting.keys().next().map(|(at, _)| *at);
-        match (backoff, self.blocked_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let mark = (!self.ops.is_empty()).then(|| self.next_clock_mark());
+        [backoff, self.blocked_until, mark]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Ids of the batches in flight.

@@ -19,6 +19,8 @@ pub struct Stored {
     pub docs: Vec<ConfirmedDoc>,
     /// The server's last stated idempotency retention ([`Effect::PersistRetention`]).
     pub stated_retention_ms: Option<u64>,
+    /// The engine's clock when it last marked it ([`Effect::PersistClock`]).
+    pub clock_mark: Option<u64>,
 }
 
 impl Engine {
@@ -46,7 +48,7 @@ impl Engine {
         let stored = Stored {
             records,
             docs,
-            stated_retention_ms: None,
+            ..Stored::default()
         };
         Self::restore_from(config, randomness, stored, now)
     }
@@ -62,10 +64,14 @@ impl Engine {
             mut records,
             docs,
             stated_retention_ms,
+            clock_mark,
         } = stored;
         let mut engine = Engine::new(config, randomness)?;
         engine.now = now;
         engine.stated_retention_ms = stated_retention_ms;
+        // The clock stands before where a previous session last marked it: it was set back.
+        engine.clock_set_back =
+            clock_mark.is_some_and(|m| m > now.saturating_add(CLOCK_TOLERANCE_MS));
         let mut entities = Vec::with_capacity(docs.len());
         for doc in docs {
             let (collection, key) = (
@@ -91,7 +97,27 @@ impl Engine {
                 return Err(CoreError::DuplicateOp(record.id));
             }
             record.collection = engine.intern_collection(record.collection.to_string());
+            let before = (
+                record.horizon,
+                record.created_at,
+                record.retried_at,
+                record.next_attempt_at,
+                record.not_before,
+            );
             engine.read_stored(&mut record);
+            let after = (
+                record.horizon,
+                record.created_at,
+                record.retried_at,
+                record.next_attempt_at,
+                record.not_before,
+            );
+            if before != after {
+                // What was read differently (a clock set back, a horizon an old record lacked) must
+                // stay so in the next session too, which may no longer see why: stored by the first
+                // call, before anything it sends.
+                engine.deferred.push(Effect::Persist(record.clone()));
+            }
             if record.last_error.as_ref().map(|e| e.class) == Some(OutcomeClass::RateLimited) {
                 // The block itself is not stored, but the rate-limited ops carry its end: a reload
                 // must not turn a 429 into a burst.
@@ -139,7 +165,8 @@ impl Engine {
             .any(|t| t > now.saturating_add(CLOCK_TOLERANCE_MS))
             || record
                 .horizon
-                .is_some_and(|h| h > now.saturating_add(safe).saturating_add(CLOCK_TOLERANCE_MS));
+                .is_some_and(|h| h > now.saturating_add(safe).saturating_add(CLOCK_TOLERANCE_MS))
+            || self.clock_set_back;
         if seen_ahead {
             // The clock was set back since this was written: how long ago the key was sent is
             // unknown, so the server may already have forgotten it.

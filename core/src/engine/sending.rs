@@ -163,6 +163,7 @@ impl Engine {
 
     /// Moves the clock forward: expired backoffs become ready, an expired block lifts.
     pub(super) fn advance(&mut self, now: u64, fx: &mut Vec<Effect>) {
+        fx.append(&mut self.deferred);
         self.now = self.now.max(now);
         while let Some(entry) = self.waiting.first_entry() {
             if entry.key().0 > self.now {
@@ -278,6 +279,14 @@ impl Engine {
         }
     }
 
+    /// When the clock is next stored while ops are held: twice per margin the horizons keep, so a
+    /// clock set back by more than the margin is noticed at the next load (at least every minute,
+    /// at most every hour).
+    pub(super) fn next_clock_mark(&self) -> u64 {
+        let period = (self.safe_retention_ms() / 18).clamp(60_000, 3_600_000);
+        self.clock_marked.saturating_add(period)
+    }
+
     /// The retention the client relies on: the configured one, or the server's shorter statement,
     /// less a tenth as a margin for clock drift and the server's own timing.
     pub(super) fn safe_retention_ms(&self) -> u64 {
@@ -291,6 +300,10 @@ impl Engine {
 
     /// Ends every call: send what is ready, then report drained / wake-up / status changes.
     pub(super) fn finish(&mut self, fx: &mut Vec<Effect>) {
+        if !self.ops.is_empty() && self.now >= self.next_clock_mark() {
+            self.clock_marked = self.now;
+            fx.push(Effect::PersistClock(self.now));
+        }
         self.pump(fx);
         let busy = self.counts.pending + self.counts.in_flight > 0;
         if self.busy && !busy {

@@ -94,9 +94,19 @@ impl Engine {
         self.last_error = None;
         self.rate_limit_streak = 0;
         let record = entry.record;
-        let version = response.and_then(|r| r.header("etag")).map(str::to_string);
         let replayed = response.is_some_and(Response::is_replay);
-        let confirmed = self.confirmed_after_ack(&record, version.clone(), response);
+        let confirmed = match response.filter(|r| !r.is_success()) {
+            // A delete answered 404/410: the goal state was reached without this op; the server's
+            // `current` (a tombstone's version) is the state, if it said.
+            Some(gone) => conflicts::server_current(gone)
+                .filter(|c| c.version.is_some())
+                .unwrap_or_default(),
+            None => {
+                let version = response.and_then(|r| r.header("etag")).map(str::to_string);
+                self.confirmed_after_ack(&record, version, response)
+            }
+        };
+        let version = confirmed.version.clone();
         self.follow_acked_version(&record, &confirmed, fx);
         fx.push(Effect::Delete(id));
         fx.push(Effect::Emit(Event::Acked {
@@ -166,7 +176,9 @@ impl Engine {
 
     /// The ops queued behind an acknowledged one were made on top of it. Those whose precondition the
     /// engine derived move to the state the ack produced (its version, or "create" after a delete);
-    /// otherwise the server would see our own previous write as a conflicting change.
+    /// otherwise the server would see our own previous write as a conflicting change. A follower that
+    /// already names a newer version (a pull delivered it after the ack's write) keeps it: it was made
+    /// on that state.
     pub(super) fn follow_acked_version(
         &mut self,
         acked: &OpRecord,
@@ -184,10 +196,18 @@ impl Engine {
         };
         let followers: Vec<OpId> = lane
             .iter()
-            // Derived from the same confirmed state as the acked op (the version it names, or none).
             .filter(|id| {
                 let r = &ops[id].record;
-                r.auto_base && r.base_version == acked.base_version
+                r.auto_base
+                    && match (&r.base_version, &result.version) {
+                        (None, _) => true,
+                        (Some(base), Some(produced)) => match view::version_order(produced, base) {
+                            Some(order) => order == std::cmp::Ordering::Greater,
+                            // Opaque versions: only what was derived from the same state as the ack.
+                            None => r.base_version == acked.base_version,
+                        },
+                        (Some(_), None) => r.base_version == acked.base_version,
+                    }
             })
             .collect();
         for id in followers {

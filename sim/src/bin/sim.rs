@@ -1,0 +1,47 @@
+//! The simulator's command line. `SIM_SEEDS` seeds of `SIM_OPS` ops each (from `SIM_FIRST_SEED`), or
+//! one seed with `SIM_SEED`; `SIM_TABS` tabs share the store. A violation prints the command that
+//! replays it and the events that led to it, and exits 1.
+
+use std::time::Instant;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let ops = env("SIM_OPS", 1_000) as usize;
+    let tabs = env("SIM_TABS", 1) as usize;
+    let (first, seeds) = match std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+        Some(seed) => (seed, 1),
+        None => (env("SIM_FIRST_SEED", 0), env("SIM_SEEDS", 1_000)),
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    match outbox_sim::run_many(first, seeds, ops, tabs, threads) {
+        Ok(stats) => {
+            println!(
+                "outbox-sim: {seeds} seeds, {} ops, {} tabs: 0 violations in {:.1} s",
+                stats.ops,
+                tabs,
+                started.elapsed().as_secs_f64()
+            );
+            println!("  {stats:?}");
+        }
+        Err(v) => {
+            eprintln!("outbox-sim: VIOLATION at seed {}: {}", v.seed, v.message);
+            eprintln!("  profile: {}", v.profile);
+            eprintln!("  last events:");
+            for line in &v.trace {
+                eprintln!("    {line}");
+            }
+            eprintln!(
+                "  replay: {}",
+                outbox_sim::replay_command(v.seed, ops, tabs)
+            );
+            std::process::exit(1);
+        }
+    }
+}

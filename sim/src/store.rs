@@ -1,0 +1,105 @@
+//! The model of IndexedDB: what is durable. Shared by every tab of the origin.
+//!
+//! Records are kept as the JSON text the runtime writes, and read back by parsing it, so a restore in
+//! the simulation goes through exactly the serialisation a reload does (the float round trip among
+//! it). A group commits atomically: all of its writes or none.
+
+use std::collections::BTreeMap;
+
+use outbox_core::{
+    ConfirmedDoc, OpId, OpRecord, Stored, Write, CLOCK_META_KEY, RETENTION_META_KEY,
+};
+
+use crate::server::Entity;
+
+/// The pull cursor's meta key (the runtime's `CURSOR`).
+pub const CURSOR: &str = "pull_cursor";
+
+#[derive(Debug, Default)]
+pub struct Store {
+    ops: BTreeMap<OpId, String>,
+    docs: BTreeMap<Entity, String>,
+    meta: BTreeMap<String, String>,
+    pub commits: u64,
+    /// True time of the last commit.
+    pub last_commit_at: u64,
+}
+
+impl Store {
+    /// Commits a group. `Err` names a stored document that the group would make older.
+    pub fn commit(&mut self, writes: &[Write], now: u64) -> Result<(), String> {
+        self.last_commit_at = now;
+        for write in writes {
+            if let Write::PutDoc(doc) = write {
+                let entity = (doc.collection.clone(), doc.key.clone());
+                if let Some(held) = self.doc(&entity) {
+                    let (old, new) = (version(&held), version(doc));
+                    if new < old {
+                        return Err(format!(
+                            "stored version {new} of {entity:?} over version {old}"
+                        ));
+                    }
+                }
+            }
+        }
+        for write in writes {
+            match write {
+                Write::PutOp(record) => {
+                    let text = serde_json::to_string(record).expect("records serialize");
+                    self.ops.insert(record.id, text);
+                }
+                Write::DeleteOp(id) => {
+                    self.ops.remove(id);
+                }
+                Write::PutDoc(doc) => {
+                    let text = serde_json::to_string(doc).expect("docs serialize");
+                    self.docs
+                        .insert((doc.collection.clone(), doc.key.clone()), text);
+                }
+                Write::PutMeta { key, value } => {
+                    self.meta.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        self.commits += 1;
+        Ok(())
+    }
+
+    /// What a reload reads, parsed from the stored text.
+    pub fn load(&self) -> (Stored, Option<String>) {
+        let stored = Stored {
+            records: self.ops.values().map(|t| parse(t)).collect(),
+            docs: self.docs.values().map(|t| parse(t)).collect(),
+            stated_retention_ms: self
+                .meta
+                .get(RETENTION_META_KEY)
+                .and_then(|v| v.parse().ok()),
+            clock_mark: self.meta.get(CLOCK_META_KEY).and_then(|v| v.parse().ok()),
+        };
+        (stored, self.meta.get(CURSOR).cloned())
+    }
+
+    pub fn record(&self, id: &OpId) -> Option<OpRecord> {
+        self.ops.get(id).map(|t| parse(t))
+    }
+
+    pub fn doc(&self, entity: &Entity) -> Option<ConfirmedDoc> {
+        self.docs.get(entity).map(|t| parse(t))
+    }
+
+    pub fn op_ids(&self) -> impl Iterator<Item = &OpId> {
+        self.ops.keys()
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    serde_json::from_str(text).expect("what was stored parses back")
+}
+
+/// The integer version of a stored document (0 when it has none).
+pub fn version(doc: &ConfirmedDoc) -> u64 {
+    doc.version
+        .as_deref()
+        .and_then(|v| v.trim_matches('"').parse().ok())
+        .unwrap_or(0)
+}

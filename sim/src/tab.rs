@@ -1,0 +1,487 @@
+//! One tab: the real engine and the real `EffectQueue`, driven the way the browser runtime drives them
+//! (`src/runtime/effects.rs` and `src/runtime/durable.rs`): writes commit in groups, one at a time; a
+//! send leaves when the queue releases it; a failed commit rejects its enqueues, keeps the rest for a
+//! retry with backoff and stalls the engine; a crash loses everything not yet committed.
+
+use std::collections::{HashMap, HashSet};
+
+use outbox_core::{
+    Batch, ConflictResolution, Effect, EffectQueue, Engine, Event, Group, OpId, StorageError,
+};
+
+use crate::oracle::Fate;
+use crate::server::Entity;
+use crate::store::version;
+use crate::world::{Ev, World};
+
+/// The runtime's confirmation debounce (`drainDelayMs`).
+const DRAIN_DELAY_MS: u64 = 5;
+
+pub struct Tab {
+    pub alive: bool,
+    pub epoch: u64,
+    pub engine: Option<Engine>,
+    pub queue: EffectQueue,
+    committing: Option<Group>,
+    /// A commit runs, is about to, or waits out a failure's backoff.
+    commit_active: bool,
+    unconfirmed: Vec<OpId>,
+    confirm_scheduled: bool,
+    wake_generation: u64,
+    /// Engine time = true time + this.
+    pub clock_offset: i64,
+    pub paused: bool,
+    pub online: bool,
+    /// Batches sent and neither answered nor timed out.
+    pub outstanding: HashSet<u64>,
+    pub cursor: u64,
+    /// The newest version of each entity delivered to this engine since it opened.
+    pub seen: HashMap<Entity, u64>,
+    /// Nothing may be sent before this true time (a rate limit's wait)...
+    pub rate_limited_until: u64,
+    /// ...except these batches, formed before the limit was known.
+    pub formed_before_limit: HashSet<u64>,
+    /// When the tab last died (true time), to pick a detectable clock jump at reopen.
+    pub died_at: u64,
+    /// Pages of pulls on their way.
+    pub pulling: u32,
+}
+
+impl Tab {
+    pub fn closed() -> Tab {
+        Tab {
+            alive: false,
+            epoch: 0,
+            engine: None,
+            queue: EffectQueue::new(),
+            committing: None,
+            commit_active: false,
+            unconfirmed: Vec::new(),
+            confirm_scheduled: false,
+            wake_generation: 0,
+            clock_offset: 0,
+            paused: false,
+            online: true,
+            outstanding: HashSet::new(),
+            cursor: 0,
+            seen: HashMap::new(),
+            rate_limited_until: 0,
+            formed_before_limit: HashSet::new(),
+            died_at: 0,
+            pulling: 0,
+        }
+    }
+
+    /// No write waits or commits, no send is held or out, no confirmation is due.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_idle()
+            && !self.commit_active
+            && self.outstanding.is_empty()
+            && self.unconfirmed.is_empty()
+            && self.pulling == 0
+    }
+
+    pub fn engine(&mut self) -> &mut Engine {
+        self.engine.as_mut().expect("an alive tab has an engine")
+    }
+}
+
+impl World {
+    /// Carries out one engine call's effects, as `Runtime::run` does.
+    pub fn run(&mut self, tab: usize, effects: Vec<Effect>) -> Result<(), String> {
+        let accepted = self.tabs[tab].queue.accept(effects);
+        self.carry_out(tab, accepted)
+    }
+
+    pub fn run_enqueue(
+        &mut self,
+        tab: usize,
+        id: OpId,
+        effects: Vec<Effect>,
+    ) -> Result<(), String> {
+        let accepted = self.tabs[tab].queue.accept_enqueue(id, effects);
+        self.carry_out(tab, accepted)
+    }
+
+    pub fn carry_out(&mut self, tab: usize, accepted: outbox_core::Accepted) -> Result<(), String> {
+        for effect in accepted.now {
+            match effect {
+                Effect::Send(batch) => self.start_send(tab, batch)?,
+                Effect::ScheduleWake(at) => self.schedule_wake(tab, at),
+                Effect::Emit(event) => self.on_event(tab, event)?,
+                _ => {}
+            }
+        }
+        if accepted.group.is_some() {
+            self.schedule_commit(tab);
+        }
+        self.check_confirmed(tab)
+    }
+
+    pub fn schedule_commit(&mut self, tab: usize) {
+        let t = &mut self.tabs[tab];
+        if !t.commit_active {
+            t.commit_active = true;
+            let epoch = t.epoch;
+            self.at(0, Ev::CommitBegin { tab, epoch });
+        }
+    }
+
+    pub fn commit_begin(&mut self, tab: usize) -> Result<(), String> {
+        let t = &mut self.tabs[tab];
+        let Some(group) = t.queue.begin_commit() else {
+            t.commit_active = false;
+            return Ok(());
+        };
+        t.committing = Some(group);
+        let epoch = t.epoch;
+        let ok = !self.chance(self.profile.commit_failure);
+        let latency = self.rng.u64(1..15);
+        self.at(latency, Ev::CommitEnd { tab, epoch, ok });
+        Ok(())
+    }
+
+    pub fn commit_end(&mut self, tab: usize, ok: bool) -> Result<(), String> {
+        let group = self.tabs[tab]
+            .committing
+            .take()
+            .expect("a commit was running");
+        let now = self.now(tab);
+        if !ok {
+            self.stats.commit_failures += 1;
+            let rejected = self.tabs[tab].queue.commit_failed(group);
+            for id in &rejected {
+                self.oracle.op(id).fate = Fate::Rejected;
+            }
+            let fx = self.tabs[tab].engine().abandon_unstored(&rejected, now);
+            self.run(tab, fx)?;
+            let error = StorageError {
+                code: "STORAGE_FAILED".into(),
+                message: "simulated".into(),
+            };
+            let fx = self.tabs[tab].engine().storage_failed(error, now);
+            self.run(tab, fx)?;
+            let failures = self.tabs[tab].queue.failures().min(7);
+            let epoch = self.tabs[tab].epoch;
+            self.at(
+                (50u64 << failures).min(5_000),
+                Ev::CommitBegin { tab, epoch },
+            );
+            return Ok(());
+        }
+        self.store.commit(&group.writes, self.time)?;
+        let done = self.tabs[tab].queue.commit_succeeded(group.id);
+        for id in &done.stored {
+            let model = self.oracle.op(id);
+            if model.fate == Fate::Enqueuing {
+                model.fate = Fate::Live;
+            }
+            self.tabs[tab].unconfirmed.push(*id);
+        }
+        if !done.stored.is_empty() && !self.tabs[tab].confirm_scheduled {
+            self.tabs[tab].confirm_scheduled = true;
+            let epoch = self.tabs[tab].epoch;
+            self.at(DRAIN_DELAY_MS, Ev::Confirm { tab, epoch });
+        }
+        for batch in done.sends {
+            self.start_send(tab, batch)?;
+        }
+        if self.tabs[tab].engine().status().storage_error.is_some() {
+            let fx = self.tabs[tab].engine().storage_recovered(now);
+            self.run(tab, fx)?;
+        }
+        let epoch = self.tabs[tab].epoch;
+        self.at(0, Ev::CommitBegin { tab, epoch });
+        Ok(())
+    }
+
+    pub fn confirm(&mut self, tab: usize) -> Result<(), String> {
+        let t = &mut self.tabs[tab];
+        t.confirm_scheduled = false;
+        let ids = std::mem::take(&mut t.unconfirmed);
+        let now = self.now(tab);
+        let fx = self.tabs[tab].engine().confirm_stored(&ids, now);
+        self.run(tab, fx)
+    }
+
+    fn schedule_wake(&mut self, tab: usize, at: u64) {
+        let now = self.now(tab);
+        let t = &mut self.tabs[tab];
+        t.wake_generation += 1;
+        let (epoch, generation) = (t.epoch, t.wake_generation);
+        self.at(
+            at.saturating_sub(now) + 1,
+            Ev::Wake {
+                tab,
+                epoch,
+                generation,
+            },
+        );
+    }
+
+    pub fn wake(&mut self, tab: usize, generation: u64) -> Result<(), String> {
+        // A newer timer replaced this one (the runtime drops the old timer).
+        if generation != self.tabs[tab].wake_generation {
+            return Ok(());
+        }
+        let now = self.now(tab);
+        let fx = self.tabs[tab].engine().tick(now);
+        self.run(tab, fx)?;
+        if generation == self.tabs[tab].wake_generation {
+            if let Some(next) = self.tabs[tab].engine().next_wake() {
+                self.schedule_wake(tab, next);
+            }
+        }
+        Ok(())
+    }
+
+    /// What the engine tells the app, checked against the server's ledger.
+    fn on_event(&mut self, tab: usize, event: Event) -> Result<(), String> {
+        if !matches!(
+            event,
+            Event::StatusChanged { .. } | Event::Enqueued { .. } | Event::Sent { .. }
+        ) {
+            let line = format!("tab {tab}: {event:?}");
+            self.note(line.chars().take(300).collect());
+        }
+        match event {
+            Event::Acked { id, .. } => {
+                self.oracle.check_acked(&id, &self.server)?;
+                self.oracle.op(&id).fate = Fate::Acked;
+                self.stats.acked += 1;
+            }
+            Event::Conflict { id, resolution, .. } => {
+                self.stats.conflicts += 1;
+                self.check_conflict_has_a_cause(&id)?;
+                if resolution == ConflictResolution::Dropped {
+                    self.oracle
+                        .check_not_applied(&id, &self.server, "dropped by server-wins")?;
+                    self.oracle.op(&id).fate = Fate::Dropped;
+                }
+            }
+            Event::Failed { id, .. } => {
+                self.stats.failed += 1;
+                let maybe = self.tabs[tab]
+                    .engine()
+                    .op(id)
+                    .is_some_and(|r| r.maybe_applied);
+                if !maybe {
+                    self.oracle.check_not_applied(
+                        &id,
+                        &self.server,
+                        "failed (and not maybe applied)",
+                    )?;
+                }
+            }
+            Event::Unknown { id, .. } => {
+                self.stats.unknown += 1;
+                let key = self.tabs[tab].engine().op(id).map(|r| r.idempotency_key);
+                if let Some(key) = key {
+                    self.oracle.op(&id).unknown_keys.insert(key);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A conflict needs another writer: a foreign client, or an op of ours that was applied without
+    /// being acked (discarded, or of unknown outcome). A conflict with nobody is a false one (a
+    /// precondition naming a tombstone's version, say).
+    fn check_conflict_has_a_cause(&self, id: &OpId) -> Result<(), String> {
+        let entity = &self.oracle.ops[id].entity;
+        let foreign = self.server.foreign.get(entity).copied().unwrap_or(0);
+        // Our own earlier application of this very op (its ack lost with a tab), or of one the app
+        // let go of without an ack.
+        let ours = self.server.ledger.contains_key(id)
+            || self.oracle.lanes[entity].iter().any(|other| {
+                self.server.ledger.contains_key(other) && self.oracle.ops[other].fate != Fate::Acked
+            });
+        if foreign == 0 && !ours {
+            return Err(format!(
+                "op {id} met a conflict on {entity:?}, which nobody else wrote"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The engine's confirmed state never falls below what the server delivered to it.
+    pub fn check_confirmed(&mut self, tab: usize) -> Result<(), String> {
+        let t = &self.tabs[tab];
+        let Some(engine) = &t.engine else {
+            return Ok(());
+        };
+        for (entity, seen) in &t.seen {
+            let held = engine
+                .confirmed(&entity.0, &entity.1)
+                .map_or(0, |d| version(&d));
+            if held < *seen {
+                return Err(format!(
+                    "tab {tab} holds version {held} of {entity:?} after the server delivered {seen}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// No request carries state that is not durable: at the moment it leaves, the store holds each of
+    /// its ops with the same key and precondition, marked in flight.
+    pub fn check_send(&mut self, tab: usize, batch: &Batch) -> Result<(), String> {
+        if self.time < self.tabs[tab].rate_limited_until
+            && !self.tabs[tab].formed_before_limit.contains(&batch.id)
+        {
+            return Err(format!(
+                "tab {tab} sent batch {} at {} before the rate limit's end {}",
+                batch.id, self.time, self.tabs[tab].rate_limited_until
+            ));
+        }
+        for op in &batch.ops {
+            let model = &self.oracle.ops[&op.id];
+            // (A conditional resend cannot apply twice; and the declaration may have died with a tab
+            // before it was stored, which the server's own checks cover.)
+            if model.unknown_keys.contains(&op.idempotency_key) && op.base_version.is_none() {
+                return Err(format!("op {} resent under a key declared unknown", op.id));
+            }
+            if matches!(model.fate, Fate::Rejected | Fate::Enqueuing) {
+                return Err(format!(
+                    "op {} sent while its enqueue was {:?}",
+                    op.id, model.fate
+                ));
+            }
+            let Some(stored) = self.store.record(&op.id) else {
+                return Err(format!("op {} sent but not in the store", op.id));
+            };
+            let sent_body = crate::server::body_text(op).unwrap_or_default();
+            let stored_body = if stored.kind == outbox_core::OpKind::Delete {
+                String::new()
+            } else {
+                stored.payload.to_string()
+            };
+            if stored.state != outbox_core::OpState::Inflight
+                || stored.idempotency_key != op.idempotency_key
+                || stored.base_version != op.base_version
+                || stored.create_only != op.create_only
+                || stored_body != sent_body
+            {
+                return Err(format!(
+                    "op {} left carrying state that is not durable: sent key {} base {:?} create {}, \
+                     stored {:?} key {} base {:?} create {}",
+                    op.id,
+                    op.idempotency_key,
+                    op.base_version,
+                    op.create_only,
+                    stored.state,
+                    stored.idempotency_key,
+                    stored.base_version,
+                    stored.create_only
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The tab dies: what is not committed is gone; requests on the way still reach the server.
+    pub fn crash(&mut self, tab: usize) -> Result<(), String> {
+        if !self.tabs[tab].alive {
+            return Ok(());
+        }
+        self.stats.crashes += 1;
+        let died = Tab {
+            epoch: self.tabs[tab].epoch,
+            clock_offset: self.tabs[tab].clock_offset,
+            died_at: self.time,
+            ..Tab::closed()
+        };
+        self.tabs[tab] = died;
+        // An enqueue still unresolved died with its group, which never committed.
+        for model in self.oracle.ops.values_mut() {
+            if model.tab == tab && model.fate == Fate::Enqueuing {
+                model.fate = Fate::Rejected;
+            }
+        }
+        if !self.healed {
+            let gap = match self.rng.u32(..100) {
+                0..60 => self.rng.u64(10..5_000),
+                60..85 => self.rng.u64(60_000..crate::profile::HOUR),
+                _ => self
+                    .rng
+                    .u64(crate::profile::HOUR..72 * crate::profile::HOUR),
+            };
+            self.at(gap, Ev::Reopen { tab });
+        }
+        Ok(())
+    }
+
+    /// A tab opens: the engine is restored from the store alone, with a new seed and maybe a clock
+    /// that jumped.
+    pub fn reopen(&mut self, tab: usize) -> Result<(), String> {
+        if self.tabs[tab].alive {
+            return Ok(());
+        }
+        let gap = self.time - self.tabs[tab].died_at;
+        let jump: i64 = if self.healed || self.tabs[tab].epoch == 0 {
+            0
+        } else {
+            match self.rng.u32(..100) {
+                0..75 => 0,
+                75..85 => self.rng.i64(-5_000..5_000),
+                85..93 => self
+                    .rng
+                    .i64(crate::profile::HOUR as i64..48 * crate::profile::HOUR as i64),
+                // Set back: either within the margin the client keeps, or by more than the time since
+                // the store was last written, which the stored clock mark reveals (docs/PROTOCOL.md
+                // §4 states the assumption).
+                _ if self.rng.bool() => {
+                    -(self.rng.u64(..=self.profile.clock_margin_ms() / 2) as i64)
+                }
+                _ => {
+                    let since_write = self.time - self.store.last_commit_at;
+                    -((since_write + 120_000 + self.rng.u64(..48 * crate::profile::HOUR)) as i64)
+                }
+            }
+        };
+        self.note(format!(
+            "tab {tab} reopens after {gap} ms, clock jumps {jump} ms"
+        ));
+        let (stored, cursor) = self.store.load();
+        let present: HashSet<OpId> = stored.records.iter().map(|r| r.id).collect();
+        for (id, model) in self.oracle.ops.iter() {
+            match model.fate {
+                Fate::Live if !present.contains(id) => {
+                    return Err(format!(
+                        "op {id} was told durable, and is gone from the store"
+                    ));
+                }
+                Fate::Rejected if present.contains(id) => {
+                    return Err(format!(
+                        "op {id} was rejected, and came back from the store"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let seen: HashMap<Entity, u64> = stored
+            .docs
+            .iter()
+            .map(|d| ((d.collection.clone(), d.key.clone()), version(d)))
+            .collect();
+        let epoch = self.tabs[tab].epoch + 1;
+        let clock_offset = self.tabs[tab].clock_offset + jump;
+        self.tabs[tab] = Tab {
+            alive: true,
+            epoch,
+            clock_offset,
+            cursor: cursor.and_then(|c| c.parse().ok()).unwrap_or(0),
+            seen,
+            ..Tab::closed()
+        };
+        let now = self.now(tab);
+        let seed = self.rng.u64(..);
+        let engine = Engine::restore_from(self.profile.config.clone(), seed, stored, now)
+            .map_err(|e| format!("restore failed: {e}"))?;
+        self.tabs[tab].engine = Some(engine);
+        self.check_confirmed(tab)?;
+        let fx = self.tabs[tab].engine().drain(now);
+        self.run(tab, fx)
+    }
+}

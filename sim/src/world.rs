@@ -1,0 +1,226 @@
+//! The simulated world: a clock, an event queue, the server, the durable store, the tabs, and the app.
+//!
+//! Everything happens as an event at a time; one event is processed at a time, and a crash may fall
+//! between any two, which is every effect boundary the runtime has: between an engine call and the
+//! commit of its writes, between a commit and the sends it releases, between a request leaving and its
+//! answer, between an answer and the commit of what it changed.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use outbox_core::{Batch, Reply};
+
+use crate::oracle::Oracle;
+use crate::profile::Profile;
+use crate::server::Server;
+use crate::store::Store;
+use crate::tab::Tab;
+use crate::Stats;
+
+/// How a request's journey goes wrong, drawn when it leaves.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    None,
+    /// Never reaches the server; the client times out.
+    LostRequest,
+    /// Processed; the answer never comes back.
+    LostResponse,
+    /// Answered 500 before any op is looked at.
+    Error500,
+    /// Answered 503, maybe with a `Retry-After`.
+    Error503(Option<String>),
+    /// Answered 429 with this `Retry-After` (if any).
+    RateLimited(Option<String>),
+    Auth401,
+    /// A proxy's 409 with no body.
+    Bare409,
+    /// The server takes longer than the client waits; it still finishes.
+    Stall,
+}
+
+/// A request on its way.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub tab: usize,
+    pub epoch: u64,
+    pub batch: Batch,
+    pub fault: Fault,
+    /// The answer, once the server has made it.
+    pub reply: Option<Reply>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Ev {
+    /// The app does something.
+    App,
+    /// The microtask that starts the next commit of a tab.
+    CommitBegin { tab: usize, epoch: u64 },
+    /// A commit's transaction ends.
+    CommitEnd { tab: usize, epoch: u64, ok: bool },
+    /// The debounced confirmation of enqueues made durable.
+    Confirm { tab: usize, epoch: u64 },
+    /// The engine's wake-up timer.
+    Wake {
+        tab: usize,
+        epoch: u64,
+        generation: u64,
+    },
+    /// A request reaches the server.
+    Arrive { req: u64 },
+    /// The server finishes processing a request.
+    ServerDone { req: u64 },
+    /// An answer reaches the client.
+    Deliver { req: u64 },
+    /// The transport gives up waiting.
+    Timeout { req: u64 },
+    /// A pull's page reaches the client.
+    PullPage { tab: usize, epoch: u64, since: u64 },
+    /// The tab is killed.
+    Crash { tab: usize },
+    /// A tab opens on the store.
+    Reopen { tab: usize },
+}
+
+pub struct World {
+    pub seed: u64,
+    pub rng: fastrand::Rng,
+    pub profile: Profile,
+    /// True time, ms. Tabs' clocks are offsets from it.
+    pub time: u64,
+    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    events: Vec<Option<Ev>>,
+    next_seq: u64,
+    pub server: Server,
+    pub store: Store,
+    pub tabs: Vec<Tab>,
+    pub oracle: Oracle,
+    pub requests: HashMap<u64, Request>,
+    pub next_request: u64,
+    pub stats: Stats,
+    /// No fault strikes any more (the settling phase).
+    pub healed: bool,
+    /// Ops still to enqueue.
+    pub budget: usize,
+    /// The last events, for a failure's report (`SIM_TRACE` of them, default 80).
+    pub trace: Vec<String>,
+    trace_len: usize,
+}
+
+impl World {
+    pub fn new(seed: u64, ops: usize, tabs: usize) -> World {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let profile = Profile::draw(&mut rng);
+        let start = 1_700_000_000_000 + rng.u64(..365 * 24 * crate::profile::HOUR);
+        let server = Server::new(profile.server_ttl_ms);
+        let mut world = World {
+            seed,
+            rng,
+            time: start,
+            queue: BinaryHeap::new(),
+            events: Vec::new(),
+            next_seq: 0,
+            server,
+            store: Store::default(),
+            tabs: Vec::new(),
+            oracle: Oracle::default(),
+            requests: HashMap::new(),
+            next_request: 0,
+            stats: Stats::default(),
+            healed: false,
+            budget: ops,
+            trace: Vec::new(),
+            trace_len: std::env::var("SIM_TRACE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(80),
+            profile,
+        };
+        for _ in 0..tabs {
+            world.tabs.push(Tab::closed());
+        }
+        for tab in 0..tabs {
+            world.at(0, Ev::Reopen { tab });
+        }
+        world.at(1, Ev::App);
+        world
+    }
+
+    /// Schedules `ev` `delay` ms from now. Events at the same time run in the order they were
+    /// scheduled, as the browser's task queue would.
+    pub fn at(&mut self, delay: u64, ev: Ev) {
+        let slot = self.events.len();
+        self.events.push(Some(ev));
+        self.queue
+            .push(Reverse((self.time + delay, self.next_seq, slot)));
+        self.next_seq += 1;
+    }
+
+    /// Runs one event; `false` when none is left.
+    pub fn step(&mut self) -> Result<bool, String> {
+        let Some(Reverse((time, _, slot))) = self.queue.pop() else {
+            return Ok(false);
+        };
+        let ev = self.events[slot].take().expect("each event runs once");
+        if matches!(ev, Ev::App) && self.budget == 0 {
+            // The app is done: its pending step neither happens nor moves the clock.
+            return Ok(true);
+        }
+        self.time = self.time.max(time);
+        self.note(format!("{ev:?}"));
+        self.stats.events += 1;
+        self.dispatch(ev)?;
+        Ok(true)
+    }
+
+    /// Adds a line to the trace a failure prints.
+    pub fn note(&mut self, line: String) {
+        if self.trace.len() >= self.trace_len {
+            self.trace.remove(0);
+        }
+        self.trace.push(format!("t={} {line}", self.time));
+    }
+
+    /// Whether an event is still to come other than the app's own.
+    pub fn pending_events(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn dispatch(&mut self, ev: Ev) -> Result<(), String> {
+        match ev {
+            Ev::App => self.app_step(),
+            Ev::CommitBegin { tab, epoch } if self.alive(tab, epoch) => self.commit_begin(tab),
+            Ev::CommitEnd { tab, epoch, ok } if self.alive(tab, epoch) => self.commit_end(tab, ok),
+            Ev::Confirm { tab, epoch } if self.alive(tab, epoch) => self.confirm(tab),
+            Ev::Wake {
+                tab,
+                epoch,
+                generation,
+            } if self.alive(tab, epoch) => self.wake(tab, generation),
+            Ev::Arrive { req } => self.arrive(req),
+            Ev::ServerDone { req } => self.server_done(req),
+            Ev::Deliver { req } => self.deliver(req),
+            Ev::Timeout { req } => self.timeout(req),
+            Ev::PullPage { tab, epoch, since } if self.alive(tab, epoch) => {
+                self.pull_page(tab, since)
+            }
+            Ev::Crash { tab } => self.crash(tab),
+            Ev::Reopen { tab } => self.reopen(tab),
+            // An event of a tab that has died since it was scheduled.
+            _ => Ok(()),
+        }
+    }
+
+    pub fn alive(&self, tab: usize, epoch: u64) -> bool {
+        self.tabs[tab].alive && self.tabs[tab].epoch == epoch
+    }
+
+    /// The tab's engine clock now.
+    pub fn now(&self, tab: usize) -> u64 {
+        self.time.saturating_add_signed(self.tabs[tab].clock_offset)
+    }
+
+    /// Draws with probability `pct` percent, never once healed.
+    pub fn chance(&mut self, pct: u32) -> bool {
+        !self.healed && self.rng.u32(..100) < pct
+    }
+}
