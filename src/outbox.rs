@@ -237,6 +237,13 @@ impl Outbox {
         panic_guard::promise(async move { runtime.close().await.map(|()| JsValue::UNDEFINED) })
     }
 
+    /// Test hook: the next `n` commits fail as a disk error would.
+    #[doc(hidden)]
+    #[wasm_bindgen(js_name = __failCommits, skip_typescript)]
+    pub fn fail_commits(&self, n: u32) {
+        self.runtime.store().fail_commits_for_test(n);
+    }
+
     /// Test hook: the number of readwrite transactions committed since open.
     #[doc(hidden)]
     #[wasm_bindgen(js_name = __transactionsCommitted, skip_typescript)]

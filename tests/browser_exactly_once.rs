@@ -223,3 +223,54 @@ async fn the_body_resent_after_a_reload_is_byte_identical_to_the_first() {
     );
     let _ = call(&fetch, "restore", &JsValue::UNDEFINED);
 }
+
+#[wasm_bindgen_test]
+async fn a_failed_commit_rejects_its_enqueue_stalls_sending_and_keeps_the_other_writes() {
+    let (outbox, held) = open_held(&fresh_name("failed-commit"), r#"{"autoDrain": false}"#).await;
+    settle(outbox.enqueue(put("a", "1"))).await.unwrap();
+    // The next commit fails: the enqueue in it is rejected, and its change rolled back.
+    outbox.fail_commits(1);
+    let error = settle(outbox.enqueue(put("b", "2")))
+        .await
+        .expect_err("the commit failed");
+    assert_eq!(
+        get(&error, "code").as_string().as_deref(),
+        Some("STORAGE_FAILED")
+    );
+    assert!(
+        outbox.get("notes", "b").unwrap().is_undefined(),
+        "rolled back"
+    );
+    let status = outbox.status().unwrap();
+    assert_eq!(
+        get(&status, "state").as_string().as_deref(),
+        Some("stalled")
+    );
+    assert_eq!(
+        get(&status, "storageError.code").as_string().as_deref(),
+        Some("STORAGE_FAILED")
+    );
+    // Nothing goes out while storage fails: the in-flight mark of `a` could not be stored.
+    outbox.fail_commits(3);
+    let _ = outbox.drain();
+    settle(sleep(100)).await.unwrap();
+    assert_eq!(log(&held).len(), 0, "nothing sent while storage fails");
+    // The retries with backoff land once storage works again; then the held send leaves.
+    settle(sleep(1_500)).await.unwrap();
+    let _ = outbox.drain();
+    turn().await;
+    assert_eq!(log(&held).len(), 1);
+    let status = outbox.status().unwrap();
+    assert_eq!(
+        get(&status, "state").as_string().as_deref(),
+        Some("syncing")
+    );
+    answer(
+        &log(&held)[0],
+        r#"{"status": 200, "headers": {"ETag": "\"1\""}}"#,
+    );
+    turn().await;
+    let status = outbox.status().unwrap();
+    assert_eq!(get(&status, "state").as_string().as_deref(), Some("idle"));
+    assert_eq!(get(&status, "pending").as_f64(), Some(0.0));
+}

@@ -1,89 +1,17 @@
 //! One scenario per way the exactly-once promise used to break, each written to fail on the engine
-//! before its fix. The randomized proof over every crash point is the simulator (`sim/`); these pin
-//! each hole down by name.
+//! before its fix: requests that carried state not yet durable, resends past the server's memory, a
+//! replayed ack regressing the confirmed document, an abandoned enqueue coming back, bodies that changed
+//! under one key, storage failures, and keys with too little randomness. Preconditions and pacing have
+//! their own files. The randomized proof over every crash point is the simulator (`sim/`).
+
+mod support;
 
 use outbox_core::{
-    Batch, CollectionConfig, Config, ConflictStrategy, Effect, EffectQueue, Engine, Entropy, Event,
-    NewOp, OpId, OpKind, OpRecord, OpResult, OpState, Randomness, Reply, Response, RetryPolicy,
-    StorageError, SyncState,
+    ConflictStrategy, Effect, EffectQueue, Engine, Entropy, Event, OpRecord, OpResult, OpState,
+    Randomness, Reply, Response, StorageError, SyncState,
 };
-use serde_json::{json, Value};
-
-const WALL: u64 = 1_700_000_000_000;
-const HOUR: u64 = 3_600_000;
-
-fn config(strategy: ConflictStrategy, versioned: bool) -> Config {
-    Config {
-        max_in_flight: 4,
-        retry: RetryPolicy {
-            base_ms: 1_000,
-            cap_ms: 8_000,
-            ..RetryPolicy::default()
-        },
-        default_collection: CollectionConfig {
-            conflict: strategy,
-            versioned,
-        },
-        ..Config::default()
-    }
-}
-
-fn put(key: &str, payload: Value) -> NewOp {
-    NewOp {
-        collection: "todos".into(),
-        key: key.into(),
-        kind: OpKind::Put,
-        payload,
-        base_version: None,
-    }
-}
-
-fn enqueue(e: &mut Engine, op: NewOp, now: u64) -> (OpId, Vec<Effect>) {
-    let (id, mut fx) = e.enqueue(op, now).unwrap();
-    fx.extend(e.confirm_stored(&[id], now));
-    (id, fx)
-}
-
-fn sends(fx: &[Effect]) -> Vec<Batch> {
-    fx.iter()
-        .filter_map(|f| match f {
-            Effect::Send(b) => Some(b.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn only_send(fx: &[Effect]) -> Batch {
-    let all = sends(fx);
-    assert_eq!(all.len(), 1, "one send expected in {fx:#?}");
-    all.into_iter().next().unwrap()
-}
-
-fn persisted(fx: &[Effect], id: OpId) -> Option<OpRecord> {
-    fx.iter().rev().find_map(|f| match f {
-        Effect::Persist(r) if r.id == id => Some(r.clone()),
-        _ => None,
-    })
-}
-
-fn reply(e: &mut Engine, batch: &Batch, response: Response, now: u64) -> Vec<Effect> {
-    e.on_reply(batch.id, &Reply::whole(response), now, WALL)
-        .unwrap()
-}
-
-fn conflict_412(version: u64, doc: Option<Value>) -> Response {
-    let current = match doc {
-        Some(doc) => {
-            json!({ "version": version, "etag": format!("\"{version}\""), "deleted": false, "doc": doc })
-        }
-        None => {
-            json!({ "version": version, "etag": format!("\"{version}\""), "deleted": true, "doc": null })
-        }
-    };
-    Response::status(412).with_body(
-        json!({ "type": "https://outbox-sync.dev/problems/version-conflict", "current": current }),
-    )
-}
+use serde_json::json;
+use support::*;
 
 /// Every `Send` must come after a `Persist` of each of its ops carrying exactly what the request
 /// carries, marked in flight: by the barrier rule that record is durable before the request leaves.
@@ -292,174 +220,6 @@ fn a_replayed_ack_older_than_a_pull_does_not_put_the_old_document_back() {
     assert_eq!(*confirmed.doc, json!({"step": 3}));
 }
 
-// ---- 4 and 9. creating: never over a tombstone's version, never over an unseen document -----------
-
-#[test]
-fn re_creating_a_deleted_document_is_a_create_not_a_conflict() {
-    let mut e = Engine::new(config(ConflictStrategy::ServerWins, true), 9).unwrap();
-    let (_, fx) = enqueue(&mut e, put("a", json!(1)), 0);
-    let batch = only_send(&fx);
-    assert!(
-        batch.ops[0].create_only,
-        "a put of an unseen document creates it"
-    );
-    assert_eq!(batch.ops[0].base_version, None);
-    reply(
-        &mut e,
-        &batch,
-        Response::status(201).with_header("ETag", "\"1\""),
-        1,
-    );
-    let del = NewOp {
-        kind: OpKind::Delete,
-        payload: Value::Null,
-        ..put("a", Value::Null)
-    };
-    let (_, fx) = enqueue(&mut e, del, 2);
-    let batch = only_send(&fx);
-    assert_eq!(batch.ops[0].base_version.as_deref(), Some("\"1\""));
-    reply(
-        &mut e,
-        &batch,
-        Response::status(204).with_header("ETag", "\"2\""),
-        3,
-    );
-    // The tombstone's version can never match a live document: the re-create says "create".
-    let (_, fx) = enqueue(&mut e, put("a", json!(3)), 4);
-    let batch = only_send(&fx);
-    assert!(batch.ops[0].create_only);
-    assert_eq!(batch.ops[0].base_version, None);
-}
-
-#[test]
-fn a_chain_behind_a_delete_follows_it_to_a_create() {
-    let mut e = Engine::new(config(ConflictStrategy::ServerWins, true), 10).unwrap();
-    e.ingest(
-        vec![outbox_core::ConfirmedDoc {
-            collection: "todos".into(),
-            key: "a".into(),
-            version: Some("\"5\"".into()),
-            doc: json!(5).into(),
-            deleted: false,
-        }],
-        0,
-    );
-    let del = NewOp {
-        kind: OpKind::Delete,
-        payload: Value::Null,
-        ..put("a", Value::Null)
-    };
-    let (_, fx) = enqueue(&mut e, del, 1);
-    let batch = only_send(&fx);
-    let (id, _) = enqueue(&mut e, put("a", json!(6)), 2);
-    assert_eq!(e.op(id).unwrap().base_version.as_deref(), Some("\"5\""));
-    let fx = reply(
-        &mut e,
-        &batch,
-        Response::status(204).with_header("ETag", "\"6\""),
-        3,
-    );
-    let batch = only_send(&fx);
-    assert!(batch.ops[0].create_only, "follows the delete to a create");
-    assert_eq!(batch.ops[0].base_version, None);
-}
-
-#[test]
-fn resolving_a_conflict_with_a_tombstone_re_creates_the_document() {
-    let mut e = Engine::new(config(ConflictStrategy::Manual, true), 11).unwrap();
-    e.ingest(
-        vec![outbox_core::ConfirmedDoc {
-            collection: "todos".into(),
-            key: "a".into(),
-            version: Some("\"1\"".into()),
-            doc: json!(1).into(),
-            deleted: false,
-        }],
-        0,
-    );
-    let (id, fx) = enqueue(&mut e, put("a", json!("mine")), 1);
-    // Someone deleted it meanwhile (tombstone version 2).
-    reply(&mut e, &only_send(&fx), conflict_412(2, None), 2);
-    assert_eq!(e.op(id).unwrap().state, OpState::Conflict);
-    let fx = e.resolve(id, json!("mine"), None, 3).unwrap();
-    let batch = only_send(&fx);
-    assert!(
-        batch.ops[0].create_only,
-        "If-None-Match: *, not If-Match the tombstone"
-    );
-    assert_eq!(batch.ops[0].base_version, None);
-}
-
-#[test]
-fn a_put_over_a_document_this_client_never_saw_is_a_conflict_not_an_overwrite() {
-    let mut e = Engine::new(config(ConflictStrategy::ServerWins, true), 12).unwrap();
-    let (id, fx) = enqueue(&mut e, put("a", json!("mine")), 0);
-    let batch = only_send(&fx);
-    assert!(batch.ops[0].create_only);
-    let fx = reply(&mut e, &batch, conflict_412(7, Some(json!("theirs"))), 1);
-    assert!(e.op(id).is_none(), "server-wins drops it");
-    assert!(fx
-        .iter()
-        .any(|f| matches!(f, Effect::Emit(Event::Conflict { .. }))));
-    assert_eq!(
-        e.view_item("todos", "a").unwrap().value,
-        Some(&json!("theirs"))
-    );
-}
-
-// ---- 5. a rate limit can never make the client hammer ---------------------------------------------
-
-#[test]
-fn retry_after_zero_or_in_the_past_still_waits_and_waits_grow() {
-    for retry_after in ["0", "Thu, 01 Jan 2015 00:00:00 GMT", ""] {
-        let mut e = Engine::new(config(ConflictStrategy::Manual, false), 13).unwrap();
-        let (_, fx) = enqueue(&mut e, put("a", json!(1)), 0);
-        let mut batch = only_send(&fx);
-        let mut now = 0;
-        let mut last_wait = 0;
-        for round in 1..=6u32 {
-            let mut response = Response::status(429);
-            if !retry_after.is_empty() {
-                response = response.with_header("Retry-After", retry_after);
-            }
-            let fx = reply(&mut e, &batch, response, now);
-            assert!(
-                sends(&fx).is_empty(),
-                "{retry_after:?}: resent in the same call"
-            );
-            let blocked = e.status().blocked_until.expect("blocked");
-            let wait = blocked - now;
-            assert!(
-                wait >= 500,
-                "{retry_after:?}: round {round} waits {wait} ms"
-            );
-            if round >= 4 {
-                assert!(
-                    wait > last_wait.min(4_000),
-                    "{retry_after:?}: the wait grows ({last_wait} -> {wait})"
-                );
-            }
-            last_wait = wait;
-            now = blocked;
-            batch = only_send(&e.tick(now));
-        }
-    }
-}
-
-#[test]
-fn a_retry_after_of_ten_years_is_capped() {
-    let mut e = Engine::new(config(ConflictStrategy::Manual, false), 14).unwrap();
-    let (_, fx) = enqueue(&mut e, put("a", json!(1)), 0);
-    let fx = reply(
-        &mut e,
-        &only_send(&fx),
-        Response::status(429).with_header("Retry-After", "315360000"),
-        0,
-    );
-    assert!(sends(&fx).is_empty());
-    assert!(e.status().blocked_until.unwrap() <= RetryPolicy::default().max_server_wait_ms);
-}
-
 // ---- 6. an abandoned enqueue never comes back ------------------------------------------------------
 
 #[test]
@@ -526,55 +286,6 @@ fn doubles_survive_the_store_so_the_resent_body_is_the_first_body() {
         )
         .unwrap();
     }
-}
-
-// ---- 8. a clock set back between loads does not freeze the queue ----------------------------------
-
-#[test]
-fn deadlines_stored_before_the_clock_was_set_back_are_clamped_on_restore() {
-    let mut e = Engine::new(config(ConflictStrategy::Manual, false), 18).unwrap();
-    let later = 400 * 24 * HOUR;
-    let (id, fx) = enqueue(&mut e, put("a", json!(1)), later);
-    let fx = reply(
-        &mut e,
-        &only_send(&fx),
-        Response::status(429).with_header("Retry-After", "30"),
-        later,
-    );
-    let record = persisted(&fx, id).unwrap();
-    assert!(record.not_before.unwrap() >= later + 30_000);
-    // The user sets the clock back a year, and reloads.
-    let now = 35 * 24 * HOUR;
-    let mut e = Engine::restore(
-        config(ConflictStrategy::Manual, false),
-        19,
-        vec![record],
-        now,
-    )
-    .unwrap();
-    let blocked = e.status().blocked_until.unwrap();
-    assert!(blocked <= now + RetryPolicy::default().max_server_wait_ms);
-    let fx = e.tick(blocked);
-    assert_eq!(only_send(&fx).ops[0].id, id);
-}
-
-#[test]
-fn a_possibly_applied_op_restored_behind_a_clock_set_back_is_not_trusted_to_the_horizon() {
-    let mut e = Engine::new(config(ConflictStrategy::Manual, false), 20).unwrap();
-    let (id, fx) = enqueue(&mut e, put("a", json!(1)), 100 * HOUR);
-    let record = persisted(&fx, id).unwrap();
-    // Sent (the mark is durable), then the clock is set back three days: how long ago the key was
-    // sent is unknown.
-    let mut e = Engine::restore(
-        config(ConflictStrategy::Manual, false),
-        21,
-        vec![record],
-        28 * HOUR,
-    )
-    .unwrap();
-    let fx = e.drain(28 * HOUR);
-    assert!(sends(&fx).is_empty());
-    assert_eq!(e.op(id).unwrap().state, OpState::Unknown);
 }
 
 // ---- 10. failing storage stops sending -------------------------------------------------------------
@@ -648,32 +359,4 @@ fn a_create_is_no_guard_past_the_horizon_the_document_may_have_been_deleted_sinc
     let fx = e.tick(30 * HOUR);
     assert!(sends(&fx).is_empty());
     assert_eq!(e.op(id).unwrap().state, OpState::Unknown);
-}
-
-#[test]
-fn an_op_behind_one_whose_precondition_was_rewritten_follows_its_ack() {
-    let mut e = Engine::new(config(ConflictStrategy::ClientWins, true), 24).unwrap();
-    let (_, fx) = enqueue(&mut e, put("a", json!("first")), 0);
-    let first = only_send(&fx);
-    let (second, _) = enqueue(&mut e, put("a", json!("second")), 1);
-    assert!(
-        e.op(second).unwrap().create_only,
-        "made on the same unseen state"
-    );
-    // Someone else created it: the first op rebases onto version 3 (If-Match), then lands as 4.
-    let fx = reply(&mut e, &first, conflict_412(3, Some(json!("theirs"))), 2);
-    let first = only_send(&fx);
-    assert_eq!(first.ops[0].base_version.as_deref(), Some("\"3\""));
-    let fx = reply(
-        &mut e,
-        &first,
-        Response::status(200).with_header("ETag", "\"4\""),
-        3,
-    );
-    // The second op was made on top of the first: it follows to 4, not "create" (a false conflict
-    // with our own write).
-    let batch = only_send(&fx);
-    assert_eq!(batch.ops[0].id, second);
-    assert_eq!(batch.ops[0].base_version.as_deref(), Some("\"4\""));
-    assert!(!batch.ops[0].create_only);
 }

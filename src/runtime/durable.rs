@@ -183,14 +183,7 @@ impl Runtime {
             .borrow_mut()
             .abandon_unstored(&rejected, clock::now());
         self.run_in_background(fx);
-        let fx = self.engine.borrow_mut().storage_failed(
-            CoreStorageError {
-                code: error.code().to_owned(),
-                message: error.to_string(),
-            },
-            clock::now(),
-        );
-        self.run_in_background(fx);
+        self.stall(&error);
         if matches!(error, StoreError::UpgradeBlocked) {
             self.storage_dead(error);
             return;
@@ -211,6 +204,16 @@ impl Runtime {
         *self.durable.retry_timer.borrow_mut() = Some(timer);
     }
 
+    /// Tells the engine storage fails: it sends nothing until a commit succeeds.
+    fn stall(self: &Rc<Self>, error: &StoreError) {
+        let error = CoreStorageError {
+            code: error.code().to_owned(),
+            message: error.to_string(),
+        };
+        let fx = self.engine.borrow_mut().storage_failed(error, clock::now());
+        self.run_in_background(fx);
+    }
+
     /// Storage is gone for good: every waiting command fails, nothing is committed or sent again.
     pub(super) fn storage_dead(self: &Rc<Self>, error: StoreError) {
         if self.durable.dead.borrow().is_some() {
@@ -226,14 +229,7 @@ impl Runtime {
         for (_, waiter) in self.durable.enqueues.borrow_mut().drain() {
             let _ = waiter.send(Err(error.clone()));
         }
-        let fx = self.engine.borrow_mut().storage_failed(
-            CoreStorageError {
-                code: error.code().to_owned(),
-                message: error.to_string(),
-            },
-            clock::now(),
-        );
-        self.run_in_background(fx);
+        self.stall(&error);
         self.note_storage_error(&Error::from(error));
     }
 }

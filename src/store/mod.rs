@@ -78,6 +78,8 @@ pub struct IdbStore {
     closed_by_app: Cell<bool>,
     committed: Cell<u64>,
     reopened: Cell<u32>,
+    /// Commits still to fail, for tests (`fail_commits_for_test`).
+    failing: Cell<u32>,
 }
 
 /// Set when another tab asked for a newer schema and this connection stepped aside, with an optional
@@ -107,6 +109,7 @@ impl IdbStore {
             closed_by_app: Cell::new(false),
             committed: Cell::new(0),
             reopened: Cell::new(0),
+            failing: Cell::new(0),
         })
     }
 
@@ -120,6 +123,14 @@ impl IdbStore {
     pub async fn commit(&self, writes: &[Write]) -> Result<(), StoreError> {
         if writes.is_empty() {
             return Ok(());
+        }
+        if self.failing.get() > 0 {
+            self.failing.set(self.failing.get() - 1);
+            return Err(StoreError::Failed {
+                name: "UnknownError".to_owned(),
+                message: "a commit failed on purpose (test hook)".to_owned(),
+                cause: JsValue::UNDEFINED,
+            });
         }
         self.with_reconnect(async |db: Database| self.commit_once(&db, writes).await)
             .await?;
@@ -184,6 +195,13 @@ impl IdbStore {
     /// How many times a lost connection was reopened. A test hook.
     pub fn reconnections(&self) -> u32 {
         self.reopened.get()
+    }
+
+    /// Makes the next `n` commits fail, as a disk error would (nothing written). A test hook for the
+    /// runtime's handling of failed commits.
+    #[doc(hidden)]
+    pub fn fail_commits_for_test(&self, n: u32) {
+        self.failing.set(n);
     }
 
     /// Closes the underlying connection without telling the store, as the browser does when it loses the
