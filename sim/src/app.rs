@@ -282,7 +282,8 @@ impl World {
         }
         self.quiesce()?;
         // The app settles what is held, as a user clicking through the failed and conflicted items.
-        for round in 0..1_000 {
+        // A lane can hold thousands of ops; each round settles its head.
+        for round in 0..1_000_000 {
             let mut acted = false;
             for tab in 0..self.tabs.len() {
                 let held: Vec<(OpId, OpState)> = self.tabs[tab]
@@ -346,7 +347,11 @@ impl World {
                 .map(|r| (r.id, r.state))
                 .collect();
             if !left.is_empty() {
-                return Err(format!("tab {t} still holds ops after settling: {left:?}"));
+                let some: Vec<_> = left.iter().take(5).collect();
+                return Err(format!(
+                    "tab {t} still holds {} ops after settling, such as {some:?}",
+                    left.len()
+                ));
             }
         }
         if let Some(id) = self.store.op_ids().next() {
