@@ -379,7 +379,10 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 fn validate_doc_path(collection: &str, key: &str) -> Result<(), Problem> {
+    // `.` and `..` are dot segments: a URL resolves them away, so no request could address them.
+    let dot_segment = |s: &str| s == "." || s == "..";
     let collection_ok = !collection.is_empty()
+        && !dot_segment(collection)
         && collection.len() <= 64
         && collection
             .bytes()
@@ -387,13 +390,13 @@ fn validate_doc_path(collection: &str, key: &str) -> Result<(), Problem> {
     if !collection_ok {
         return Err(Problem::new(
             ProblemType::InvalidRequest,
-            "collection must be 1 to 64 characters from A-Z a-z 0-9 - _ .",
+            "collection must be 1 to 64 characters from A-Z a-z 0-9 - _ . and not . or ..",
         ));
     }
-    if key.is_empty() || key.len() > 256 || key.chars().any(char::is_control) {
+    if key.is_empty() || key.len() > 256 || key.chars().any(char::is_control) || dot_segment(key) {
         return Err(Problem::new(
             ProblemType::InvalidRequest,
-            "key must be 1 to 256 bytes of UTF-8 without control characters",
+            "key must be 1 to 256 bytes of UTF-8 without control characters, and not . or ..",
         ));
     }
     Ok(())

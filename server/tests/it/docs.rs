@@ -377,6 +377,9 @@ async fn bad_input_gets_the_right_problem_and_writes_nothing() {
             {"method": "DELETE", "collection": "c", "key": "x", "idempotencyKey": "o3", "body": {}},
             {"method": "PUT", "collection": "c", "key": "x", "idempotencyKey": "o4", "body": {}, "extra": 1},
             {"method": "PUT", "collection": "c!", "key": "x", "idempotencyKey": "o5", "body": {}},
+            // Dot segments: no URL could address such a document.
+            {"method": "PUT", "collection": "c", "key": "..", "idempotencyKey": "o6", "body": {}},
+            {"method": "PUT", "collection": ".", "key": "x", "idempotencyKey": "o7", "body": {}},
         ]))
         .send()
         .await
@@ -402,6 +405,8 @@ async fn bad_input_gets_the_right_problem_and_writes_nothing() {
         [
             "invalid-request",
             "invalid-precondition",
+            "invalid-request",
+            "invalid-request",
             "invalid-request",
             "invalid-request",
             "invalid-request"
