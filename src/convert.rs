@@ -4,7 +4,14 @@
 //! crossing per field, which is both faster and keeps the wasm smaller than a field-by-field serializer.
 
 use serde_json::Value;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(module = "/src/js/exact-json.js")]
+extern "C" {
+    /// Why a value is not exact JSON (`src/js/exact-json.js`), naming its path, or `null`.
+    #[wasm_bindgen(js_name = notExactJson)]
+    fn not_exact_json(value: &JsValue, root: &str, max_depth: u32) -> Option<String>;
+}
 
 /// A Rust JSON value as a JS value.
 pub fn to_js(value: &Value) -> JsValue {
@@ -14,10 +21,22 @@ pub fn to_js(value: &Value) -> JsValue {
 
 /// Why a JS value is not JSON.
 pub enum NotJson {
+    /// It would not survive JSON exactly (a `Date`, `NaN`, a function member …): the sentence names where.
+    Inexact(String),
     /// `JSON.stringify` threw (a cycle, a BigInt) or gave nothing (a function, a symbol, `undefined`).
     Unserializable(String),
     /// Its JSON text is longer than the limit.
     TooLarge(usize),
+}
+
+/// An app's value as JSON, exactly as given: refused (naming the path from `root`) unless it is plain JSON,
+/// at most `MAX_PAYLOAD_DEPTH` deep and `max_bytes` long.
+pub fn exact_from_js(value: &JsValue, root: &str, max_bytes: usize) -> Result<Value, NotJson> {
+    let depth = outbox_core::MAX_PAYLOAD_DEPTH as u32;
+    if let Some(why) = not_exact_json(value, root, depth) {
+        return Err(NotJson::Inexact(why));
+    }
+    from_js(value, max_bytes)
 }
 
 /// A JS value as JSON, with its size checked against `max_bytes` before it is parsed.

@@ -68,7 +68,7 @@ impl Error {
                 CoreError::UnknownOp(_) => "UNKNOWN_OP",
                 CoreError::InFlight(_) => "OP_IN_FLIGHT",
                 CoreError::WrongState { .. } => "WRONG_STATE",
-                CoreError::InvalidEntity => "INVALID_OP",
+                CoreError::InvalidEntity | CoreError::TooDeep(_) => "INVALID_OP",
                 CoreError::InvalidConfig(_) => "INVALID_CONFIG",
                 CoreError::UnsupportedFormat { .. }
                 | CoreError::DuplicateOp(_)

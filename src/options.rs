@@ -110,7 +110,7 @@ impl Options {
             }
             (None, Some(custom)) => TransportOptions::Custom(custom),
             (Some(endpoint), None) => TransportOptions::Fetch(FetchOptions {
-                endpoint: endpoint.trim_end_matches('/').to_owned(),
+                endpoint: check_endpoint(&endpoint)?,
                 batch: boolean(value, "batch")?.unwrap_or(false),
                 route: function(value, "route")?,
                 auth: function(value, "auth")?,
@@ -124,9 +124,10 @@ impl Options {
                         )))
                     }
                 },
-                timeout_ms: positive(value, "timeoutMs")?
-                    .map_or(Ok(DEFAULT_TIMEOUT_MS), u32_field("timeoutMs"))?,
-                client_id: string(value, "clientId")?,
+                timeout_ms: duration(value, "timeoutMs", 1)?.unwrap_or(DEFAULT_TIMEOUT_MS),
+                client_id: string(value, "clientId")?
+                    .map(|id| check_client_id(&id).map(|()| id))
+                    .transpose()?,
             }),
         };
         let durability = match string(value, "durability")?.as_deref() {
@@ -170,8 +171,7 @@ impl Options {
             durability,
             auto_drain: boolean(value, "autoDrain")?.unwrap_or(true),
             paused: boolean(value, "paused")?.unwrap_or(false),
-            drain_delay_ms: non_negative(value, "drainDelayMs")?
-                .map_or(Ok(DEFAULT_DRAIN_DELAY_MS), u32_field("drainDelayMs"))?,
+            drain_delay_ms: duration(value, "drainDelayMs", 0)?.unwrap_or(DEFAULT_DRAIN_DELAY_MS),
             max_op_bytes: positive(value, "maxOpBytes")?
                 .map_or(DEFAULT_MAX_OP_BYTES, |n| n as usize),
             engine,
@@ -256,10 +256,7 @@ fn pull_options(options: &JsValue) -> Result<PullOptions> {
         other => other,
     };
     Ok(PullOptions {
-        interval_ms: positive(&pull, "intervalMs")
-            .map_err(prefixed)?
-            .map(u32_field("pull.intervalMs"))
-            .transpose()?,
+        interval_ms: duration(&pull, "intervalMs", 1).map_err(prefixed)?,
         on_focus: boolean(&pull, "onFocus")
             .map_err(prefixed)?
             .unwrap_or(false),
@@ -279,11 +276,11 @@ fn retry_policy(options: &JsValue) -> Result<RetryPolicy> {
     if !retry.is_object() {
         return Err(invalid("options.retry must be an object"));
     }
-    if let Some(ms) = positive(&retry, "baseMs").map_err(prefix_retry)? {
-        policy.base_ms = ms as u64;
+    if let Some(ms) = duration(&retry, "baseMs", 1).map_err(prefix_retry)? {
+        policy.base_ms = u64::from(ms);
     }
-    if let Some(ms) = positive(&retry, "capMs").map_err(prefix_retry)? {
-        policy.cap_ms = ms as u64;
+    if let Some(ms) = duration(&retry, "capMs", 1).map_err(prefix_retry)? {
+        policy.cap_ms = u64::from(ms);
     }
     if let Some(n) = positive(&retry, "maxAttempts").map_err(prefix_retry)? {
         policy.max_attempts = Some(u32_field("retry.maxAttempts")(n)?);
@@ -291,11 +288,11 @@ fn retry_policy(options: &JsValue) -> Result<RetryPolicy> {
     if let Some(ms) = positive(&retry, "maxAgeMs").map_err(prefix_retry)? {
         policy.max_age_ms = Some(ms as u64);
     }
-    if let Some(ms) = positive(&retry, "floorMs").map_err(prefix_retry)? {
-        policy.floor_ms = ms as u64;
+    if let Some(ms) = duration(&retry, "floorMs", 1).map_err(prefix_retry)? {
+        policy.floor_ms = u64::from(ms);
     }
-    if let Some(ms) = positive(&retry, "maxServerWaitMs").map_err(prefix_retry)? {
-        policy.max_server_wait_ms = ms as u64;
+    if let Some(ms) = duration(&retry, "maxServerWaitMs", 1).map_err(prefix_retry)? {
+        policy.max_server_wait_ms = u64::from(ms);
     }
     if policy.cap_ms < policy.base_ms {
         return Err(invalid(
@@ -376,12 +373,60 @@ fn number(object: &JsValue, field: &str, min: u32) -> Result<Option<f64>> {
     }
 }
 
-fn positive(object: &JsValue, field: &str) -> Result<Option<f64>> {
-    number(object, field, 1)
+/// The longest a browser timer can wait (2^31 - 1 ms, about 24.8 days): a longer delay fires at once.
+const MAX_TIMER_MS: u32 = i32::MAX as u32;
+
+/// A duration in ms that a timer will wait: an integer from `min` to [`MAX_TIMER_MS`].
+fn duration(object: &JsValue, field: &str, min: u32) -> Result<Option<u32>> {
+    match number(object, field, min)? {
+        Some(ms) if ms > f64::from(MAX_TIMER_MS) => Err(invalid(format!(
+            "options.{field} must be at most {MAX_TIMER_MS} ms, the longest a timer can wait"
+        ))),
+        other => Ok(other.map(|ms| ms as u32)),
+    }
 }
 
-fn non_negative(object: &JsValue, field: &str) -> Result<Option<f64>> {
-    number(object, field, 0)
+/// `options.endpoint`: an absolute http(s) URL, or a path (`/api`, `./api`, `../api`) on the page's origin.
+/// Checked at open: otherwise every op would fail later, one by one (`"not a url"` would resolve to a
+/// path of the page and answer 404 or 405).
+fn check_endpoint(endpoint: &str) -> Result<String> {
+    let is_path = ["/", "./", "../"].iter().any(|p| endpoint.starts_with(p));
+    let is_absolute = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+    if endpoint.chars().any(char::is_whitespace) || !(is_path || is_absolute) {
+        return Err(invalid(format!(
+            "options.endpoint must be an http(s) URL or a path starting with /, not {endpoint:?}"
+        )));
+    }
+    let base = Reflect::get(&js_sys::global(), &"location".into())
+        .ok()
+        .and_then(|l| Reflect::get(&l, &"href".into()).ok())
+        .and_then(|h| h.as_string());
+    let url = match &base {
+        Some(base) => web_sys::Url::new_with_base(endpoint, base),
+        None => web_sys::Url::new(endpoint),
+    };
+    match url {
+        Ok(url) if matches!(url.protocol().as_str(), "http:" | "https:") => {
+            Ok(endpoint.trim_end_matches('/').to_owned())
+        }
+        _ => Err(invalid(format!(
+            "options.endpoint must be an http(s) URL (absolute, or relative to the page), not {endpoint:?}"
+        ))),
+    }
+}
+
+/// `options.clientId`: 1-255 visible ASCII characters (docs/PROTOCOL.md §3), as the header carries it.
+fn check_client_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 255 || !id.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(invalid(format!(
+            "options.clientId must be 1-255 visible ASCII characters, not {id:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn positive(object: &JsValue, field: &str) -> Result<Option<f64>> {
+    number(object, field, 1)
 }
 
 fn u32_field(field: &'static str) -> impl Fn(f64) -> Result<u32> {

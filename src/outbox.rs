@@ -199,14 +199,17 @@ impl Outbox {
         self.snapshot(&[OpState::Unknown])
     }
 
-    /// Sends a failed, conflicted or backing-off op again now.
+    /// Sends a failed, conflicted or backing-off op again now. This is the user's explicit intent, so
+    /// it also lifts a wait the server asked for (`Retry-After`, a rate limit's reset); `drain()` and
+    /// automatic resends never do.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn retry(&self, id: String) -> Promise {
         let runtime = Rc::clone(&self.runtime);
         panic_guard::promise(async move { runtime.retry(&id).await.map(|()| JsValue::UNDEFINED) })
     }
 
-    /// Sends every failed and conflicted op again now.
+    /// Sends every failed, conflicted and backing-off op again now, lifting a server's requested wait
+    /// as `retry` does. Ops of unknown outcome are left alone (see `unknown()`).
     #[wasm_bindgen(js_name = retryAll, unchecked_return_type = "Promise<void>")]
     pub fn retry_all(&self) -> Promise {
         let runtime = Rc::clone(&self.runtime);

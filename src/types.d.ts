@@ -227,6 +227,7 @@ export interface OpSnapshot {
   idempotencyKey: string;
   collection: string;
   key: string;
+  /** Absent only on a quarantined record (see `raw`). */
   op: OpKind;
   name?: string;
   value?: JsonValue;
@@ -249,6 +250,12 @@ export interface OpSnapshot {
    * so it cannot apply twice; a `failed` op with this set may in fact be on the server.
    */
   maybeApplied: boolean;
+  /**
+   * Only on a stored record the outbox could not read (`lastError.code` is `"CORRUPT_RECORD"`): its stored
+   * text, to inspect or salvage. Such an entry has `op` absent, and `collection`, `key`, `idempotencyKey`
+   * and `createdAt` only as far as the record still says them (else `""` and `0`). `discard(id)` removes it.
+   */
+  raw?: string;
 }
 
 /**

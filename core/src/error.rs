@@ -25,6 +25,9 @@ pub enum CoreError {
     /// `collection` or `key` is empty.
     #[error("an op needs a non-empty collection and key")]
     InvalidEntity,
+    /// The payload nests deeper than [`crate::MAX_PAYLOAD_DEPTH`]: its record could not be read back.
+    #[error("the payload is nested {0} levels deep; at most {max} are stored", max = crate::MAX_PAYLOAD_DEPTH)]
+    TooDeep(usize),
     /// A stored record was written by a newer build.
     #[error("op record format {found} is newer than this build reads ({supported})")]
     UnsupportedFormat {
@@ -50,6 +53,7 @@ impl CoreError {
             CoreError::WrongState { .. } => "wrong_state",
             CoreError::UnknownBatch(_) => "unknown_batch",
             CoreError::InvalidEntity => "invalid_entity",
+            CoreError::TooDeep(_) => "too_deep",
             CoreError::UnsupportedFormat { .. } => "unsupported_format",
             CoreError::DuplicateOp(_) => "duplicate_op",
             CoreError::InvalidConfig(_) => "invalid_config",

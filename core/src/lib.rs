@@ -56,7 +56,10 @@ pub use effect_queue::{
 pub use engine::{Engine, Stored};
 pub use error::CoreError;
 pub use event::{ConflictResolution, Event};
-pub use op::{NewOp, OpError, OpId, OpKind, OpRecord, OpState, FORMAT_VERSION};
+pub use op::{
+    payload_depth, NewOp, OpError, OpId, OpKind, OpRecord, OpState, FORMAT_VERSION,
+    MAX_PAYLOAD_DEPTH,
+};
 pub use outcome::{classify, OutcomeClass, Rule, DEFAULT_RULES, KEY_IN_FLIGHT_PROBLEM_TYPE};
 pub use random::{Entropy, Randomness};
 pub use rate_limit::RateLimitInfo;

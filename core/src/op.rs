@@ -23,6 +23,20 @@ use crate::outcome::OutcomeClass;
 ///   key) and the state `unknown`. A version-1 record reads as version 2 with neither set.
 pub const FORMAT_VERSION: u32 = 2;
 
+/// How deeply a payload may nest (arrays and objects). A stored record must parse back, and the JSON
+/// parser (like the reference server's) stops at 128 levels; the record and a push body wrap the payload
+/// in a few more.
+pub const MAX_PAYLOAD_DEPTH: usize = 100;
+
+/// How deeply `value` nests (a scalar is 0).
+pub fn payload_depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(payload_depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(payload_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// The engine's id for an op: the handle the app uses for retry / discard.
 ///
 /// Kept separate from the idempotency key because the key may be rotated when the app retries an op

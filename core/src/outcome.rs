@@ -51,7 +51,8 @@ pub enum Condition {
     None,
     /// The problem `type` is one of the configured "idempotency key in flight" types.
     KeyInFlight,
-    /// A `Retry-After` header is present.
+    /// A `Retry-After` header is present and readable (delta-seconds or an HTTP-date): `Retry-After: soon`
+    /// says nothing, and the answer is an ordinary transient one.
     RetryAfter,
     /// The body carries the server's current state of the document (a problem's `current` member,
     /// docs/PROTOCOL.md §2): evidence of a version conflict.
@@ -138,7 +139,9 @@ pub fn classify(
                 }
                 && match r.when {
                     Condition::None => true,
-                    Condition::RetryAfter => response.header("retry-after").is_some(),
+                    Condition::RetryAfter => response
+                        .header("retry-after")
+                        .is_some_and(|v| crate::rate_limit::parse_retry_after(v, 0).is_some()),
                     Condition::KeyInFlight => response
                         .problem_type()
                         .is_some_and(|t| key_in_flight_types.iter().any(|k| k == t)),
@@ -203,6 +206,8 @@ mod tests {
         assert_eq!(class(OpKind::Put, st(429)), O::RateLimited);
         let r = Response::status(503).with_header("Retry-After", "5");
         assert_eq!(class(OpKind::Put, Some(r)), O::RateLimited);
+        let garbage = Response::status(503).with_header("Retry-After", "soon");
+        assert_eq!(class(OpKind::Put, Some(garbage)), O::Transient);
     }
 
     #[test]

@@ -293,6 +293,17 @@ pub fn supersedes(incoming: Option<&str>, held: Option<&str>, replayed: bool) ->
     }
 }
 
+/// Whether `etag` is a strong entity-tag (`"3"`, `"abc"`; RFC 9110 §8.8.3), usable in `If-Match`.
+pub fn is_strong_etag(etag: &str) -> bool {
+    let Some(inner) = etag.strip_prefix('"').and_then(|e| e.strip_suffix('"')) else {
+        return false;
+    };
+    etag.len() >= 2
+        && inner
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+}
+
 fn version_number(version: &str) -> Option<u64> {
     version
         .trim_start_matches("W/")
@@ -315,6 +326,18 @@ mod tests {
         // Opaque ETags: any different one wins.
         assert!(is_newer(Some("\"abc\""), Some("\"xyz\"")));
         assert!(!is_newer(Some("\"abc\""), Some("\"abc\"")));
+    }
+
+    #[test]
+    fn only_strong_entity_tags_serve_as_preconditions() {
+        assert!(is_strong_etag("\"3\""));
+        assert!(is_strong_etag("\"abc-1\""));
+        assert!(is_strong_etag("\"\""));
+        assert!(!is_strong_etag("W/\"3\""));
+        assert!(!is_strong_etag("abc"));
+        assert!(!is_strong_etag("\"a\"b\""));
+        assert!(!is_strong_etag("\"a b\""));
+        assert!(!is_strong_etag("\""));
     }
 
     #[test]

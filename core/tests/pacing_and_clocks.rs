@@ -61,6 +61,30 @@ fn a_retry_after_of_ten_years_is_capped() {
     assert!(e.status().blocked_until.unwrap() <= RetryPolicy::default().max_server_wait_ms);
 }
 
+#[test]
+fn the_apps_retry_lifts_a_servers_wait_and_a_drain_does_not() {
+    for retry_all in [false, true] {
+        let mut e = Engine::new(config(ConflictStrategy::Manual, false), 15).unwrap();
+        let (id, fx) = enqueue(&mut e, put("a", json!(1)), 0);
+        let fx = reply(
+            &mut e,
+            &only_send(&fx),
+            Response::status(503).with_header("Retry-After", "315360000"),
+            0,
+        );
+        assert!(sends(&fx).is_empty());
+        assert!(sends(&e.drain(1_000)).is_empty(), "drain keeps the wait");
+        let fx = if retry_all {
+            e.retry_all(2_000)
+        } else {
+            e.retry(id, 2_000).unwrap()
+        };
+        assert_eq!(sends(&fx).len(), 1, "retry_all={retry_all}: sent at once");
+        assert_eq!(e.status().blocked_until, None);
+        assert_eq!(e.op(id).unwrap().not_before, None, "nor kept for a reload");
+    }
+}
+
 // ---- 8. a clock set back between loads does not freeze the queue ----------------------------------
 
 #[test]

@@ -345,6 +345,14 @@ impl Sim {
         self.in_flight.push(batch);
     }
 
+    /// An explicit retry from the app ends every wait a server asked for (`Engine::retry`).
+    fn lift_server_waits(&mut self) {
+        self.floor_429 = 0;
+        self.floor_quota = 0;
+        self.engine_blocked = 0;
+        self.op_floor.clear();
+    }
+
     /// The engine formed a batch (the queue may still hold it).
     fn check_formed(&mut self, batch: Batch) {
         assert!(self.online && !self.paused, "sent while offline or paused");
@@ -482,6 +490,8 @@ impl Sim {
                 let id = live[pick % live.len()];
                 match self.engine.retry(id, self.now) {
                     Ok(fx) => {
+                        // The app's explicit retry lifts the server's waits too.
+                        self.lift_server_waits();
                         self.op_backoff.remove(&id);
                         self.apply(fx);
                     }
@@ -492,6 +502,7 @@ impl Sim {
                 }
             }
             Action::RetryAll => {
+                self.lift_server_waits();
                 self.op_backoff.clear();
                 let fx = self.engine.retry_all(self.now);
                 self.apply(fx);

@@ -54,6 +54,8 @@ impl World {
                     if self.tabs[tab].engine().op(id).map(|r| r.state) == Some(OpState::Unknown) {
                         self.oracle.op(&id).risk_accepted = true;
                     }
+                    // The app's explicit retry lifts the server's wait (`Engine::retry`).
+                    self.tabs[tab].rate_limited_until = 0;
                     let fx = self.tabs[tab]
                         .engine()
                         .retry(id, now)
@@ -62,6 +64,7 @@ impl World {
                 }
             }
             62..65 => {
+                self.tabs[tab].rate_limited_until = 0;
                 let fx = self.tabs[tab].engine().retry_all(now);
                 self.run(tab, fx)?;
             }
@@ -306,6 +309,7 @@ impl World {
                     let give_up = bad || round >= 2;
                     match state {
                         OpState::Failed if !give_up => {
+                            self.tabs[tab].rate_limited_until = 0;
                             let fx = self.tabs[tab]
                                 .engine()
                                 .retry(id, now)

@@ -87,6 +87,9 @@ impl Runtime {
     pub async fn discard(self: &Rc<Self>, id: &str) -> Result<()> {
         self.check_usable()?;
         let id = parse_id(id)?;
+        if let Some(deleted) = self.discard_quarantined(id) {
+            return deleted.await;
+        }
         let fx = self.engine.borrow_mut().discard(id, clock::now())?;
         self.run(fx).await.map_err(Error::from)
     }
@@ -120,10 +123,13 @@ impl Runtime {
         let engine = self.engine.borrow();
         let mut ops: Vec<&OpRecord> = engine.ops().filter(|r| states.contains(&r.state)).collect();
         ops.sort_by_key(|r| r.seq);
-        let list: Vec<Value> = ops
+        let mut list: Vec<Value> = ops
             .into_iter()
             .map(crate::transport::snapshot_json)
             .collect();
+        if states.contains(&OpState::Failed) {
+            list.extend(self.quarantined_snapshots());
+        }
         Ok(convert::to_js(&Value::Array(list)))
     }
 

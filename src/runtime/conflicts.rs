@@ -40,8 +40,12 @@ impl Runtime {
             Some("merged") => {
                 let value = js_sys::Reflect::get(&resolution, &"value".into())
                     .unwrap_or(JsValue::UNDEFINED);
-                let value = convert::from_js(&value, self.max_op_bytes).map_err(|_| {
-                    Error::InvalidOp("resolution.value must be the merged document (JSON)".into())
+                let value = convert::exact_from_js(&value, "resolution.value", self.max_op_bytes)
+                    .map_err(|e| match e {
+                    convert::NotJson::Inexact(why) => Error::InvalidOp(why),
+                    _ => Error::InvalidOp(
+                        "resolution.value must be the merged document (JSON)".into(),
+                    ),
                 })?;
                 self.engine_mut()?.resolve(id, value, None, now)?
             }

@@ -1,6 +1,8 @@
 //! Reading input: the app's ops and op ids, and the records stored in IndexedDB.
 
 use outbox_core::{ConfirmedDoc, NewOp, OpId, OpKind, OpRecord};
+
+use super::quarantine::Quarantined;
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
@@ -66,7 +68,8 @@ impl Runtime {
                 "op.value is required for put, patch and custom ops",
             ));
         } else {
-            convert::from_js(&value, self.max_op_bytes).map_err(|e| match e {
+            convert::exact_from_js(&value, "op.value", self.max_op_bytes).map_err(|e| match e {
+                convert::NotJson::Inexact(why) => invalid_op(why),
                 convert::NotJson::Unserializable(why) => {
                     invalid_op(format!("op.value is not JSON-serialisable: {why}"))
                 }
@@ -76,14 +79,68 @@ impl Runtime {
                 )),
             })?
         };
+        let base_version = text("baseVersion")?;
+        if let Some(version) = &base_version {
+            // It goes into an If-Match header: visible ASCII only, or fetch would refuse it at every send.
+            if version.is_empty() || !version.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+                return Err(invalid_op(format!(
+                    "op.baseVersion must be an entity-tag like \"\\\"3\\\"\" (visible ASCII), not {version:?}"
+                )));
+            }
+        }
+        if self.transport.speaks_protocol() {
+            check_identity(&collection, &key)?;
+        }
         Ok(NewOp {
             collection,
             key,
             kind,
             payload,
-            base_version: text("baseVersion")?,
+            base_version,
         })
     }
+}
+
+/// The identity rules of docs/PROTOCOL.md §2, checked at enqueue so an op the server must refuse is refused
+/// at once, never queued to fail later. `.` and `..` would collapse in a URL path to another resource.
+fn check_identity(collection: &str, key: &str) -> Result<()> {
+    let collection_ok = collection.len() <= 64
+        && collection
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if is_dot_segment(collection) {
+        return Err(invalid_op(format!(
+            "op.collection {collection:?} is a dot segment: a URL would resolve it to another resource"
+        )));
+    }
+    if !collection_ok {
+        return Err(invalid_op(format!(
+            "op.collection must be 1-64 characters of A-Z a-z 0-9 - _ . (docs/PROTOCOL.md), not {collection:?}"
+        )));
+    }
+    if key.len() > 256 {
+        return Err(invalid_op(format!(
+            "op.key is {} bytes of UTF-8; the protocol allows 256",
+            key.len()
+        )));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(invalid_op(format!(
+            "op.key must not hold control characters, as {key:?} does"
+        )));
+    }
+    if is_dot_segment(key) {
+        return Err(invalid_op(format!(
+            "op.key {key:?} is a dot segment: a URL would resolve it to another resource"
+        )));
+    }
+    Ok(())
+}
+
+/// `.` and `..` in a URL path are resolved away (RFC 3986 §5.2.4), percent-encoded or not (`%2e`), so
+/// a document so named could never be addressed: the op would reach another resource.
+fn is_dot_segment(segment: &str) -> bool {
+    segment == "." || segment == ".."
 }
 
 fn invalid_op(message: impl Into<String>) -> Error {
@@ -95,34 +152,48 @@ pub(super) fn parse_id(id: &str) -> Result<OpId> {
         .map_err(|_| Error::InvalidOp(format!("{id:?} is not an op id")))
 }
 
-pub(super) fn decode_docs(stored: Vec<JsValue>) -> Result<Vec<ConfirmedDoc>> {
+/// The stored confirmed documents that can be read. One that cannot is left out (the next pull brings the
+/// server's copy again): a damaged cache never keeps the queue from opening.
+pub(super) fn decode_docs(stored: Vec<JsValue>) -> Vec<ConfirmedDoc> {
     stored
         .into_iter()
-        .map(|value| {
-            let text = value.as_string().unwrap_or_default();
-            serde_json::from_str(&text).map_err(|e| Error::CorruptRecord {
-                id: "docs".to_owned(),
-                reason: e.to_string(),
-            })
-        })
+        .filter_map(|value| serde_json::from_str(&value.as_string()?).ok())
         .collect()
 }
 
-pub(super) fn decode_records(stored: Vec<JsValue>) -> Result<Vec<OpRecord>> {
-    stored
-        .into_iter()
-        .map(|value| {
-            let text = value.as_string().ok_or_else(|| Error::CorruptRecord {
-                id: "?".to_owned(),
-                reason: "not a JSON string".to_owned(),
-            })?;
-            serde_json::from_str(&text).map_err(|e| Error::CorruptRecord {
-                id: serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
-                    .unwrap_or_else(|| "?".to_owned()),
-                reason: e.to_string(),
-            })
-        })
-        .collect()
+/// The stored op records, read: those that parse, and those that do not (written by a newer release, or
+/// unreadable), set aside so that one bad record never keeps the rest of the queue from opening.
+pub(super) fn decode_records(stored: Vec<(JsValue, JsValue)>) -> (Vec<OpRecord>, Vec<Quarantined>) {
+    let mut records = Vec::with_capacity(stored.len());
+    let mut quarantined = Vec::new();
+    for (key, value) in stored {
+        let id = key.as_string().and_then(|k| k.parse::<OpId>().ok());
+        let text = value.as_string();
+        let parsed = text
+            .as_deref()
+            .ok_or_else(|| "not a JSON string".to_owned())
+            .and_then(|t| serde_json::from_str::<OpRecord>(t).map_err(|e| e.to_string()))
+            .and_then(|r| {
+                if r.format_version > outbox_core::FORMAT_VERSION {
+                    Err(format!(
+                        "written in record format {} by a newer release; this one reads {}",
+                        r.format_version,
+                        outbox_core::FORMAT_VERSION
+                    ))
+                } else {
+                    Ok(r)
+                }
+            });
+        match (parsed, id) {
+            (Ok(record), _) => records.push(record),
+            (Err(reason), Some(id)) => quarantined.push(Quarantined {
+                id,
+                raw: text.unwrap_or_default(),
+                reason,
+            }),
+            // Not even a key to name it by: no op of this outbox wrote it.
+            (Err(_), None) => {}
+        }
+    }
+    (records, quarantined)
 }

@@ -22,6 +22,7 @@ mod durable;
 mod effects;
 mod input;
 mod pull;
+mod quarantine;
 mod triggers;
 mod view;
 
@@ -94,14 +95,16 @@ pub struct Runtime {
     /// Conflict resolvers by collection.
     resolvers: HashMap<String, Function>,
     pull: Pull,
+    /// Stored records that could not be read (shown as failed ops until discarded).
+    quarantined: RefCell<Vec<quarantine::Quarantined>>,
 }
 
 impl Runtime {
     /// Opens the store, restores the queue from it, and starts the triggers.
     pub async fn open(options: Options) -> Result<Rc<Runtime>> {
         let store = Rc::new(IdbStore::open(&options.name, options.durability).await?);
-        let records = decode_records(store.load_ops().await?)?;
-        let docs = decode_docs(store.load_docs().await?)?;
+        let (records, quarantined) = decode_records(store.load_op_entries().await?);
+        let docs = decode_docs(store.load_docs().await?);
         let cursor = store.get_meta(CURSOR).await?.and_then(|c| c.as_string());
         let stated_retention_ms = store
             .get_meta(RETENTION_META_KEY)
@@ -158,6 +161,7 @@ impl Runtime {
             mutations,
             resolvers: options.resolvers,
             pull: Pull::new(options.pull, cursor),
+            quarantined: RefCell::new(quarantined),
         });
         runtime.install_triggers();
         runtime.start_periodic_pull();
@@ -216,7 +220,12 @@ impl Runtime {
     }
 
     fn status_json(&self) -> Value {
-        let status = self.engine.borrow().status();
+        let mut status = self.engine.borrow().status();
+        // Records set aside at open count as failed ops: the app sees them in failed().
+        status.failed += self.quarantined_count();
+        if status.state == outbox_core::SyncState::Idle && self.quarantined_count() > 0 {
+            status.state = outbox_core::SyncState::Error;
+        }
         let fatal = self.fatal.borrow();
         let fatal = fatal.as_ref().map(|e| (e.code(), e.to_string()));
         events::status_json(&status, fatal.as_ref().map(|(c, m)| (*c, m.as_str())))

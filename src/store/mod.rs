@@ -144,6 +144,27 @@ impl IdbStore {
             .await
     }
 
+    /// Every stored op record with its key (the op id), in key order: a record that cannot be read
+    /// still has a key to name and delete it by.
+    pub async fn load_op_entries(&self) -> Result<Vec<(JsValue, JsValue)>, StoreError> {
+        self.with_reconnect(async |db: Database| {
+            let tx = db.transaction(schema::OPS).build()?;
+            let store = tx.object_store(schema::OPS)?;
+            let keys: Vec<JsValue> = store
+                .get_all_keys::<JsValue>()
+                .await?
+                .collect::<Result<_, _>>()
+                .map_err(StoreError::from)?;
+            let values: Vec<JsValue> = store
+                .get_all::<JsValue>()
+                .await?
+                .collect::<Result<_, _>>()
+                .map_err(StoreError::from)?;
+            Ok(keys.into_iter().zip(values).collect())
+        })
+        .await
+    }
+
     /// Every confirmed document record.
     pub async fn load_docs(&self) -> Result<Vec<JsValue>, StoreError> {
         self.with_reconnect(async |db: Database| load_all(&db, schema::DOCS).await)

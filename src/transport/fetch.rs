@@ -9,37 +9,10 @@ use outbox_core::{Batch, OpId, OpKind, OpResult, Reply, Response as CoreResponse
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, Headers, Request, RequestInit, Response};
+use web_sys::Headers;
 
-use super::wire;
-use super::SendOutcome;
+use super::{http, wire, Failure, SendOutcome};
 use crate::options::FetchOptions;
-
-/// The response headers the core reads. Only these are copied out of a `Response`; the server's CORS
-/// configuration must expose them (docs/PROTOCOL.md).
-const HEADERS_READ: [&str; 11] = [
-    "etag",
-    "idempotent-replayed",
-    "idempotency-retention",
-    "date",
-    "retry-after",
-    "ratelimit",
-    "ratelimit-policy",
-    "x-ratelimit-limit",
-    "x-ratelimit-remaining",
-    "x-ratelimit-reset",
-    "content-type",
-];
-
-/// A response body larger than this is not parsed: the status still classifies the outcome.
-const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-
-#[wasm_bindgen]
-extern "C" {
-    // The global `fetch`, so the transport works in a window and in a worker alike.
-    #[wasm_bindgen(js_name = fetch)]
-    fn global_fetch(request: &Request) -> Promise;
-}
 
 /// Sends batches over `fetch`.
 pub struct FetchTransport {
@@ -61,16 +34,17 @@ impl FetchTransport {
     pub async fn send(&self, batch: &Batch) -> SendOutcome {
         match self.try_send(batch).await {
             Ok(reply) => SendOutcome::Reply(reply),
-            Err(message) => SendOutcome::NoAnswer(message),
+            Err(Failure::NoAnswer(message)) => SendOutcome::NoAnswer(message),
+            // The request could not be made for a reason of the app's: every op of the batch fails,
+            // visibly, rather than being retried forever as if the network were down.
+            Err(Failure::Refused(message)) => {
+                SendOutcome::Reply(Reply::whole(http::refused(&message)))
+            }
         }
     }
 
-    async fn try_send(&self, batch: &Batch) -> Result<Reply, String> {
-        let headers = Headers::new().map_err(js_message)?;
-        self.add_auth_headers(&headers, batch.refresh_auth).await?;
-        if let Some(client) = &self.options.client_id {
-            set(&headers, "Outbox-Client-Id", client)?;
-        }
+    async fn try_send(&self, batch: &Batch) -> Result<Reply, Failure> {
+        let headers = self.base_headers(batch.refresh_auth).await?;
         if self.options.batch {
             return self.push(batch, headers).await;
         }
@@ -78,7 +52,7 @@ impl FetchTransport {
         // runs once; it stays a loop so a wider batch would still be delivered correctly, op by op.
         let mut results = Vec::with_capacity(batch.ops.len());
         for op in &batch.ops {
-            let op_headers = Headers::new_with_headers(&headers).map_err(js_message)?;
+            let op_headers = Headers::new_with_headers(&headers).map_err(refused)?;
             results.push(OpResult {
                 id: op.id,
                 response: self.send_one(op, op_headers).await?,
@@ -90,8 +64,8 @@ impl FetchTransport {
         })
     }
 
-    async fn send_one(&self, op: &SendOp, headers: Headers) -> Result<CoreResponse, String> {
-        let (method, url) = self.route(op).await?;
+    async fn send_one(&self, op: &SendOp, headers: Headers) -> Result<CoreResponse, Failure> {
+        let (method, url) = self.route(op).await.map_err(Failure::Refused)?;
         set(&headers, "Idempotency-Key", &idempotency_key_header(op))?;
         if let Some(version) = &op.base_version {
             set(&headers, "If-Match", &wire::if_match(version))?;
@@ -110,16 +84,29 @@ impl FetchTransport {
                 Some(op.payload.to_string())
             }
         };
-        let response = self.fetch(&method, &url, headers, body).await?;
-        read_response(response).await
+        let response = self.exchange(&method, &url, headers, body).await?;
+        if self.options.route.is_none()
+            && response.is_success()
+            && op.kind != OpKind::Delete
+            && response.header("etag").is_none()
+            && response.body.is_none()
+        {
+            // The protocol answers a PUT or PATCH with the document and its ETag. A bare 2xx is not
+            // the server's (a captive portal's page, a misrouted proxy): no ack without evidence.
+            return Ok(CoreResponse::status(502).with_body(json!({
+                "type": "urn:outbox-sync:not-a-protocol-answer",
+                "detail": format!("HTTP {} without a document or ETag: not an answer of the server", response.status),
+            })));
+        }
+        Ok(response)
     }
 
-    async fn push(&self, batch: &Batch, headers: Headers) -> Result<Reply, String> {
+    async fn push(&self, batch: &Batch, headers: Headers) -> Result<Reply, Failure> {
         set(&headers, "Content-Type", "application/json")?;
         let ops: Vec<Value> = batch.ops.iter().map(wire::push_entry).collect();
         let body = json!({ "ops": ops }).to_string();
         let url = format!("{}/push", self.options.endpoint);
-        let response = read_response(self.fetch("POST", &url, headers, Some(body)).await?).await?;
+        let response = self.exchange("POST", &url, headers, Some(body)).await?;
         if response.status != 200 {
             // Refused as a whole (429, 503, 401 …): the core applies it to every op of the batch.
             return Ok(Reply::whole(response));
@@ -149,34 +136,58 @@ impl FetchTransport {
 
     /// `GET {endpoint}/pull?since=&limit=`, with the same auth, credentials and timeout as sends.
     pub async fn pull(&self, since: Option<&str>, limit: u32) -> Result<CoreResponse, String> {
-        let headers = Headers::new().map_err(js_message)?;
-        self.add_auth_headers(&headers, false).await?;
-        if let Some(client) = &self.options.client_id {
-            set(&headers, "Outbox-Client-Id", client)?;
-        }
+        let headers = self
+            .base_headers(false)
+            .await
+            .map_err(Failure::into_message)?;
         let mut url = format!("{}/pull?limit={limit}", self.options.endpoint);
         if let Some(since) = since {
             url.push_str("&since=");
             url.push_str(&encode(since));
         }
-        read_response(self.fetch("GET", &url, headers, None).await?).await
+        self.exchange("GET", &url, headers, None)
+            .await
+            .map_err(Failure::into_message)
     }
 
     /// `GET {endpoint}/docs/{collection}/{key}`: the server's current state of one document (200 the
     /// document, 410 a tombstone, 404 none), with the same auth, credentials and timeout as sends.
     pub async fn get_doc(&self, collection: &str, key: &str) -> Result<CoreResponse, String> {
-        let headers = Headers::new().map_err(js_message)?;
-        self.add_auth_headers(&headers, false).await?;
-        if let Some(client) = &self.options.client_id {
-            set(&headers, "Outbox-Client-Id", client)?;
-        }
+        let headers = self
+            .base_headers(false)
+            .await
+            .map_err(Failure::into_message)?;
         let url = format!(
             "{}/docs/{}/{}",
             self.options.endpoint,
             encode(collection),
             encode(key)
         );
-        read_response(self.fetch("GET", &url, headers, None).await?).await
+        self.exchange("GET", &url, headers, None)
+            .await
+            .map_err(Failure::into_message)
+    }
+
+    /// The headers every request carries: the app's auth headers (asked for at send time, never
+    /// stored) and the client id.
+    async fn base_headers(&self, refresh_auth: bool) -> Result<Headers, Failure> {
+        let headers = Headers::new().map_err(refused)?;
+        self.add_auth_headers(&headers, refresh_auth).await?;
+        if let Some(client) = &self.options.client_id {
+            set(&headers, "Outbox-Client-Id", client)?;
+        }
+        Ok(headers)
+    }
+
+    async fn exchange(
+        &self,
+        method: &str,
+        url: &str,
+        headers: Headers,
+        body: Option<String>,
+    ) -> Result<CoreResponse, Failure> {
+        let (credentials, timeout) = (self.options.credentials, self.options.timeout_ms);
+        http::exchange(method, url, headers, body, credentials, timeout).await
     }
 
     async fn route(&self, op: &SendOp) -> Result<(String, String), String> {
@@ -207,7 +218,9 @@ impl FetchTransport {
         Ok((method.to_owned(), url))
     }
 
-    async fn add_auth_headers(&self, headers: &Headers, refresh: bool) -> Result<(), String> {
+    /// An `auth` that throws may be waiting on the network (a token refresh): retried. One that returns
+    /// something `fetch` cannot send is the app's bug: the ops fail, with the reason.
+    async fn add_auth_headers(&self, headers: &Headers, refresh: bool) -> Result<(), Failure> {
         let Some(auth) = &self.options.auth else {
             return Ok(());
         };
@@ -216,55 +229,31 @@ impl FetchTransport {
         // The credentials live only in this request's headers: never stored, never logged.
         let result = call_async(auth, &arg)
             .await
-            .map_err(|e| format!("options.auth threw: {}", js_message(e)))?;
+            .map_err(|e| Failure::NoAnswer(format!("options.auth threw: {}", js_message(e))))?;
         if result.is_undefined() || result.is_null() {
             return Ok(());
         }
-        let entries = Object::entries(
-            result
-                .dyn_ref::<Object>()
-                .ok_or("options.auth must return an object of headers")?,
-        );
+        let entries = Object::entries(result.dyn_ref::<Object>().ok_or_else(|| {
+            Failure::Refused("options.auth must return an object of headers".to_owned())
+        })?);
         for entry in entries.iter() {
             let pair: js_sys::Array = entry.unchecked_into();
             let (name, value) = (pair.get(0).as_string(), pair.get(1).as_string());
             match (name, value) {
-                (Some(name), Some(value)) => set(headers, &name, &value)?,
-                _ => return Err("options.auth must return string header values".to_owned()),
+                (Some(name), Some(value)) => headers.set(&name, &value).map_err(|e| {
+                    Failure::Refused(format!(
+                        "options.auth returned a header fetch refuses ({name:?}): {}",
+                        js_message(e)
+                    ))
+                })?,
+                _ => {
+                    return Err(Failure::Refused(
+                        "options.auth must return string header values".to_owned(),
+                    ))
+                }
             }
         }
         Ok(())
-    }
-
-    async fn fetch(
-        &self,
-        method: &str,
-        url: &str,
-        headers: Headers,
-        body: Option<String>,
-    ) -> Result<Response, String> {
-        let controller = AbortController::new().map_err(js_message)?;
-        let init = RequestInit::new();
-        init.set_method(method);
-        init.set_headers(&headers);
-        init.set_credentials(self.options.credentials);
-        init.set_signal(Some(&controller.signal()));
-        if let Some(body) = body {
-            init.set_body(&JsValue::from_str(&body));
-        }
-        let request = Request::new_with_str_and_init(url, &init).map_err(js_message)?;
-        // A stalled connection must not hold the lane forever: abort it, and the core retries.
-        let abort = controller.clone();
-        let _timeout =
-            gloo_timers::callback::Timeout::new(self.options.timeout_ms, move || abort.abort());
-        let response = JsFuture::from(global_fetch(&request)).await.map_err(|e| {
-            if controller.signal().aborted() {
-                format!("timed out after {} ms", self.options.timeout_ms)
-            } else {
-                format!("network error: {}", js_message(e))
-            }
-        })?;
-        Ok(response.unchecked_into())
     }
 }
 
@@ -274,39 +263,6 @@ fn idempotency_key_header(op: &SendOp) -> String {
     sfv::ItemSerializer::new()
         .bare_item(sfv::StringRef::from_str(&key).expect("a UUID is a valid sf-string"))
         .finish()
-}
-
-/// Reads status, the headers the core needs, and a bounded, validated JSON body. A body that is too
-/// large, not JSON, or nested too deep is dropped, never a panic: the status still classifies it.
-async fn read_response(response: Response) -> Result<CoreResponse, String> {
-    let status = response.status();
-    let mut core = CoreResponse::status(status);
-    let headers = response.headers();
-    for name in HEADERS_READ {
-        if let Ok(Some(value)) = headers.get(name) {
-            core.headers.push((name.to_owned(), value));
-        }
-    }
-    let is_json = core
-        .header("content-type")
-        .is_some_and(|t| t.contains("json"));
-    let too_big = headers
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|l| l.parse::<usize>().ok())
-        .is_some_and(|l| l > MAX_BODY_BYTES);
-    if is_json && !too_big && status != 204 {
-        let text = JsFuture::from(response.text().map_err(js_message)?)
-            .await
-            .map_err(|e| format!("the response body could not be read: {}", js_message(e)))?;
-        let text = text.as_string().unwrap_or_default();
-        // serde_json refuses nesting deeper than 128 levels, so a hostile body cannot blow the stack.
-        if text.len() <= MAX_BODY_BYTES {
-            core.body = serde_json::from_str(&text).ok();
-        }
-    }
-    Ok(core)
 }
 
 /// One entry of a push response, as the core's per-op result.
@@ -330,8 +286,13 @@ fn push_result(batch: &Batch, result: &Value) -> Option<OpResult> {
     Some(OpResult { id, response })
 }
 
-fn set(headers: &Headers, name: &str, value: &str) -> Result<(), String> {
-    headers.set(name, value).map_err(js_message)
+fn set(headers: &Headers, name: &str, value: &str) -> Result<(), Failure> {
+    headers.set(name, value).map_err(refused)
+}
+
+/// A JS error the app's input caused, as a refusal.
+fn refused(error: JsValue) -> Failure {
+    Failure::Refused(js_message(error))
 }
 
 /// Calls `f(arg)` and awaits the result if it is a promise.
@@ -346,6 +307,6 @@ fn encode(segment: &str) -> String {
 }
 
 /// The message of a JS error value, for `lastError` and events.
-pub(super) fn js_message(error: JsValue) -> String {
+pub(crate) fn js_message(error: JsValue) -> String {
     crate::convert::message(&error)
 }

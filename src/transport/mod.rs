@@ -6,6 +6,7 @@
 
 mod custom;
 mod fetch;
+mod http;
 mod wire;
 
 use outbox_core::{Batch, Reply};
@@ -24,6 +25,23 @@ pub enum SendOutcome {
     NoAnswer(String),
 }
 
+/// Why a request brought no answer.
+pub enum Failure {
+    /// The network failed or the request timed out: the op may have been applied; retried.
+    NoAnswer(String),
+    /// The request could not be made because of the app's input or callback: nothing was sent.
+    Refused(String),
+}
+
+impl Failure {
+    /// The words of either, for callers that report both alike.
+    pub fn into_message(self) -> String {
+        match self {
+            Failure::NoAnswer(m) | Failure::Refused(m) => m,
+        }
+    }
+}
+
 /// The configured transport.
 pub enum Transport {
     /// docs/PROTOCOL.md over fetch.
@@ -39,6 +57,12 @@ impl Transport {
             Transport::Fetch(t) => t.send(batch).await,
             Transport::Custom(t) => t.send(batch).await,
         }
+    }
+
+    /// True for the built-in transport without a `route`: requests follow docs/PROTOCOL.md, and so must
+    /// the names in them.
+    pub fn speaks_protocol(&self) -> bool {
+        matches!(self, Transport::Fetch(t) if !t.has_route())
     }
 
     /// True when the transport can deliver `custom` ops (the built-in protocol has no such method

@@ -43,6 +43,7 @@ test('npm pack ships only what users need', () => {
     'wasm/outbox_sync.js',
     'wasm/outbox_sync_bg.wasm',
     'wasm/outbox_sync_bg.wasm.d.ts',
+    'wasm/snippets/<hash>/src/js/exact-json.js',
     'wasm/snippets/<hash>/src/js/sync-error.js',
     'wasm/sync-error.js',
   ]);

@@ -9,6 +9,10 @@ impl Engine {
         if op.collection.is_empty() || op.key.is_empty() {
             return Err(CoreError::InvalidEntity);
         }
+        let depth = crate::op::payload_depth(&op.payload);
+        if depth > crate::op::MAX_PAYLOAD_DEPTH {
+            return Err(CoreError::TooDeep(depth));
+        }
         let mut fx = Vec::new();
         self.advance(now, &mut fx);
         let id = OpId(self.new_uuid());
@@ -99,8 +103,16 @@ impl Engine {
 
     /// Makes one op ready now. A failed or conflicted op gets a fresh attempt budget; its idempotency key
     /// is rotated only if no earlier attempt could have been applied (see [`OpRecord::maybe_applied`]).
-    /// A backing-off op skips the rest of its backoff, but never the server's `Retry-After`.
+    /// A backing-off op skips the rest of its backoff. A retry is the app's (the user's) explicit
+    /// intent, so it also lifts a wait the server asked for (`Retry-After`): one request, asked for by
+    /// a person, is what such a wait may cost; an automatic resend never skips it.
     pub fn retry(&mut self, id: OpId, now: u64) -> Result<Vec<Effect>, CoreError> {
+        self.resend(id, now, true)
+    }
+
+    /// [`Engine::retry`], lifting the server's wait only when `lift` (the app asked; a resolver
+    /// function's automatic merge did not).
+    fn resend(&mut self, id: OpId, now: u64, lift: bool) -> Result<Vec<Effect>, CoreError> {
         let state = self
             .ops
             .get(&id)
@@ -112,7 +124,10 @@ impl Engine {
         }
         let mut fx = Vec::new();
         self.advance(now, &mut fx);
-        self.retry_one(id, &mut fx);
+        if lift {
+            self.lift_block(&mut fx);
+        }
+        self.retry_one(id, lift, &mut fx);
         self.finish(&mut fx);
         Ok(fx)
     }
@@ -123,6 +138,7 @@ impl Engine {
     pub fn retry_all(&mut self, now: u64) -> Vec<Effect> {
         let mut fx = Vec::new();
         self.advance(now, &mut fx);
+        self.lift_block(&mut fx);
         let mut ids: Vec<(u64, OpId)> = self
             .ops
             .values()
@@ -136,7 +152,7 @@ impl Engine {
             .collect();
         ids.sort_unstable();
         for (_, id) in ids {
-            self.retry_one(id, &mut fx);
+            self.retry_one(id, true, &mut fx);
         }
         self.finish(&mut fx);
         fx
@@ -181,7 +197,7 @@ impl Engine {
         // old attempt if it was applied), so it gets a new idempotency key: under the old one the server
         // would replay the old outcome or refuse the changed payload.
         entry.record.maybe_applied = false;
-        self.retry(id, now)
+        self.resend(id, now, false)
     }
 
     /// Removes an op for good: the app gave up on it. Unblocks its lane if it was the head. Refused

@@ -42,7 +42,9 @@ impl Engine {
                 (base, *create_only) != (&r.base_version, r.create_only)
             });
         match (strategy, rebase_to) {
-            (ConflictStrategy::ServerWins, _) => {
+            // Without the server's state there is no evidence what to give way to: the op is held for
+            // the app, never dropped.
+            (ConflictStrategy::ServerWins, _) if current.is_some() => {
                 let entry = self.ops.remove(&id).expect("settled op exists");
                 *self.counts.slot(entry.record.state) -= 1;
                 self.remove_head(entry.lane_hash, id);

@@ -150,7 +150,9 @@ impl Engine {
         self.halt(id, OpState::Unknown, error, server_doc, None, fx);
     }
 
-    pub(super) fn retry_one(&mut self, id: OpId, fx: &mut Vec<Effect>) {
+    /// Makes one held op ready; `lift` (the app's explicit retry) also drops the server's requested
+    /// wait for it.
+    pub(super) fn retry_one(&mut self, id: OpId, lift: bool, fx: &mut Vec<Effect>) {
         let now = self.now;
         let Some(entry) = self.ops.get(&id) else {
             return;
@@ -160,6 +162,11 @@ impl Engine {
             OpState::Backoff => {
                 self.unslot(id);
                 let entry = self.ops.get_mut(&id).expect("exists");
+                if lift {
+                    // The app's explicit retry skips the server's requested wait too (`Engine::retry`).
+                    entry.record.not_before = None;
+                    fx.push(Effect::Persist(entry.record.clone()));
+                }
                 entry.record.next_attempt_at = entry.record.not_before.filter(|t| *t > now);
                 self.schedule_if_head(id);
             }
@@ -184,6 +191,9 @@ impl Engine {
                 entry.record.retried_at = Some(now);
                 entry.record.server_doc = None;
                 entry.record.server_version = None;
+                if lift {
+                    entry.record.not_before = None;
+                }
                 entry.record.next_attempt_at = entry.record.not_before.filter(|t| *t > now);
                 entry.auth_retried = false;
                 entry.sent_past_horizon = false;

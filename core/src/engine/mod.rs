@@ -63,6 +63,9 @@ struct Entry {
     durable: bool,
     /// The one immediate retry after a 401 has been used.
     auth_retried: bool,
+    /// The op goes alone in its batch: a batch holding it was refused as a whole, and only a request of
+    /// its own tells whether the fault is its.
+    solo: bool,
     /// The op's current attempt left after its horizon, guarded only by its precondition: a 412 then
     /// may be our own earlier write, so it means "unknown", not "conflict".
     sent_past_horizon: bool,
@@ -146,6 +149,8 @@ pub struct Engine {
     clock_marked: u64,
     /// `restore` found the clock before the stored mark.
     clock_set_back: bool,
+    /// The most ops the server takes in one push (`413 batch-too-large`), once it said.
+    learned_max_ops: Option<usize>,
 }
 
 impl Engine {
@@ -189,6 +194,7 @@ impl Engine {
             deferred: Vec::new(),
             clock_marked: 0,
             clock_set_back: false,
+            learned_max_ops: None,
         })
     }
 
@@ -313,6 +319,7 @@ impl Engine {
                 durable,
                 auth_retried: false,
                 sent_past_horizon: false,
+                solo: false,
                 slot: Slot::None,
             },
         );

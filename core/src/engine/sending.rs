@@ -16,6 +16,13 @@ impl Engine {
         let ids = self.take_batch(batch_id, now, &mut fx)?;
         self.warm_up(ids.iter());
         self.learn_retention(&reply.response, &mut fx);
+        if reply.results.is_none()
+            && ids.len() > 1
+            && self.refused_as_a_whole(&ids, &reply.response, &mut fx)
+        {
+            self.finish(&mut fx);
+            return Ok(fx);
+        }
         let envelope_info = rate_limit::parse(&reply.response, wall_now);
         let by_id: Option<HashMap<OpId, &Response>> = reply
             .results
@@ -181,6 +188,13 @@ impl Engine {
         }
     }
 
+    /// Ends a server-requested block early (the app's explicit retry).
+    pub(super) fn lift_block(&mut self, fx: &mut Vec<Effect>) {
+        if self.blocked_until.take().is_some() {
+            fx.push(Effect::Emit(Event::Unblocked));
+        }
+    }
+
     pub(super) fn block(&mut self, until: u64, fx: &mut Vec<Effect>) {
         if until <= self.now || self.blocked_until.is_some_and(|b| b >= until) {
             return;
@@ -202,16 +216,19 @@ impl Engine {
         {
             return;
         }
+        let max_ops = self
+            .learned_max_ops
+            .map_or(self.config.max_ops, |n| n.min(self.config.max_ops));
         while self.batches.len() < self.config.max_in_flight && !self.ready.is_empty() {
-            self.warm_up(self.ready.values().take(self.config.max_ops));
+            self.warm_up(self.ready.values().take(max_ops));
             let mut ids = Vec::new();
             let mut bytes = 0usize;
-            while ids.len() < self.config.max_ops {
+            while ids.len() < max_ops {
                 let Some((_, &id)) = self.ready.first_key_value() else {
                     break;
                 };
-                let size = self.ops[&id].size as usize;
-                if !ids.is_empty() && bytes.saturating_add(size) > self.config.max_bytes {
+                let (size, solo) = (self.ops[&id].size as usize, self.ops[&id].solo);
+                if !ids.is_empty() && (solo || bytes.saturating_add(size) > self.config.max_bytes) {
                     break;
                 }
                 self.ready.pop_first();
@@ -222,6 +239,9 @@ impl Engine {
                 }
                 bytes = bytes.saturating_add(size);
                 ids.push(id);
+                if solo {
+                    break;
+                }
             }
             if ids.is_empty() {
                 continue;
@@ -264,6 +284,56 @@ impl Engine {
             }));
             fx.push(Effect::Emit(Event::Sent { batch_id, ids }));
         }
+    }
+
+    /// A batch of several ops refused as a whole (a non-2xx answer to the push itself): no op was looked
+    /// at, so none is failed for it. Too many ops (`413 batch-too-large`, with the server's `maxOps`)
+    /// lowers the batch size from now on; any other refusal may be one op's fault (a body the server
+    /// cannot parse), so each op goes alone next time, and only the guilty one fails, for its own answer.
+    /// Rate limits, auth and transient answers are not refusals: they go the usual way.
+    pub(super) fn refused_as_a_whole(
+        &mut self,
+        ids: &[OpId],
+        response: &Response,
+        fx: &mut Vec<Effect>,
+    ) -> bool {
+        let kind = self.ops.get(&ids[0]).map(|e| e.record.kind.clone());
+        let class = classify(
+            &self.config.rules,
+            &self.config.key_in_flight_problem_types,
+            &kind.unwrap_or(OpKind::Put),
+            Some(response),
+        );
+        if !matches!(class, OutcomeClass::Permanent | OutcomeClass::Conflict) {
+            return false;
+        }
+        let too_many = response.status == 413
+            && response
+                .problem_type()
+                .is_some_and(|t| t.ends_with("/batch-too-large"));
+        if too_many {
+            let stated = response
+                .body
+                .as_ref()
+                .and_then(|b| b.get("maxOps"))
+                .and_then(Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n > 0);
+            let limit = stated.unwrap_or(ids.len() / 2).clamp(1, ids.len() - 1);
+            self.learned_max_ops = Some(self.learned_max_ops.map_or(limit, |l| l.min(limit)));
+        }
+        let error = settling::op_error(OutcomeClass::Transient, Some(response), None);
+        let now = self.now;
+        for &id in ids {
+            let Some(entry) = self.ops.get_mut(&id) else {
+                continue;
+            };
+            entry.solo = entry.solo || !too_many;
+            // Not the op's failure: its attempt is given back.
+            entry.record.attempts = entry.record.attempts.saturating_sub(1);
+            self.reschedule(id, now, None, error.clone(), fx);
+        }
+        true
     }
 
     /// Whether the server can still be relied on to remember the op's key, if the op may have been

@@ -258,9 +258,11 @@ impl Engine {
 /// unconditional: the server answers 404/410 if it is absent. Returns `(base_version, create_only)`.
 ///
 /// A live document whose version the server never gave leaves nothing to match: unconditional.
+/// A weak or malformed ETag (`W/"3"`, `abc`) names no version `If-Match` can match (it compares strongly):
+/// unconditional too, rather than a conflict on every edit.
 pub(super) fn precondition_on(kind: &OpKind, state: Option<&Confirmed>) -> (Option<String>, bool) {
     match state.map(|s| (&s.version, s.doc.is_some())) {
-        Some((version, true)) => (version.clone(), false),
+        Some((version, true)) => (version.clone().filter(|v| view::is_strong_etag(v)), false),
         _ => (None, *kind == OpKind::Put),
     }
 }
