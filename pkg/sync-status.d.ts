@@ -39,8 +39,11 @@ export interface SyncStatusActionDetail {
  * `footer`, `message`.
  */
 export declare class SyncStatusElement extends HTMLElement {
-  /** The outbox to show. Setting it subscribes (while connected); `null` detaches. */
-  outbox: Outbox | null;
+  /**
+   * The outbox to show, of any schema (it reads only the status and the op lists). Setting it subscribes
+   * (while connected); `null` detaches.
+   */
+  outbox: Outbox<any> | null;
   /** The last status shown, or `null` before an outbox is attached. */
   readonly status: SyncStatus | null;
   /** Show the failed and conflicted ops inline instead of in a popover. */

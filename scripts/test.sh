@@ -30,7 +30,8 @@ step "test: release build of the package"
 scripts/build.sh
 scripts/stage-demo.sh
 
-step "test: TypeScript (tsc --strict against the built package's types)"
+step "test: TypeScript (tsc --strict against the built package's types, and the READMEs' code blocks)"
+node tests/types/extract-snippets.mjs
 node_modules/.bin/tsc -p tests/types
 
 step "test: end-to-end (playwright-core, headless Chromium)"

@@ -6,6 +6,8 @@
 use outbox_core::{ConflictResolution, Event, OpError, Status, SyncState};
 use serde_json::{json, Map, Value};
 
+use crate::transport::wire;
+
 /// The `type` of an event, which is also the name `outbox.on(name, cb)` listens to.
 pub fn event_name(event: &Event) -> &'static str {
     match event {
@@ -73,7 +75,10 @@ pub fn event_json(event: &Event) -> Value {
             o.insert("id".into(), json!(id.to_string()));
             o.insert("collection".into(), json!(&**collection));
             o.insert("key".into(), json!(&**key));
-            o.insert("version".into(), json!(version));
+            o.insert(
+                "version".into(),
+                json!(version.as_deref().map(wire::api_version)),
+            );
             o.insert("doc".into(), doc.as_deref().cloned().unwrap_or(Value::Null));
         }
         Event::RetryScheduled {
@@ -111,7 +116,10 @@ pub fn event_json(event: &Event) -> Value {
                 "serverDoc".into(),
                 server_doc.clone().unwrap_or(Value::Null),
             );
-            o.insert("serverVersion".into(), json!(server_version));
+            o.insert(
+                "serverVersion".into(),
+                json!(server_version.as_deref().map(wire::api_version)),
+            );
             let resolution = match resolution {
                 ConflictResolution::Dropped => "server-wins",
                 ConflictResolution::Rebased => "client-wins",
@@ -135,7 +143,10 @@ pub fn event_json(event: &Event) -> Value {
                 "serverDoc".into(),
                 server_doc.clone().unwrap_or(Value::Null),
             );
-            o.insert("serverVersion".into(), json!(server_version));
+            o.insert(
+                "serverVersion".into(),
+                json!(server_version.as_deref().map(wire::api_version)),
+            );
         }
         Event::ViewChanged { collection, key } => {
             o.insert("collection".into(), json!(&**collection));

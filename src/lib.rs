@@ -10,6 +10,7 @@ mod clock;
 mod convert;
 pub mod error;
 mod events;
+mod option_names;
 mod options;
 mod outbox;
 pub mod panic_guard;

@@ -11,6 +11,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::RequestCredentials;
 
 use crate::error::{Error, Result};
+use crate::option_names;
 use crate::store::Durability;
 
 /// The default per-request timeout: long enough for a slow mobile upload, short enough that a stalled
@@ -21,6 +22,17 @@ pub const DEFAULT_MAX_OP_BYTES: usize = 1024 * 1024;
 /// The default delay between an enqueue and the drain it triggers: enough to gather a burst of
 /// enqueues into one batch, too short for a user to notice.
 pub const DEFAULT_DRAIN_DELAY_MS: u32 = 5;
+/// Options of the built-in fetch transport, refused next to a custom `transport`.
+const FETCH_ONLY: [&str; 6] = [
+    "route",
+    "auth",
+    "batch",
+    "timeoutMs",
+    "credentials",
+    "clientId",
+];
+/// The shortest `pull.intervalMs`: polling faster than once a second is a mistake, not a design.
+pub const MIN_PULL_INTERVAL_MS: u32 = 1_000;
 
 /// The checked options.
 pub struct Options {
@@ -42,6 +54,8 @@ pub struct Options {
     pub engine: Config,
     /// Conflict resolvers the app wrote, by collection (the engine holds those conflicts for them).
     pub resolvers: HashMap<String, Function>,
+    /// Validators the app gave, by collection: a function or a Standard Schema.
+    pub validators: HashMap<String, JsValue>,
     /// Pulling server changes.
     pub pull: PullOptions,
 }
@@ -91,6 +105,7 @@ impl Options {
         if !value.is_object() {
             return Err(invalid("options must be an object like { name, endpoint }"));
         }
+        option_names::check(value, "options", option_names::TOP)?;
         let name = string(value, "name")?.ok_or_else(|| invalid("options.name is required"))?;
         if name.is_empty() {
             return Err(invalid("options.name must not be empty"));
@@ -108,7 +123,18 @@ impl Options {
                     "options.endpoint (a URL) or options.transport (a function) is required",
                 ))
             }
-            (None, Some(custom)) => TransportOptions::Custom(custom),
+            (None, Some(custom)) => {
+                // These shape the built-in fetch transport; with the app's own one they would do nothing.
+                for fetch_only in FETCH_ONLY {
+                    if !get(value, fetch_only).is_undefined() {
+                        return Err(invalid(format!(
+                            "options.{fetch_only} applies to the built-in transport (options.endpoint); \
+                             options.transport does its own"
+                        )));
+                    }
+                }
+                TransportOptions::Custom(custom)
+            }
             (Some(endpoint), None) => TransportOptions::Fetch(FetchOptions {
                 endpoint: check_endpoint(&endpoint)?,
                 batch: boolean(value, "batch")?.unwrap_or(false),
@@ -156,7 +182,8 @@ impl Options {
             engine.idempotency_retention_ms = ms as u64;
         }
         let mut resolvers = HashMap::new();
-        read_collections(value, &mut engine, &mut resolvers)?;
+        let mut validators = HashMap::new();
+        read_collections(value, &mut engine, &mut resolvers, &mut validators)?;
         engine.validate().map_err(Error::from)?;
         let pull = pull_options(value)?;
         let can_fetch = matches!(transport, TransportOptions::Fetch(_)) || pull.source.is_some();
@@ -176,6 +203,7 @@ impl Options {
                 .map_or(DEFAULT_MAX_OP_BYTES, |n| n as usize),
             engine,
             resolvers,
+            validators,
             pull,
         })
     }
@@ -187,6 +215,7 @@ fn read_collections(
     options: &JsValue,
     engine: &mut Config,
     resolvers: &mut HashMap<String, Function>,
+    validators: &mut HashMap<String, JsValue>,
 ) -> Result<()> {
     let collections = get(options, "collections");
     if collections.is_undefined() || collections.is_null() {
@@ -207,6 +236,11 @@ fn read_collections(
                 "options.collections.{name} must be an object"
             )));
         }
+        option_names::check(
+            &settings,
+            &format!("options.collections.{name}"),
+            option_names::COLLECTION,
+        )?;
         let mut config = CollectionConfig::default();
         let conflict = get(&settings, "conflict");
         if let Some(resolver) = conflict.dyn_ref::<Function>() {
@@ -232,6 +266,16 @@ fn read_collections(
                 .as_bool()
                 .ok_or_else(|| invalid(format!("{} must be a boolean", field("versioned"))))?;
         }
+        let validate = get(&settings, "validate");
+        if !validate.is_undefined() && !validate.is_null() {
+            if !crate::runtime::is_validator(&validate) {
+                return Err(invalid(format!(
+                    "{} must be a function or a Standard Schema (an object with ~standard.validate)",
+                    field("validate")
+                )));
+            }
+            validators.insert(name.clone(), validate);
+        }
         engine.collections.insert(name, config);
     }
     Ok(())
@@ -251,12 +295,14 @@ fn pull_options(options: &JsValue) -> Result<PullOptions> {
             "options.pull must be an object like { intervalMs, onFocus }",
         ));
     }
+    option_names::check(&pull, "options.pull", option_names::PULL)?;
     let prefixed = |e: Error| match e {
         Error::InvalidConfig(m) => Error::InvalidConfig(m.replacen("options.", "options.pull.", 1)),
         other => other,
     };
     Ok(PullOptions {
-        interval_ms: duration(&pull, "intervalMs", 1).map_err(prefixed)?,
+        // A floor: a pull every millisecond is a mistake, and would hammer the server.
+        interval_ms: duration(&pull, "intervalMs", MIN_PULL_INTERVAL_MS).map_err(prefixed)?,
         on_focus: boolean(&pull, "onFocus")
             .map_err(prefixed)?
             .unwrap_or(false),
@@ -276,6 +322,7 @@ fn retry_policy(options: &JsValue) -> Result<RetryPolicy> {
     if !retry.is_object() {
         return Err(invalid("options.retry must be an object"));
     }
+    option_names::check(&retry, "options.retry", option_names::RETRY)?;
     if let Some(ms) = duration(&retry, "baseMs", 1).map_err(prefix_retry)? {
         policy.base_ms = u64::from(ms);
     }

@@ -59,19 +59,25 @@ impl Outbox {
         self.runtime.list(collection)
     }
 
-    /// Calls `callback(list)` whenever a document of the collection changes (enqueue, ack, rollback,
-    /// conflict, pull). Returns a function that stops watching.
+    /// Calls `callback(list)` now, with the collection as it is, and again whenever a document of the
+    /// collection changes (enqueue, ack, rollback, conflict, pull). Returns a function that stops
+    /// watching.
     #[wasm_bindgen(unchecked_return_type = "() => void")]
     pub fn watch(
         &self,
         collection: String,
         #[wasm_bindgen(unchecked_param_type = "(items: ViewItem[]) => void")] callback: Function,
     ) -> Result<JsValue, Error> {
-        let id = self.runtime.watch(collection, None, callback)?;
+        let id = self
+            .runtime
+            .watch(collection.clone(), None, callback.clone())?;
+        self.runtime
+            .call_with_current(&callback, self.runtime.list(&collection));
         Ok(self.unwatcher(id))
     }
 
-    /// Calls `callback(value)` whenever one document changes. Returns a function that stops watching.
+    /// Calls `callback(value)` now, with the document as it is, and again whenever it changes. Returns a
+    /// function that stops watching.
     #[wasm_bindgen(js_name = watchDoc, unchecked_return_type = "() => void")]
     pub fn watch_doc(
         &self,
@@ -80,7 +86,11 @@ impl Outbox {
         #[wasm_bindgen(unchecked_param_type = "(value: JsonValue | undefined) => void")]
         callback: Function,
     ) -> Result<JsValue, Error> {
-        let id = self.runtime.watch(collection, Some(key), callback)?;
+        let id = self
+            .runtime
+            .watch(collection.clone(), Some(key.clone()), callback.clone())?;
+        self.runtime
+            .call_with_current(&callback, self.runtime.get(&collection, &key));
         Ok(self.unwatcher(id))
     }
 
@@ -150,13 +160,16 @@ impl Outbox {
         self.runtime.status()
     }
 
-    /// Calls `callback(status)` on every status change. Returns a function that unsubscribes.
+    /// Calls `callback(status)` now, with the current status, and on every status change. Returns a
+    /// function that unsubscribes.
     #[wasm_bindgen(unchecked_return_type = "() => void")]
     pub fn subscribe(
         &self,
         #[wasm_bindgen(unchecked_param_type = "(status: SyncStatus) => void")] callback: Function,
     ) -> Result<JsValue, Error> {
-        let id = self.runtime.listen(None, callback)?;
+        let id = self.runtime.listen(None, callback.clone())?;
+        self.runtime
+            .call_with_current(&callback, self.runtime.status());
         Ok(self.unsubscriber(id))
     }
 

@@ -84,10 +84,14 @@ pub fn parse_page(body: &Value) -> Result<Page, String> {
             let text = |field: &str| change.get(field).and_then(Value::as_str).map(str::to_owned);
             let collection = text("collection").ok_or("a change needs a \"collection\"")?;
             let key = text("key").ok_or("a change needs a \"key\"")?;
-            // The ETag is the version the rest of the engine speaks; a bare number is quoted like one.
+            // The ETag is the version the rest of the engine speaks. A `version` is the opaque form the API
+            // shows (`3`, `abc`: quoted into an ETag), or an ETag already.
             let version = text("etag").or_else(|| match change.get("version") {
                 Some(Value::Number(n)) => Some(format!("\"{n}\"")),
-                Some(Value::String(v)) => Some(v.clone()),
+                Some(Value::String(v)) if v.starts_with('"') || v.starts_with("W/\"") => {
+                    Some(v.clone())
+                }
+                Some(Value::String(v)) => crate::transport::wire::etag_from_api(v),
                 _ => None,
             });
             let deleted = change

@@ -1,6 +1,47 @@
 /** Any JSON value. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
+// `any`, not `unknown`: an interface has no implicit index signature, so only `Record<string, any>` admits
+// `interface Schema { todos: Todo }`. It is only a constraint: nothing is typed `any` through it.
+/**
+ * What `Outbox.open<Schema>(…)` takes as its type argument: collection names mapped to the type of their
+ * documents, e.g. `{ todos: Todo; notes: Note }`. Only the types: the outbox still checks every value at run
+ * time (`collections.<name>.validate` checks more).
+ */
+export type OutboxSchema = Record<string, any>;
+
+/** The schema of an outbox opened without one: any collection name, documents of any JSON. */
+export type AnySchema = Record<string, JsonValue>;
+
+/** The collection names of a schema (`string` for an outbox without one). */
+export type CollectionName<S extends OutboxSchema> = Extract<keyof S, string>;
+
+/**
+ * What an op may give as a document of type `T`. A collection typed only as JSON (an outbox without a schema)
+ * takes any value at compile time, as it always has: the outbox refuses what JSON cannot hold exactly.
+ */
+export type DocInput<T> = JsonValue extends T ? unknown : T;
+
+/** A document as the outbox hands it back: `T`, or `null` where the server has none (deleted, or no body). */
+export type DocOrNull<T> = JsonValue extends T ? JsonValue : T | null;
+
+/**
+ * A JSON merge patch (RFC 7396) for a document of type `T`: every member optional, objects merged member by
+ * member, arrays and other values replaced. `null` removes a member, so it is allowed for optional members
+ * only (a `null` on a required member would remove it, not set it to `null`).
+ */
+export type MergePatch<T> = JsonValue extends T
+  ? unknown
+  : T extends readonly unknown[] | string | number | boolean | null
+    ? T
+    : T extends object
+      ? {
+          [K in keyof T]?: {} extends Pick<T, K>
+            ? MergePatch<Exclude<T[K], undefined | null>> | null
+            : MergePatch<Exclude<T[K], null>>;
+        }
+      : T;
+
 /** What `enqueue` does to the entity. */
 export type OpKind = "put" | "patch" | "delete" | "custom";
 
@@ -10,16 +51,83 @@ export type OpKind = "put" | "patch" | "delete" | "custom";
  */
 export type OpState = "pending" | "inflight" | "backoff" | "failed" | "conflict" | "unknown";
 
-/** The argument of `enqueue`. */
-export type OpInput =
-  | { collection: string; key: string; op: "put" | "patch"; value: unknown; baseVersion?: string }
-  | { collection: string; key: string; op: "delete"; baseVersion?: string }
-  | { collection: string; key: string; op: "custom"; name: string; value: unknown; baseVersion?: string };
+/** What every op of `enqueue` names: the entity, and optionally the version it was made against. */
+export interface OpTarget<C extends string = string> {
+  collection: C;
+  key: string;
+  /**
+   * The version the change was made against, as the outbox reports versions (`version` in `list()`, events
+   * and outcomes): an opaque string such as `3`, never an ETag's quoted form (`"3"` is `INVALID_OP`). By
+   * default the version the user saw (unless the collection is `versioned: false`).
+   */
+  baseVersion?: string;
+}
+
+/** Replaces the document (of collection `C`, whose documents are `T`). */
+export interface PutOpInput<C extends string = string, T = JsonValue> extends OpTarget<C> {
+  op: "put";
+  value: DocInput<T>;
+}
+
+/** Merges a JSON merge patch (RFC 7396) into the document. */
+export interface PatchOpInput<C extends string = string, T = JsonValue> extends OpTarget<C> {
+  op: "patch";
+  value: MergePatch<T>;
+}
+
+/** Deletes the document. */
+export interface DeleteOpInput<C extends string = string> extends OpTarget<C> {
+  op: "delete";
+}
+
+/**
+ * An op of the app's own vocabulary, applied to the view by `registerMutation(name, …)`: its value is not a
+ * document of the collection, so it is not typed by it.
+ */
+export interface CustomOpInput<C extends string = string> extends OpTarget<C> {
+  op: "custom";
+  name: string;
+  value: unknown;
+}
+
+/** An op on collection `C`, whose documents are `T`. */
+export type OpInputFor<C extends string, T> =
+  | PutOpInput<C, T>
+  | PatchOpInput<C, T>
+  | DeleteOpInput<C>
+  | CustomOpInput<C>;
+
+/** The argument of `enqueue`: an op on one of the schema's collections. */
+export type OpInput<S extends OutboxSchema = AnySchema> = {
+  [C in CollectionName<S>]: OpInputFor<C, S[C]>;
+}[CollectionName<S>];
+
+/**
+ * Where an op ended up. `acked`: the server applied it (`doc` is its answer, `null` without a body or for a
+ * delete). `failed`: refused for good. `conflict`: refused for a newer server version (dropped under
+ * "server-wins", held under "manual" or a resolver; a "client-wins" rebase goes on and settles later).
+ * `unknown`: it may have been applied (see `unknown()`), with the server's document as far as it is known.
+ * `discarded`: removed by `discard` or a resolution.
+ * `done`: no longer in the outbox when asked (acked or discarded earlier, e.g. before a reload).
+ */
+export type OpOutcome<T = JsonValue> =
+  | { state: "acked"; version?: string | null; doc?: DocOrNull<T> }
+  | { state: "failed"; error: OpErrorInfo }
+  | { state: "conflict"; serverDoc?: DocOrNull<T>; serverVersion?: string | null }
+  | { state: "unknown"; serverDoc?: DocOrNull<T>; serverVersion?: string | null }
+  | { state: "discarded" }
+  | { state: "done" };
 
 /** What `enqueue` resolves with, once the op is durable. */
-export interface EnqueueResult {
+export interface EnqueueResult<T = JsonValue> {
   id: string;
   idempotencyKey: string;
+  /**
+   * The op's outcome, as `settled(id)` gives it: resolves once it is acked, failed, in conflict, unknown or
+   * discarded (not only when acked); rejects with `SyncError` `CLOSED` if the outbox closes first. Awaiting
+   * it is optional: an unobserved rejection is never reported as unhandled.
+   */
+  acked: Promise<OpOutcome<T>>;
 }
 
 /** An op as the app's custom transport and `route` function receive it. */
@@ -33,6 +141,7 @@ export interface OutgoingOp {
   name?: string;
   /** Absent for deletes. */
   value?: JsonValue;
+  /** The version the op was made against (opaque, e.g. `3`; the `If-Match` header quotes it: `"3"`). */
   baseVersion?: string;
   /** Create only: the request must not overwrite an existing document (`If-None-Match: *`). */
   createOnly?: boolean;
@@ -49,7 +158,7 @@ export interface OutgoingBatch {
 /**
  * One result a custom transport resolves with, per op, in order (or matched by `id`). `status` is an
  * HTTP status and is classified like one: 2xx ack, 409/412 conflict, 429 rate limited, 5xx retried,
- * other 4xx failed.
+ * other 4xx failed. `headers` are HTTP's too: an `ETag` is an entity-tag (`"3"` for version `3`).
  */
 export interface TransportResult {
   id?: string;
@@ -74,20 +183,14 @@ export interface RetryOptions {
   maxServerWaitMs?: number;
 }
 
-/** The options of `Outbox.open`. Give `endpoint` or `transport`. */
-export interface OutboxOptions {
+/**
+ * What every `Outbox.open` options object may hold. An option name not declared here is `INVALID_CONFIG`
+ * at run time, naming it (with the likely one: "did you mean retry.maxAttempts?"), and a compile error in an
+ * object literal.
+ */
+export interface OutboxBaseOptions<S extends OutboxSchema = AnySchema> {
   /** The outbox name; also the IndexedDB database name. */
   name: string;
-  /** The API base URL of a server speaking docs/PROTOCOL.md, e.g. "/api". */
-  endpoint?: string;
-  /** Your own transport, instead of `endpoint`. */
-  transport?: (batch: OutgoingBatch) => Promise<TransportResult[]> | TransportResult[];
-  /** Maps an op to the request of an existing REST API. */
-  route?: (op: OutgoingOp) => { method: string; url: string } | Promise<{ method: string; url: string }>;
-  /** Returns headers (e.g. Authorization) at send time; `refresh` is true after a 401. Never stored. */
-  auth?: (request: { refresh: boolean }) => Record<string, string> | Promise<Record<string, string>>;
-  /** Send batches to `{endpoint}/push` instead of one request per op. Default false. */
-  batch?: boolean;
   /** Most ops per batch (with `batch` or a custom transport). */
   maxBatchOps?: number;
   /** Most requests in flight at once. */
@@ -104,12 +207,6 @@ export interface OutboxOptions {
   paused?: boolean;
   /** Debounce between an enqueue and the send it triggers, ms. Default 5. */
   drainDelayMs?: number;
-  /** Per-request timeout, ms. Default 15000. */
-  timeoutMs?: number;
-  /** fetch credentials mode. Default "same-origin". */
-  credentials?: "same-origin" | "include" | "omit";
-  /** Sent as `Outbox-Client-Id`; scopes idempotency keys on the server. */
-  clientId?: string;
   /** Largest op value, in bytes of JSON. Default 1 MiB. */
   maxOpBytes?: number;
   /**
@@ -119,37 +216,106 @@ export interface OutboxOptions {
    * Default 86400000 (24 h).
    */
   idempotencyRetentionMs?: number;
-  /** Per-collection settings. */
-  collections?: Record<string, CollectionOptions>;
+  /** Per-collection settings, by collection name (only the schema's, in a typed outbox). */
+  collections?: { [C in CollectionName<S>]?: CollectionOptions<S[C]> };
   /** Fetching server changes. Off unless `intervalMs` or `onFocus` is set, or `pull()` is called. */
   pull?: PullOptions;
 }
 
-/** Decides a conflict: the local change, the server's document, and the op. */
-export type ConflictResolver = (
-  local: JsonValue,
-  server: JsonValue,
+/** The options of an outbox that speaks the protocol (docs/PROTOCOL.md) to `endpoint`. */
+export interface EndpointOptions<S extends OutboxSchema = AnySchema> extends OutboxBaseOptions<S> {
+  /**
+   * The API base URL of a server speaking the protocol: absolute `http(s)://…`, or a path starting with `/`,
+   * `./` or `../`, e.g. "/api".
+   */
+  endpoint: string;
+  transport?: never;
+  /** Maps an op to the request of an existing REST API. */
+  route?: (op: OutgoingOp) => { method: string; url: string } | Promise<{ method: string; url: string }>;
+  /** Returns headers (e.g. Authorization) at send time; `refresh` is true after a 401. Never stored. */
+  auth?: (request: { refresh: boolean }) => Record<string, string> | Promise<Record<string, string>>;
+  /** Send batches to `{endpoint}/push` instead of one request per op. Default false. */
+  batch?: boolean;
+  /** Per-request timeout, ms, covering the whole exchange (the body too). Default 15000. */
+  timeoutMs?: number;
+  /** fetch credentials mode. Default "same-origin". */
+  credentials?: "same-origin" | "include" | "omit";
+  /**
+   * Sent as `Outbox-Client-Id` (1–255 visible ASCII characters); the server scopes idempotency keys by it.
+   * Default: a UUID generated once per outbox and kept in its IndexedDB database, so it survives reloads;
+   * the header is sent with every request either way. (One exception: a database from a release that sent
+   * no id, holding ops that may have been applied under no id, sends none until those ops are settled, since
+   * resending them under a new id could apply them twice.)
+   */
+  clientId?: string;
+}
+
+/** The options of an outbox that hands its ops to the app's own `transport`. */
+export interface CustomTransportOptions<S extends OutboxSchema = AnySchema> extends OutboxBaseOptions<S> {
+  /** Your own transport, instead of `endpoint`. */
+  transport: (batch: OutgoingBatch) => Promise<TransportResult[]> | TransportResult[];
+  endpoint?: never;
+  // The options of the built-in fetch transport, which a custom transport does not use.
+  route?: never;
+  auth?: never;
+  batch?: never;
+  timeoutMs?: never;
+  credentials?: never;
+  clientId?: never;
+}
+
+/** The options of `Outbox.open`: `endpoint` or `transport` (exclusive). */
+export type OutboxOptions<S extends OutboxSchema = AnySchema> = EndpointOptions<S> | CustomTransportOptions<S>;
+
+/**
+ * Decides a conflict held for it: the op's own value (`local`), the server's document (`server`, `null` when
+ * it has none), and the op. `local` is what the op carries, so its type depends on `op.op`: the document of a
+ * put, the merge patch of a patch, `null` for a delete, the value of a custom op.
+ */
+export type ConflictResolver<T = JsonValue> = (
+  local: LocalChange<T>,
+  server: DocOrNull<T>,
   op: OpSnapshot,
-) => Resolution | Promise<Resolution>;
+) => Resolution<T> | Promise<Resolution<T>>;
+
+/** What an op of a collection of `T` carries: a document, a merge patch, `null` (a delete) or a custom value. */
+export type LocalChange<T> = JsonValue extends T ? JsonValue : T | MergePatch<T> | JsonValue;
+
+/**
+ * A collection's validator: a function, or a Standard Schema (zod ≥ 3.24, valibot ≥ 1, arktype …).
+ *
+ * It is called synchronously at `enqueue` with the document the op would produce: a put's value, or for a
+ * patch the current document of the view with the patch merged in; never for deletes or custom ops. A function
+ * that throws or returns `false` refuses the enqueue with `INVALID_OP` (its message includes the thrown
+ * error's); any other return accepts it. A Standard Schema refuses with `INVALID_OP` naming the first issue's
+ * path and message. A validator that returns a Promise is `INVALID_CONFIG`: validation must be synchronous,
+ * so that enqueues keep their order. What is stored is always the app's own value, never a schema's output.
+ */
+export type Validator<T = JsonValue> = ((value: T) => unknown) | StandardSchemaV1<DocInput<T>, unknown>;
 
 /** Settings of one collection. */
-export interface CollectionOptions {
+export interface CollectionOptions<T = JsonValue> {
   /**
    * "server-wins" (default): drop the local op, keep the server's document, emit a `conflict` event.
    * "client-wins": rebase the op on the server's version and resend it (under the same idempotency key).
    * "manual": hold the op in `conflict` until `resolve(id, ...)`. Or a function that decides.
    */
-  conflict?: "server-wins" | "client-wins" | "manual" | ConflictResolver;
+  conflict?: "server-wins" | "client-wins" | "manual" | ConflictResolver<T>;
   /** Ops without `baseVersion` take the confirmed version, so conflicts are detected. Default true. */
   versioned?: boolean;
+  /** Checks every document an op would produce, at enqueue (see {@link Validator}). */
+  validate?: Validator<T>;
 }
 
-/** How a held conflict is settled. */
-export type Resolution = { use: "server" } | { use: "local" } | { use: "merged"; value: JsonValue };
+/** How a held conflict (or an op of unknown outcome) is settled. */
+export type Resolution<T = JsonValue> = { use: "server" } | { use: "local" } | { use: "merged"; value: T };
 
 /** Pulling server changes (`GET {endpoint}/pull`). */
 export interface PullOptions {
-  /** Pull on this period, ms (apps polling list endpoints typically use 15000–30000). */
+  /**
+   * Pull on this period, ms: at least 1000 (a shorter one is `INVALID_CONFIG`). Apps polling list
+   * endpoints typically use 15000–30000.
+   */
   intervalMs?: number;
   /** Pull when the page becomes visible again. */
   onFocus?: boolean;
@@ -164,7 +330,9 @@ export interface PullPage {
   changes: Array<{
     collection: string;
     key: string;
+    /** The document's version: opaque, e.g. `3` (not quoted); or give `etag`. */
     version?: string | number;
+    /** The document's strong entity-tag, as HTTP quotes it (`"3"`), instead of `version`. */
     etag?: string;
     deleted?: boolean;
     doc?: JsonValue;
@@ -181,20 +349,21 @@ export interface PullReport {
 }
 
 /** A document of the optimistic view. */
-export interface ViewItem {
+export interface ViewItem<T = JsonValue> {
   key: string;
-  value: JsonValue;
-  /** The confirmed server version it builds on. */
+  value: T;
+  /** The confirmed server version it builds on: opaque, e.g. `3` (not the ETag `"3"`). */
   version: string | null;
   /** Local changes not yet acknowledged. */
   pending: number;
 }
 
 /** A document the app loaded itself, for `ingest`. */
-export interface IngestDoc {
+export interface IngestDoc<T = JsonValue> {
   key: string;
+  /** Its version: a number, or an opaque string as the outbox reports versions (`3`, never `"3"`). */
   version: string | number;
-  value?: JsonValue;
+  value?: T;
   deleted?: boolean;
 }
 
@@ -221,7 +390,10 @@ export interface OpErrorInfo {
 /** An op, as the outbox shows it: the same as {@link OpSnapshot}. */
 export type Op = OpSnapshot;
 
-/** An op as `pending()`, `failed()` and `conflicts()` show it. */
+/**
+ * An op as `pending()`, `failed()`, `conflicts()` and `unknown()` show it. Not typed by collection: the queue
+ * may hold ops an earlier release of the app stored.
+ */
 export interface OpSnapshot {
   id: string;
   idempotencyKey: string;
@@ -231,6 +403,7 @@ export interface OpSnapshot {
   op: OpKind;
   name?: string;
   value?: JsonValue;
+  /** The version the op was made against: opaque, e.g. `3` (not the ETag `"3"`). */
   baseVersion?: string;
   state: OpState;
   attempts: number;
@@ -239,9 +412,9 @@ export interface OpSnapshot {
   /** Epoch ms. */
   nextAttemptAt?: number;
   lastError?: OpErrorInfo;
-  /** The server's current document, for an op in conflict. */
+  /** The server's current document, for an op in conflict or of unknown outcome. */
   serverDoc?: JsonValue;
-  /** The server's current version, for an op in conflict. */
+  /** The server's current version (opaque, e.g. `3`), for an op in conflict or of unknown outcome. */
   serverVersion?: string;
   /** Sent with `If-None-Match: *` (a create that never overwrites). */
   createOnly?: boolean;
@@ -282,32 +455,51 @@ export interface SyncStatus {
   storageError: { code: string; message: string } | null;
 }
 
-/** Structured events, discriminated by `type`. */
-export type SyncEvent =
-  | { type: "enqueued"; id: string; collection: string; key: string }
+/** The events about one op of collection `C`, whose documents are `T`. */
+export type CollectionEvent<C extends string, T> =
+  | { type: "enqueued"; id: string; collection: C; key: string }
+  | {
+      type: "acked";
+      id: string;
+      collection: C;
+      key: string;
+      /** The new version (opaque, e.g. `3`), or `null` when the server sent none. */
+      version: string | null;
+      /** The server's document, or `null` when it sent none (or for a delete). */
+      doc: DocOrNull<T>;
+    }
+  | { type: "failed"; id: string; collection: C; key: string; error: OpErrorInfo }
+  | {
+      type: "unknown";
+      id: string;
+      collection: C;
+      key: string;
+      error: OpErrorInfo;
+      serverDoc: DocOrNull<T>;
+      /** Opaque, e.g. `3`. */
+      serverVersion: string | null;
+    }
+  | { type: "discarded"; id: string; collection: C; key: string };
+
+/**
+ * Structured events, discriminated by `type`. In a typed outbox, checking `collection` narrows `doc` and
+ * `serverDoc` to that collection's document type.
+ */
+export type SyncEvent<S extends OutboxSchema = AnySchema> =
+  | { [C in CollectionName<S>]: CollectionEvent<C, S[C]> }[CollectionName<S>]
   | { type: "sent"; batchId: number; ids: string[] }
-  | { type: "acked"; id: string; collection: string; key: string; version: string | null; doc: JsonValue }
   | { type: "retry_scheduled"; id: string; attempts: number; at: number; error: OpErrorInfo }
-  | { type: "failed"; id: string; collection: string; key: string; error: OpErrorInfo }
   | {
       type: "conflict";
       id: string;
       error: OpErrorInfo;
-      serverDoc: JsonValue;
+      /** The server's document (of the op's collection, which `conflicts()` names), or `null`. */
+      serverDoc: DocOrNull<S[CollectionName<S>]>;
+      /** Opaque, e.g. `3`. */
       serverVersion: string | null;
       /** What the collection's strategy did: dropped the op, resent it rebased, or held it. */
       resolution: "server-wins" | "client-wins" | "held";
     }
-  | {
-      type: "unknown";
-      id: string;
-      collection: string;
-      key: string;
-      error: OpErrorInfo;
-      serverDoc: JsonValue;
-      serverVersion: string | null;
-    }
-  | { type: "discarded"; id: string; collection: string; key: string }
   | { type: "blocked"; until: number }
   | { type: "unblocked" }
   | { type: "drained" }
@@ -315,6 +507,12 @@ export type SyncEvent =
 
 /** The name of an event type. */
 export type SyncEventType = SyncEvent["type"];
+
+/** The event of one type, e.g. `SyncEventOf<"failed">`. */
+export type SyncEventOf<K extends SyncEventType, S extends OutboxSchema = AnySchema> = Extract<
+  SyncEvent<S>,
+  { type: K }
+>;
 
 /** The stable codes of `SyncError`. */
 export type SyncErrorCode =
@@ -332,3 +530,71 @@ export type SyncErrorCode =
   | "PULL_FAILED"
   | "REENTRANT"
   | "INTERNAL";
+
+/**
+ * The Standard Schema interface (https://standardschema.dev, v1), which zod ≥ 3.24, valibot ≥ 1 and arktype
+ * implement: a copy of the spec's type, so that no dependency is needed to accept their schemas.
+ */
+export interface StandardSchemaV1<Input = unknown, Output = Input> {
+  /** The Standard Schema properties. */
+  readonly "~standard": StandardSchemaV1.Props<Input, Output>;
+}
+
+export declare namespace StandardSchemaV1 {
+  /** The Standard Schema properties interface. */
+  interface Props<Input = unknown, Output = Input> {
+    /** The version number of the standard. */
+    readonly version: 1;
+    /** The vendor name of the schema library. */
+    readonly vendor: string;
+    /** Validates unknown input values. */
+    readonly validate: (
+      value: unknown,
+      options?: StandardSchemaV1.Options | undefined,
+    ) => Result<Output> | Promise<Result<Output>>;
+    /** Inferred types associated with the schema. */
+    readonly types?: Types<Input, Output> | undefined;
+  }
+  /** The result interface of the validate function. */
+  type Result<Output> = SuccessResult<Output> | FailureResult;
+  /** The result interface if validation succeeds. */
+  interface SuccessResult<Output> {
+    /** The typed output value. */
+    readonly value: Output;
+    /** A falsy value for `issues` indicates success. */
+    readonly issues?: undefined;
+  }
+  /** Options of the validate function. */
+  interface Options {
+    /** Explicit support for additional vendor-specific parameters, if needed. */
+    readonly libraryOptions?: Record<string, unknown> | undefined;
+  }
+  /** The result interface if validation fails. */
+  interface FailureResult {
+    /** The issues of failed validation. */
+    readonly issues: ReadonlyArray<Issue>;
+  }
+  /** The issue interface of the failure output. */
+  interface Issue {
+    /** The error message of the issue. */
+    readonly message: string;
+    /** The path of the issue, if any. */
+    readonly path?: ReadonlyArray<PropertyKey | PathSegment> | undefined;
+  }
+  /** The path segment interface of the issue. */
+  interface PathSegment {
+    /** The key representing a path segment. */
+    readonly key: PropertyKey;
+  }
+  /** The Standard Schema types interface. */
+  interface Types<Input = unknown, Output = Input> {
+    /** The input type of the schema. */
+    readonly input: Input;
+    /** The output type of the schema. */
+    readonly output: Output;
+  }
+  /** Infers the input type of a Standard Schema. */
+  type InferInput<Schema extends StandardSchemaV1> = NonNullable<Schema["~standard"]["types"]>["input"];
+  /** Infers the output type of a Standard Schema. */
+  type InferOutput<Schema extends StandardSchemaV1> = NonNullable<Schema["~standard"]["types"]>["output"];
+}

@@ -76,7 +76,7 @@ async fn requests_follow_the_protocol() {
     .await
     .unwrap();
     settle(outbox.enqueue(op(
-        r#"{"collection":"notes","key":"p","op":"patch","value":{"done":true},"baseVersion":"\"3\""}"#,
+        r#"{"collection":"notes","key":"p","op":"patch","value":{"done":true},"baseVersion":"3"}"#,
     )))
     .await
     .unwrap();
@@ -85,6 +85,13 @@ async fn requests_follow_the_protocol() {
     )))
     .await
     .unwrap();
+    // Versions are opaque in the API; an ETag's quotes are the transport's business.
+    let quoted = settle(outbox.enqueue(op(
+        r#"{"collection":"notes","key":"q","op":"delete","baseVersion":"\"5\""}"#,
+    )))
+    .await
+    .unwrap_err();
+    assert_eq!(text(&quoted, "code").as_deref(), Some("INVALID_OP"));
     settle(outbox.drain()).await.unwrap();
 
     let calls = fetch.calls();
@@ -148,7 +155,7 @@ async fn requests_follow_the_protocol() {
     assert_eq!(
         text(&delete_call, "headers.if-match").as_deref(),
         Some("\"5\""),
-        "a bare version is quoted"
+        "the version is quoted into an entity-tag"
     );
 
     // The ETag and the returned document reach the app.
@@ -156,7 +163,7 @@ async fn requests_follow_the_protocol() {
     assert_eq!(acked.len(), 3);
     assert!(acked
         .iter()
-        .all(|e| text(e, "version").as_deref() == Some("\"4\"")));
+        .all(|e| text(e, "version").as_deref() == Some("4")));
     let put_id = text(&put, "id").unwrap();
     let put_ack = acked
         .iter()

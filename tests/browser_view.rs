@@ -4,6 +4,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::Array;
+use outbox_sync::Outbox;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::*;
 
@@ -58,7 +59,15 @@ async fn an_enqueue_is_readable_in_the_same_call() {
         stringify(&outbox.get("notes", "a").unwrap()),
         r#"{"title":"x"}"#
     );
-    assert_eq!(calls.length(), 1);
+    assert_eq!(
+        calls.length(),
+        2,
+        "once at registration, once for the enqueue"
+    );
+    assert!(
+        calls.get(0).is_undefined(),
+        "registered before the document existed"
+    );
     settle(durable).await.unwrap();
     let _durable = outbox.enqueue(op("a", "patch", r#"{"done":true,"title":null}"#));
     assert_eq!(
@@ -68,7 +77,7 @@ async fn an_enqueue_is_readable_in_the_same_call() {
     let list = outbox.list("notes").unwrap();
     assert_eq!(get(&list, "length").as_f64(), Some(1.0));
     assert_eq!(get(&list, "0.pending").as_f64(), Some(2.0));
-    assert_eq!(calls.length(), 2, "watchers fire once per change");
+    assert_eq!(calls.length(), 3, "watchers fire once per change");
 }
 
 #[wasm_bindgen_test]
@@ -102,10 +111,10 @@ async fn a_refused_op_is_rolled_back_and_watchers_hear_it() {
     );
     assert_eq!(
         calls.length(),
-        2,
-        "one call for the enqueue, one for the rollback"
+        3,
+        "one call at registration, one for the enqueue, one for the rollback"
     );
-    assert_eq!(get(&calls.get(1), "0.pending").as_f64(), Some(0.0));
+    assert_eq!(get(&calls.get(2), "0.pending").as_f64(), Some(0.0));
 }
 
 #[wasm_bindgen_test]
@@ -141,7 +150,11 @@ async fn a_pull_rebases_pending_ops_and_pages_through_tombstones() {
     let report = settle(outbox.pull()).await.unwrap();
     assert_eq!(get(&report, "changes").as_f64(), Some(4.0));
     assert_eq!(get(&report, "cursor").as_string().as_deref(), Some("2"));
-    assert_eq!(calls.length(), 2, "one watcher call per page");
+    assert_eq!(
+        calls.length(),
+        3,
+        "one watcher call at registration, then one per page"
+    );
     assert_eq!(
         stringify(&outbox.get("notes", "a").unwrap()),
         r#"{"body":"server 2","mine":true}"#,
@@ -187,7 +200,7 @@ async fn an_older_version_from_a_pull_changes_nothing() {
     .await;
     settle(outbox.ingest(
         "notes".into(),
-        json(r#"[{"key":"a","version":"\"5\"","value":{"v":5}}]"#),
+        json(r#"[{"key":"a","version":"5","value":{"v":5}}]"#),
     ))
     .await
     .unwrap();
@@ -202,7 +215,8 @@ async fn an_older_version_from_a_pull_changes_nothing() {
     .await
     .unwrap();
     assert_eq!(stringify(&outbox.get("notes", "a").unwrap()), r#"{"v":5}"#);
-    assert_eq!(calls.length(), 0);
+    assert_eq!(calls.length(), 1, "only the call at registration");
+    assert_eq!(stringify(&calls.get(0)), r#"{"v":5}"#);
     let error = settle(outbox.ingest("notes".into(), json(r#"[{"key":"a","value":1}]"#)))
         .await
         .expect_err("a version is required");
@@ -248,20 +262,27 @@ async fn a_periodic_pull_runs_on_its_interval() {
         r#"[[{"collection":"notes","key":"a","version":1,"doc":{"n":1}}]]"#,
     ));
     let opts = options(&fresh_name("interval"), "{}", r#"{"autoDrain": false}"#);
-    let pull = json(r#"{"intervalMs": 20}"#);
+    // The floor: polling faster than once a second is refused.
+    set(&opts, "pull", &json(r#"{"intervalMs": 20}"#));
+    let refused = settle(Outbox::open(opts.clone())).await.unwrap_err();
+    assert_eq!(
+        get(&refused, "code").as_string().as_deref(),
+        Some("INVALID_CONFIG")
+    );
+    let pull = json(r#"{"intervalMs": 1000}"#);
     set(&pull, "source", &get(&paged, "source"));
     set(&opts, "pull", &pull);
     let outbox = open(&opts).await;
-    settle(sleep(110)).await.unwrap();
+    settle(sleep(2_300)).await.unwrap();
     let seen: Array = get(&paged, "seen").unchecked_into();
     assert!(
-        seen.length() >= 3,
-        "pulled {} times in 110 ms",
+        seen.length() >= 2,
+        "pulled {} times in 2.3 s",
         seen.length()
     );
     assert_eq!(stringify(&outbox.get("notes", "a").unwrap()), r#"{"n":1}"#);
     settle(outbox.close()).await.unwrap();
     let after_close = seen.length();
-    settle(sleep(60)).await.unwrap();
+    settle(sleep(1_100)).await.unwrap();
     assert_eq!(seen.length(), after_close, "close() stops the timer");
 }

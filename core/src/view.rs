@@ -227,6 +227,14 @@ pub(crate) fn fold<'a>(
     (value, pending)
 }
 
+/// A JSON merge patch (RFC 7396) applied to a document (an absent one counts as `{}`): the document a
+/// patch op makes, as the view computes it. The runtime gives it to the app's validator.
+pub fn merged(current: Option<&Value>, patch: &Value) -> Value {
+    let mut doc = current.map_or_else(|| Value::Object(Default::default()), Clone::clone);
+    json_patch::merge(&mut doc, patch);
+    doc
+}
+
 /// One op applied to a document: a put replaces, a patch merges (RFC 7396), a delete removes, a custom
 /// op goes through the app's mutation function (without one it changes nothing).
 pub(crate) fn apply(
@@ -236,12 +244,7 @@ pub(crate) fn apply(
 ) -> Option<Arc<Value>> {
     match &op.kind {
         OpKind::Put => Some(op.payload.clone()),
-        OpKind::Patch => {
-            let mut doc =
-                current.map_or_else(|| Value::Object(Default::default()), |v| (*v).clone());
-            json_patch::merge(&mut doc, &op.payload);
-            Some(Arc::new(doc))
-        }
+        OpKind::Patch => Some(Arc::new(merged(current.as_deref(), &op.payload))),
         OpKind::Delete => None,
         OpKind::Custom { name } => match mutator.0.as_mut() {
             Some(f) => match f(name, current.as_deref(), &op.payload) {

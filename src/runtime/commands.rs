@@ -25,6 +25,8 @@ impl Runtime {
     ) -> Result<impl std::future::Future<Output = Result<JsValue>> + 'static> {
         self.check_usable()?;
         let op = self.parse_op(&input)?;
+        let given = js_sys::Reflect::get(&input, &"value".into()).unwrap_or(JsValue::UNDEFINED);
+        self.validate(&op, &given)?;
         let now = clock::now();
         let (id, fx) = self.engine_mut()?.enqueue(op, now)?;
         let idempotency_key = self

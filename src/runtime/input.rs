@@ -9,6 +9,7 @@ use wasm_bindgen::prelude::*;
 use super::Runtime;
 use crate::convert;
 use crate::error::{Error, Result};
+use crate::transport::wire;
 
 impl Runtime {
     pub(super) fn parse_op(&self, input: &JsValue) -> Result<NewOp> {
@@ -24,9 +25,16 @@ impl Runtime {
             if v.is_undefined() || v.is_null() {
                 return Ok(None);
             }
-            v.as_string()
-                .map(Some)
-                .ok_or_else(|| invalid_op(format!("op.{name} must be a string")))
+            let text = v
+                .as_string()
+                .ok_or_else(|| invalid_op(format!("op.{name} must be a string")))?;
+            // `as_string` would turn a lone surrogate into U+FFFD without a word: another key.
+            if !v.unchecked_ref::<js_sys::JsString>().is_valid_utf16() {
+                return Err(invalid_op(format!(
+                    "op.{name} holds a lone surrogate (not valid Unicode text)"
+                )));
+            }
+            Ok(Some(text))
         };
         let collection = text("collection")?
             .filter(|c| !c.is_empty())
@@ -79,15 +87,17 @@ impl Runtime {
                 )),
             })?
         };
-        let base_version = text("baseVersion")?;
-        if let Some(version) = &base_version {
-            // It goes into an If-Match header: visible ASCII only, or fetch would refuse it at every send.
-            if version.is_empty() || !version.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-                return Err(invalid_op(format!(
-                    "op.baseVersion must be an entity-tag like \"\\\"3\\\"\" (visible ASCII), not {version:?}"
-                )));
-            }
-        }
+        // An opaque version as the API shows them (`3`, not the ETag `"3"`). It goes into an If-Match
+        // header, so it must be visible ASCII, or fetch would refuse it at every send.
+        let base_version = text("baseVersion")?
+            .map(|version| {
+                wire::etag_from_api(&version).ok_or_else(|| {
+                    invalid_op(format!(
+                        "op.baseVersion must be a version as the outbox reports them (visible ASCII, no quotes: 3, not \"3\"), not {version:?}"
+                    ))
+                })
+            })
+            .transpose()?;
         if self.transport.speaks_protocol() {
             check_identity(&collection, &key)?;
         }

@@ -16,6 +16,7 @@
 //! - [`triggers`]: the DOM events that wake the engine (`online`, `offline`, `visibilitychange`);
 //! - [`input`]: reading the app's ops and the stored records.
 
+mod client_id;
 mod commands;
 mod conflicts;
 mod durable;
@@ -24,6 +25,9 @@ mod input;
 mod pull;
 mod quarantine;
 mod triggers;
+mod validate;
+
+pub(crate) use validate::is_validator;
 mod view;
 
 use std::cell::{Cell, RefCell};
@@ -94,6 +98,8 @@ pub struct Runtime {
     mutations: Rc<RefCell<HashMap<String, Function>>>,
     /// Conflict resolvers by collection.
     resolvers: HashMap<String, Function>,
+    /// The app's validators by collection (a function or a Standard Schema).
+    validators: HashMap<String, JsValue>,
     pull: Pull,
     /// Stored records that could not be read (shown as failed ops until discarded).
     quarantined: RefCell<Vec<quarantine::Quarantined>>,
@@ -130,6 +136,12 @@ impl Runtime {
         )?;
         let mutations: Rc<RefCell<HashMap<String, Function>>> = Rc::default();
         engine.set_mutator(mutator(Rc::clone(&mutations)));
+        let mut options = options;
+        if let crate::options::TransportOptions::Fetch(f) = &mut options.transport {
+            if f.client_id.is_none() {
+                f.client_id = client_id::stored_or_new(&store, &mut engine).await?;
+            }
+        }
         let transport = match options.transport {
             crate::options::TransportOptions::Fetch(f) => {
                 Transport::Fetch(crate::transport::FetchTransport::new(f))
@@ -160,6 +172,7 @@ impl Runtime {
             watchers: Watchers::default(),
             mutations,
             resolvers: options.resolvers,
+            validators: options.validators,
             pull: Pull::new(options.pull, cursor),
             quarantined: RefCell::new(quarantined),
         });

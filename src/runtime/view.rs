@@ -15,6 +15,7 @@ use super::{report_error, Runtime};
 use crate::clock;
 use crate::convert;
 use crate::error::{Error, Result};
+use crate::transport::wire;
 use crate::watchers::Notify;
 
 impl Runtime {
@@ -38,7 +39,7 @@ impl Runtime {
                 json!({
                     "key": item.key,
                     "value": item.value,
-                    "version": item.version,
+                    "version": item.version.map(wire::api_version),
                     "pending": item.pending,
                 })
             })
@@ -78,15 +79,17 @@ impl Runtime {
                 .get("key")
                 .and_then(Value::as_str)
                 .ok_or_else(|| invalid(format!("docs[{i}].key is required (a string)")))?;
+            // An opaque version, like every version the API shows; the engine keeps its ETag form.
             let version = match doc.get("version") {
-                Some(Value::String(v)) => v.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => {
-                    return Err(invalid(format!(
-                        "docs[{i}].version is required: it decides which copy is newer"
-                    )))
-                }
-            };
+                Some(Value::String(v)) => wire::etag_from_api(v),
+                Some(Value::Number(n)) => wire::etag_from_api(&n.to_string()),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                invalid(format!(
+                    "docs[{i}].version is required: a number or a string of visible ASCII without quotes; it decides which copy is newer"
+                ))
+            })?;
             let deleted = doc.get("deleted").and_then(Value::as_bool).unwrap_or(false);
             confirmed.push(ConfirmedDoc {
                 collection: collection.clone(),
@@ -110,6 +113,16 @@ impl Runtime {
         let fx = self.engine_mut()?.refresh_view(clock::now());
         self.run_in_background(fx);
         Ok(())
+    }
+
+    /// Calls a callback just registered with the current value, as every later change will: a watcher
+    /// or subscriber then needs no separate first read (and cannot miss a change between the two).
+    pub fn call_with_current(&self, callback: &Function, current: Result<JsValue>) {
+        if let Ok(current) = current {
+            if let Err(error) = callback.call1(&JsValue::UNDEFINED, &current) {
+                report_error(&error);
+            }
+        }
     }
 
     pub(super) fn notify_watchers(&self, changed: &BTreeSet<(Arc<str>, Arc<str>)>) {

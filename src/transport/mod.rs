@@ -7,7 +7,7 @@
 mod custom;
 mod fetch;
 mod http;
-mod wire;
+pub(crate) mod wire;
 
 use outbox_core::{Batch, Reply};
 

@@ -34,6 +34,26 @@ pub fn if_match(version: &str) -> String {
     }
 }
 
+/// A version as the JS API shows it: the opaque string inside a strong ETag (`"3"` → `3`). The quotes
+/// are HTTP's syntax, not part of the version; the engine keeps the ETag form because that is what it
+/// compares and sends. Anything else (a weak tag the server sent) is shown as it came.
+pub fn api_version(etag: &str) -> String {
+    match etag.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+        Some(inner) if !inner.contains('"') => inner.to_owned(),
+        _ => etag.to_owned(),
+    }
+}
+
+/// A version the app gave (`3`, `abc`) as the ETag the engine speaks (`"3"`); `None` if it cannot be
+/// one: empty, or not visible ASCII without `"` (RFC 9110 §8.8.3 `etagc`).
+pub fn etag_from_api(version: &str) -> Option<String> {
+    let ok = !version.is_empty()
+        && version
+            .bytes()
+            .all(|b| b != b'"' && (0x21..=0x7e).contains(&b));
+    ok.then(|| format!("\"{version}\""))
+}
+
 /// An op as the app's transport and `route` function see it.
 pub fn send_op_json(op: &SendOp) -> Value {
     let mut o = Map::new();
@@ -52,7 +72,7 @@ pub fn send_op_json(op: &SendOp) -> Value {
         o.insert("value".into(), Value::clone(&op.payload));
     }
     if let Some(v) = &op.base_version {
-        o.insert("baseVersion".into(), json!(v));
+        o.insert("baseVersion".into(), json!(api_version(v)));
     }
     if op.create_only {
         o.insert("createOnly".into(), json!(true));
@@ -79,7 +99,7 @@ pub fn snapshot_json(record: &OpRecord) -> Value {
         o.insert("value".into(), Value::clone(&record.payload));
     }
     if let Some(v) = &record.base_version {
-        o.insert("baseVersion".into(), json!(v));
+        o.insert("baseVersion".into(), json!(api_version(v)));
     }
     o.insert(
         "state".into(),
@@ -103,7 +123,7 @@ pub fn snapshot_json(record: &OpRecord) -> Value {
         o.insert("serverDoc".into(), doc.clone());
     }
     if let Some(version) = &record.server_version {
-        o.insert("serverVersion".into(), json!(version));
+        o.insert("serverVersion".into(), json!(api_version(version)));
     }
     Value::Object(o)
 }

@@ -50,7 +50,7 @@ test('server-wins drops the local edit and shows the server document', async () 
   const r = await scenario('sw', 'server-wins', async () => {});
   assert.equal(r.events.length, 1);
   assert.equal(r.events[0].resolution, 'server-wins');
-  assert.equal(r.events[0].serverVersion, '"2"');
+  assert.equal(r.events[0].serverVersion, '2');
   assert.deepEqual(r.server, { title: 'from B', body: 'v1' }, 'the server kept B');
   assert.deepEqual(r.a, r.server, 'A now shows the server document');
   assert.deepEqual(r.conflicts, []);

@@ -37,6 +37,8 @@ test('npm pack ships only what users need', () => {
     'index.d.ts',
     'index.js',
     'package.json',
+    'react.d.ts',
+    'react.js',
     'sync-status.d.ts',
     'sync-status.js',
     'wasm/outbox_sync.d.ts',
@@ -45,6 +47,7 @@ test('npm pack ships only what users need', () => {
     'wasm/outbox_sync_bg.wasm.d.ts',
     'wasm/snippets/<hash>/src/js/exact-json.js',
     'wasm/snippets/<hash>/src/js/sync-error.js',
+    'wasm/snippets/<hash>/src/js/validate.js',
     'wasm/sync-error.js',
   ]);
   // The tarball is the wasm module plus a little JS; anything much bigger means something leaked in.

@@ -8,10 +8,12 @@ import {
   type DrainReport,
   type EnqueueResult,
   type JsonValue,
+  type OpOutcome,
   type OpSnapshot,
   type OutboxOptions,
   type SyncErrorCode,
   type SyncEvent,
+  type SyncEventType,
   type SyncStatus,
   type TransportResult,
 } from "../../pkg/index.js";
@@ -30,6 +32,7 @@ export async function useTheWholeApi(): Promise<void> {
   const options: OutboxOptions = {
     name: "notes",
     endpoint: "/api",
+    clientId: "device-42", // optional: by default a UUID kept in IndexedDB
     batch: true,
     durability: "strict",
     retry: { baseMs: 500, capMs: 30_000, maxAttempts: 10 },
@@ -45,7 +48,7 @@ export async function useTheWholeApi(): Promise<void> {
   });
 
   const put: EnqueueResult = await outbox.enqueue({ collection: "notes", key: "1", op: "put", value: { title: "a" } });
-  await outbox.enqueue({ collection: "notes", key: "1", op: "patch", value: { done: true }, baseVersion: '"3"' });
+  await outbox.enqueue({ collection: "notes", key: "1", op: "patch", value: { done: true }, baseVersion: "3" });
   await outbox.enqueue({ collection: "notes", key: "1", op: "delete" });
   await custom.enqueue({ collection: "notes", key: "1", op: "custom", name: "archive", value: null });
 
@@ -76,7 +79,28 @@ export async function useTheWholeApi(): Promise<void> {
     }
   }
 
-  const off = outbox.subscribe((s: SyncStatus) => void s.pending);
+  const off = outbox.subscribe((s: SyncStatus) => void s.pending); // called at once, then on every change
+  const { acked } = await outbox.enqueue({ collection: "notes", key: "2", op: "delete" });
+  const outcome: OpOutcome = await acked;
+  const again: OpOutcome = await outbox.settled(put.id);
+  if (outcome.state === "acked" && again.state === "conflict") {
+    const doc: JsonValue | undefined = outcome.doc;
+    const server: JsonValue | undefined = again.serverDoc;
+    void doc;
+    void server;
+  }
+  const stopFailed = outbox.watchFailed((ops: OpSnapshot[]) => void ops.length);
+  const stopConflicts = outbox.watchConflicts((ops: OpSnapshot[]) => void ops.length);
+  stopFailed();
+  stopConflicts();
+  // Events are typed by their name; a name known only at run time gets the whole union.
+  const offFailed = outbox.on("failed", (event) => console.warn(event.id, event.error.message));
+  const offAcked = outbox.on("acked", (event: SyncEvent) => void event.type);
+  const name: SyncEventType | "*" = Math.random() > 0.5 ? "*" : "drained";
+  const offAny = outbox.on(name, (event) => void event.type);
+  offFailed();
+  offAcked();
+  offAny();
   const offEvents = outbox.on("*", (event: SyncEvent) => {
     // Events are a discriminated union: narrowing on `type` gives the right fields.
     if (event.type === "acked") {
@@ -170,6 +194,10 @@ export async function misuseDoesNotCompile(outbox: Outbox): Promise<void> {
   await outbox.enqueue({ collection: "notes", key: "1", op: "custom", value: 1 });
   // @ts-expect-error: an unknown event name
   outbox.on("finished", () => {});
+  // @ts-expect-error: an ack has no error (events are typed by their name)
+  outbox.on("acked", (event) => event.error);
+  // @ts-expect-error: not an option (did you mean retry.maxAttempts?)
+  await Outbox.open({ name: "x", endpoint: "/api", maxAttempts: 3 });
   // @ts-expect-error: status() is synchronous, not a promise
   await outbox.status().then(() => {});
   const code: SyncErrorCode = "INVALID_OP";

@@ -35,7 +35,7 @@ export async function useTheView(): Promise<void> {
 
   await outbox.ingest("notes", [
     { key: "n2", version: 3, value: { title: "loaded elsewhere" } },
-    { key: "n3", version: '"7"', deleted: true },
+    { key: "n3", version: "7", deleted: true },
   ]);
   const report: PullReport = await outbox.pull();
   if (report.skipped === "offline") console.info("will pull when back online");

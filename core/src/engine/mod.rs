@@ -296,6 +296,11 @@ impl Engine {
         shared
     }
 
+    /// A random UUID v4 from the engine's randomness, for ids the runtime makes itself (its client id).
+    pub fn random_uuid(&mut self) -> Uuid {
+        self.new_uuid()
+    }
+
     pub(super) fn new_uuid(&mut self) -> Uuid {
         let mut bytes = [0u8; 16];
         self.random.fill(&mut bytes);
