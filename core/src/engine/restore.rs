@@ -120,12 +120,19 @@ impl Engine {
             }
             if record.last_error.as_ref().map(|e| e.class) == Some(OutcomeClass::RateLimited) {
                 // The block itself is not stored, but the rate-limited ops carry its end: a reload
-                // must not turn a 429 into a burst.
-                engine.blocked_until = engine.blocked_until.max(record.not_before);
+                // must not turn a 429 into a burst. One that has ended already is no block: the status
+                // must not read "blocked until" a time gone by.
+                let until = record.not_before.filter(|t| *t > now);
+                engine.blocked_until = engine.blocked_until.max(until);
             }
             engine.next_seq = engine.next_seq.max(record.seq + 1);
             *engine.counts.slot(record.state) += 1;
+            let (id, has_error) = (record.id, record.last_error.is_some());
             engine.insert(record, true);
+            if has_error {
+                // The records keep no error times: in seq order, the newest op's error is the last.
+                engine.note_error(id);
+            }
         }
         let heads: Vec<OpId> = engine.lanes.heads().collect();
         for head in heads {
@@ -169,9 +176,11 @@ impl Engine {
             || self.clock_set_back;
         if seen_ahead {
             // The clock was set back since this was written: how long ago the key was sent is
-            // unknown, so the server may already have forgotten it.
+            // unknown, so the server may already have forgotten it. The horizon goes to the start of
+            // time, not to `now`: a clock set back once more, by less than the detection tolerance,
+            // would otherwise put `now` before it again and the key would look remembered.
             if record.horizon.is_some() {
-                record.horizon = Some(now);
+                record.horizon = Some(0);
             }
             record.created_at = record.created_at.min(now);
             record.retried_at = record.retried_at.map(|t| t.min(now));
