@@ -7,6 +7,9 @@ import type {
   CollectionName,
   DrainReport,
   EnqueueResult,
+  Health,
+  HistoryEntry,
+  HistoryQuery,
   IngestDoc,
   JsonValue,
   OpInputFor,
@@ -38,6 +41,15 @@ export type {
   DrainReport,
   EndpointOptions,
   EnqueueResult,
+  Health,
+  HealthAlert,
+  HealthOptions,
+  HistoryEntry,
+  HistoryKind,
+  HistoryOptions,
+  HistoryOutcome,
+  HistoryQuery,
+  HistoryTrigger,
   IngestDoc,
   JsonValue,
   LocalChange,
@@ -57,6 +69,7 @@ export type {
   OutgoingBatch,
   OutgoingOp,
   PatchOpInput,
+  PullFilter,
   PullOptions,
   PullPage,
   PullReport,
@@ -130,6 +143,20 @@ export declare class Outbox<S extends OutboxSchema = AnySchema> {
   /** Fetches server changes since the last pull and applies the newer ones. */
   pull(): Promise<PullReport>;
   /**
+   * Holds back pulled changes of `collection` (they are not applied to the view) until `resumePull`; the
+   * others keep arriving. With no argument, stops pulling altogether. Not stored: a reload resumes (and
+   * catches up) everything.
+   */
+  pausePull(collection?: CollectionName<S>): void;
+  /**
+   * Lifts the pause of `collection` (with no argument: every pause), then pulls, catching the collection up
+   * from where it was paused so that every held change arrives. Resolves like `pull()`; if a pull is already
+   * under way (`skipped: "busy"`), that pull catches it up before it ends.
+   */
+  resumePull(collection?: CollectionName<S>): Promise<PullReport>;
+  /** `"all"` after `pausePull()`, else the collections paused by name. */
+  pullPaused(): string[] | "all";
+  /**
    * Settles an op held in conflict (or of unknown outcome): keep the server's version, resend yours, or send
    * a merge. Name the collection (`resolve<"todos">(id, …)`) to type the merged document.
    */
@@ -146,6 +173,19 @@ export declare class Outbox<S extends OutboxSchema = AnySchema> {
   drain(): Promise<DrainReport>;
   /** The current sync status. */
   status(): SyncStatus;
+  /**
+   * The sync history, newest first: one entry per request (a single-op send, a push, a pull page) and per
+   * `drain()` call, kept across reloads within `options.history` (1000 entries, 7 days by default). Filter by
+   * `limit`, `since` (epoch ms), `kind` and `outcome`.
+   */
+  history(query?: HistoryQuery): Promise<HistoryEntry[]>;
+  /** Calls `callback(entry)` for each new history entry as it is recorded. Returns a function that stops watching. */
+  watchHistory(callback: (entry: HistoryEntry) => void): () => void;
+  /**
+   * How syncing goes, derived from the history kept in memory (synchronous and cheap): success rate and
+   * durations over `options.health.windowMs`, the rate limit seen, and `alerts` (`healthy` when there are none).
+   */
+  health(): Health;
   /**
    * Calls `callback(status)` now, synchronously, with the current status, and on every status change.
    * Returns a function that unsubscribes.

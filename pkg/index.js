@@ -75,8 +75,9 @@ function outcomeOf(event) {
     case 'failed':
       return { state: 'failed', error: event.error };
     case 'conflict':
-      // A client-wins conflict rebases the op and sends it again: it has not settled yet.
-      if (event.resolution === 'client-wins') return undefined;
+      // A client-wins conflict rebases the op and sends it again, and a resolver's merge is sent as a new
+      // write: it has not settled yet.
+      if (event.resolution === 'client-wins' || event.resolution === 'merged') return undefined;
       return { state: 'conflict', serverDoc: event.serverDoc ?? null, serverVersion: event.serverVersion ?? null };
     case 'unknown':
       return { state: 'unknown', serverDoc: event.serverDoc ?? null, serverVersion: event.serverVersion ?? null };

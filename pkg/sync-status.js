@@ -5,7 +5,8 @@
 //
 // Importing this module defines the element (once). It holds no state of its own: everything it shows comes
 // from `outbox.subscribe` and `outbox.failed()` / `conflicts()` / `unknown()`, and it unsubscribes when removed from
-// the document, so it can be mounted and unmounted freely by any framework.
+// the document, so it can be mounted and unmounted freely by any framework. Every word it shows comes from
+// `labels` (translatable), and the op titles from `describe(op)` when the app gives one.
 
 const STYLE = `
 :host {
@@ -68,10 +69,21 @@ button:focus-visible { outline: 2px solid var(--sync-status-focus-color, #1565c0
 :host([inline]) [part~='panel'] { box-shadow: none; max-inline-size: none; }
 [part~='heading'] { margin: 0 0 0.5em; font-size: 1em; }
 [part~='list'] { list-style: none; margin: 0; padding: 0; display: grid; gap: 0.5em; }
-[part~='item'] { display: grid; grid-template-columns: 1fr auto; gap: 0.15em 0.5em; align-items: center; }
-[part~='item-title'] { font-weight: 600; overflow-wrap: anywhere; }
-[part~='item-error'] { grid-column: 1; font-size: 0.85em; opacity: 0.85; overflow-wrap: anywhere; }
-[part~='item-actions'] { grid-column: 2; grid-row: 1 / span 2; display: flex; gap: 0.35em; }
+[part~='item'] {
+  display: grid;
+  grid-template-columns: minmax(0, 1fr) auto;
+  grid-template-areas: 'title actions' 'error actions';
+  gap: 0.15em 0.5em;
+  align-items: center;
+}
+/* A conflict has up to four buttons: beside the text they would squeeze it to nothing, so they go below. */
+[part~='item-conflict'] { grid-template-columns: minmax(0, 1fr); grid-template-areas: 'title' 'error' 'actions'; }
+[part~='item-title'] { grid-area: title; font-weight: 600; overflow-wrap: anywhere; }
+[part~='item-error'] { grid-area: error; font-size: 0.85em; opacity: 0.85; overflow-wrap: anywhere; }
+[part~='item-actions'] { grid-area: actions; display: flex; flex-wrap: wrap; justify-content: end; gap: 0.35em; }
+[part~='item-conflict'] [part~='item-actions'] { justify-content: start; margin-block-start: 0.25em; }
+[part~='keep-mine'], [part~='use-merged'] { border-color: var(--sync-status-syncing-color, #1565c0); }
+[part~='empty'] { margin: 0; opacity: 0.8; }
 [part~='footer'] { display: flex; justify-content: space-between; align-items: center; gap: 0.5em; margin-top: 0.75em; }
 [part~='message'] { color: var(--sync-status-error-color, #c62828); font-size: 0.85em; }
 [hidden] { display: none !important; }
@@ -84,20 +96,70 @@ button:focus-visible { outline: 2px solid var(--sync-status-focus-color, #1565c0
 const TEMPLATE = `
 <style>${STYLE}</style>
 <span part="indicator">
-  <span part="dot" aria-hidden="true"></span><span part="label">Not connected</span>
+  <span part="dot" aria-hidden="true"></span><span part="label"></span>
 </span>
 <span class="announcement" role="status" aria-live="polite" aria-atomic="true"></span>
-<button part="details-button" type="button" popovertarget="panel" aria-haspopup="dialog" hidden>Review</button>
+<button part="details-button" type="button" popovertarget="panel" aria-haspopup="dialog" hidden></button>
 <section part="panel" id="panel" popover aria-labelledby="heading">
-  <h2 part="heading" id="heading">Changes that need attention</h2>
+  <h2 part="heading" id="heading"></h2>
   <ul part="list"></ul>
-  <p part="empty" hidden>Nothing needs attention.</p>
+  <p part="empty" hidden></p>
   <div part="footer">
     <span part="message" role="alert"></span>
-    <button part="retry-all" type="button" data-action="retry-all">Retry all</button>
+    <button part="retry-all" type="button" data-action="retry-all" hidden></button>
   </div>
 </section>
 `;
+
+/**
+ * Every word the element shows, in English. A label is a string with `{name}` placeholders, or a function of
+ * the same values (for languages whose plurals need more than the One/Other pair).
+ */
+export const SYNC_STATUS_LABELS = Object.freeze({
+  notConnected: 'Not connected',
+  synced: 'Synced',
+  syncing: 'Syncing {count}',
+  syncingProgress: 'Syncing {current} of {total}',
+  retrying: 'Retrying at {time}',
+  retryingSoon: 'Retrying',
+  blocked: 'Blocked until {time}',
+  offline: 'Offline',
+  paused: 'Paused',
+  pending: '{count} pending',
+  error: 'Sync error',
+  errorWithMessage: 'Sync error: {message}',
+  stalled: 'Not saving: {message}',
+  storageFailing: 'storage is failing',
+  failedCount: '{count} failed',
+  conflictsOne: '{count} conflict',
+  conflictsOther: '{count} conflicts',
+  unknownCount: '{count} unknown',
+  separator: ' · ',
+  reviewOne: 'Review 1 change',
+  reviewOther: 'Review {count} changes',
+  heading: 'Changes that need attention',
+  empty: 'Nothing needs attention.',
+  opTitle: '{verb} {collection}/{key}',
+  noteConflict: '(conflict)',
+  noteUnknown: '(may already be saved)',
+  conflictHint: 'Changed on the server too',
+  retry: 'Retry',
+  discard: 'Discard',
+  retryAll: 'Retry all',
+  keepMine: 'Keep mine',
+  keepServer: "Keep the server's",
+  useMerged: 'Use merged',
+  /** The accessible name of an op's button: the action and the op's title. */
+  actionFor: '{action} {title}',
+});
+
+/** Fills `{name}` placeholders of a label (or calls it, when it is a function). */
+export function formatLabel(label, values = {}) {
+  if (typeof label === 'function') return String(label(values));
+  return String(label ?? '').replace(/\{(\w+)\}/g, (whole, name) => (values[name] ?? whole).toString());
+}
+
+const withDefaults = (labels) => (!labels || labels === SYNC_STATUS_LABELS ? SYNC_STATUS_LABELS : { ...SYNC_STATUS_LABELS, ...labels });
 
 /** The word the indicator (and its `state` attribute) shows for a status. */
 export function syncStatusState(status) {
@@ -105,6 +167,8 @@ export function syncStatusState(status) {
   if (status.state === 'stalled') return 'stalled';
   if (status.state === 'error' && status.failed + status.conflicts + unknown === 0) return 'error';
   if (status.state === 'paused' || status.state === 'offline' || status.state === 'blocked') return status.state;
+  // Newer runtimes say "retrying" themselves; older ones only show it as syncing with nothing in flight.
+  if (status.state === 'retrying') return 'retrying';
   if (status.state === 'syncing') return status.inFlight === 0 && status.nextAttemptAt != null ? 'retrying' : 'syncing';
   if (status.failed > 0) return 'failed';
   if (status.conflicts > 0) return 'conflict';
@@ -114,43 +178,55 @@ export function syncStatusState(status) {
 
 const defaultTime = (epochMs) => new Date(epochMs).toLocaleTimeString();
 
-/** The indicator's text for a status, e.g. "Synced", "Syncing 3", "Retrying at 10:42:05 · 1 failed". */
-export function describeSyncStatus(status, formatTime = defaultTime) {
+/**
+ * The indicator's text for a status, e.g. "Synced", "Syncing 40 of 200", "Retrying at 10:42:05 · 1 failed".
+ * `labels` may be partial: missing keys take the English defaults.
+ */
+export function describeSyncStatus(status, formatTime = defaultTime, labels = SYNC_STATUS_LABELS) {
+  const L = withDefaults(labels);
   const queued = status.pending + status.inFlight;
-  const pending = queued > 0 ? ` · ${queued} pending` : '';
   const parts = [];
+  const withPending = (label, values) => {
+    parts.push(formatLabel(label, values));
+    if (queued > 0) parts.push(formatLabel(L.pending, { count: queued }));
+  };
   switch (syncStatusState(status)) {
     case 'paused':
-      parts.push(`Paused${pending}`);
+      withPending(L.paused);
       break;
     case 'offline':
-      parts.push(`Offline${pending}`);
+      withPending(L.offline);
       break;
     case 'blocked':
-      parts.push(`Blocked until ${formatTime(status.blockedUntil)}${pending}`);
+      withPending(L.blocked, { time: formatTime(status.blockedUntil) });
       break;
     case 'retrying':
-      parts.push(`Retrying at ${formatTime(status.nextAttemptAt)}${pending}`);
+      if (status.nextAttemptAt != null) withPending(L.retrying, { time: formatTime(status.nextAttemptAt) });
+      else withPending(L.retryingSoon);
       break;
-    case 'syncing':
-      parts.push(`Syncing ${queued}`);
+    case 'syncing': {
+      // `progress` (newer runtimes) counts the ops of this drain; without it, the queue length is all we know.
+      const progress = status.progress;
+      if (progress && progress.total > 0) parts.push(formatLabel(L.syncingProgress, progress));
+      else parts.push(formatLabel(L.syncing, { count: queued }));
       break;
+    }
     case 'error':
-      parts.push(status.lastError ? `Sync error: ${status.lastError.message}` : 'Sync error');
+      parts.push(status.lastError ? formatLabel(L.errorWithMessage, { message: status.lastError.message }) : formatLabel(L.error));
       break;
     case 'stalled':
-      parts.push(`Not saving: ${status.storageError?.message ?? 'storage is failing'}${pending}`);
+      withPending(L.stalled, { message: status.storageError?.message ?? formatLabel(L.storageFailing) });
       break;
     case 'synced':
-      parts.push('Synced');
+      parts.push(formatLabel(L.synced));
       break;
     default:
       break;
   }
-  if (status.failed > 0) parts.push(`${status.failed} failed`);
-  if (status.conflicts > 0) parts.push(`${status.conflicts} ${status.conflicts === 1 ? 'conflict' : 'conflicts'}`);
-  if ((status.unknown ?? 0) > 0) parts.push(`${status.unknown} unknown`);
-  return parts.join(' · ');
+  if (status.failed > 0) parts.push(formatLabel(L.failedCount, { count: status.failed }));
+  if (status.conflicts > 0) parts.push(formatLabel(status.conflicts === 1 ? L.conflictsOne : L.conflictsOther, { count: status.conflicts }));
+  if ((status.unknown ?? 0) > 0) parts.push(formatLabel(L.unknownCount, { count: status.unknown }));
+  return parts.join(formatLabel(L.separator));
 }
 
 /** A problem type URI shortened to its last segment, for display. */
@@ -163,6 +239,19 @@ function describeError(error) {
   const head = [error.status, shortCode(error.code)].filter((x) => x != null && x !== '').join(' ');
   return error.message ? `${head}: ${error.message}` : head;
 }
+
+// The buttons of an op, by its state. A conflict is not retried: a retry resends the same stale If-Match and
+// meets the same 412, so the choice offered is whose version wins (and the app's merge, when it has one).
+const CONFLICT_ACTIONS = [
+  ['keep-mine', 'keepMine'],
+  ['keep-server', 'keepServer'],
+  ['use-merged', 'useMerged'],
+  ['discard', 'discard'],
+];
+const OTHER_ACTIONS = [
+  ['retry', 'retry'],
+  ['discard', 'discard'],
+];
 
 // Server-side rendering and workers have no DOM: the module still imports there, it just defines nothing.
 const Base = globalThis.HTMLElement ?? class {};
@@ -177,6 +266,12 @@ export class SyncStatusElement extends Base {
   #status = null;
   #listed = '';
   #refreshSeq = 0;
+  #labels = SYNC_STATUS_LABELS;
+  #describe = null;
+  #merge = null;
+  #formatTime = defaultTime;
+  #ops = new Map();
+  #loaded = false;
   #root;
   #label;
   #announcement;
@@ -202,6 +297,7 @@ export class SyncStatusElement extends Base {
     this.#message = part('message');
     this.#retryAll = part('retry-all');
     this.#root.addEventListener('click', (event) => this.#onClick(event));
+    this.#applyLabels();
     this.#applyInline();
   }
 
@@ -214,6 +310,7 @@ export class SyncStatusElement extends Base {
     if (outbox === this.#outbox) return;
     this.#detach();
     this.#outbox = outbox ?? null;
+    this.#loaded = false;
     if (this.isConnected) this.#attach();
   }
 
@@ -231,6 +328,46 @@ export class SyncStatusElement extends Base {
     this.toggleAttribute('inline', Boolean(value));
   }
 
+  /** Every label in use (the defaults with the app's overrides on top). Setting a partial object merges it. */
+  get labels() {
+    return { ...this.#labels };
+  }
+
+  set labels(labels) {
+    this.#labels = withDefaults(labels);
+    this.#rerender();
+  }
+
+  /** `(op) => string`: the title of an op in the list, instead of "put notes/n1". */
+  get describe() {
+    return this.#describe;
+  }
+
+  set describe(fn) {
+    this.#describe = typeof fn === 'function' ? fn : null;
+    this.#rerender();
+  }
+
+  /** `(op) => mergedValue | undefined`: offers "Use merged" on a conflict whenever it returns a value. */
+  get merge() {
+    return this.#merge;
+  }
+
+  set merge(fn) {
+    this.#merge = typeof fn === 'function' ? fn : null;
+    this.#rerender();
+  }
+
+  /** `(epochMs) => string`: the times in "Retrying at …" and "Blocked until …". */
+  get formatTime() {
+    return this.#formatTime;
+  }
+
+  set formatTime(fn) {
+    this.#formatTime = typeof fn === 'function' ? fn : defaultTime;
+    this.#rerender();
+  }
+
   connectedCallback() {
     this.#attach();
   }
@@ -243,16 +380,33 @@ export class SyncStatusElement extends Base {
     this.#applyInline();
   }
 
+  #rerender() {
+    this.#applyLabels();
+    if (this.#status) this.#render(this.#status);
+    this.#renderOps();
+  }
+
+  #applyLabels() {
+    const L = this.#labels;
+    if (!this.#status) this.#label.textContent = formatLabel(L.notConnected);
+    this.#root.querySelector("[part~='heading']").textContent = formatLabel(L.heading);
+    this.#empty.textContent = formatLabel(L.empty);
+    this.#retryAll.textContent = formatLabel(L.retryAll);
+  }
+
   #applyInline() {
+    const indicator = this.#root.querySelector("[part~='indicator']");
     if (this.inline) {
       this.#panel.removeAttribute('popover');
       this.#detailsButton.hidden = true;
-      this.#root.querySelector("[part~='indicator']").hidden = true;
+      indicator.hidden = true;
     } else {
       this.#panel.setAttribute('popover', '');
-      this.#panel.hidden = false;
-      this.#root.querySelector("[part~='indicator']").hidden = false;
+      indicator.hidden = false;
     }
+    // The panel is never `hidden`: inline, it shows its empty text when nothing needs attention (a page
+    // that wants it gone then hides the element); as a popover, the popover attribute hides it.
+    this.#panel.hidden = false;
     if (this.#status) this.#render(this.#status);
   }
 
@@ -275,12 +429,13 @@ export class SyncStatusElement extends Base {
 
   #render(status) {
     this.#status = status;
+    const L = this.#labels;
     const state = syncStatusState(status);
     if (this.getAttribute('state') !== state) this.setAttribute('state', state);
-    const text = describeSyncStatus(status);
+    const text = describeSyncStatus(status, this.#formatTime, L);
     if (this.#label.textContent !== text) this.#label.textContent = text;
     // The live region speaks when the state or the number of failures changes, not on every count of a
-    // long sync ("Syncing 199", "Syncing 198" …), which would drown a screen reader.
+    // long sync ("Syncing 40 of 200", "Syncing 41 of 200" …), which would drown a screen reader.
     const unknown = status.unknown ?? 0;
     const announce = `${state}/${status.failed}/${status.conflicts}/${unknown}`;
     if (announce !== this.#announced) {
@@ -289,8 +444,7 @@ export class SyncStatusElement extends Base {
     }
     const attention = status.failed + status.conflicts + unknown;
     this.#detailsButton.hidden = this.inline || attention === 0;
-    this.#detailsButton.textContent = attention === 1 ? 'Review 1 change' : `Review ${attention} changes`;
-    if (this.inline) this.#panel.hidden = attention === 0;
+    this.#detailsButton.textContent = formatLabel(attention === 1 ? L.reviewOne : L.reviewOther, { count: attention });
     const counts = `${status.failed}/${status.conflicts}/${unknown}`;
     if (counts !== this.#listed) {
       this.#listed = counts;
@@ -304,42 +458,82 @@ export class SyncStatusElement extends Base {
     const seq = ++this.#refreshSeq;
     let ops;
     try {
-      const lists = await Promise.all([outbox.failed(), outbox.conflicts(), outbox.unknown()]);
+      const lists = await Promise.all([outbox.failed(), outbox.conflicts(), outbox.unknown?.() ?? []]);
       ops = lists.flat().sort((a, b) => a.createdAt - b.createdAt);
     } catch {
       return; // closed meanwhile: the next status shows why
     }
     if (seq !== this.#refreshSeq) return;
+    this.#ops = new Map(ops.map((op) => [op.id, op]));
+    this.#loaded = true;
+    this.#renderOps();
+  }
+
+  #renderOps() {
+    if (!this.#loaded) return;
+    const ops = [...this.#ops.values()];
     this.#list.replaceChildren(...ops.map((op) => this.#item(op)));
     this.#empty.hidden = ops.length > 0;
-    this.#retryAll.hidden = ops.length < 2;
+    this.#retryAll.hidden = ops.filter((op) => op.state !== 'conflict').length < 2;
+  }
+
+  /** The op's title: the app's `describe(op)` when it gives a string, else "put notes/n1". */
+  #title(op) {
+    if (this.#describe) {
+      try {
+        const text = this.#describe(op);
+        if (typeof text === 'string' && text !== '') return text;
+      } catch (error) {
+        console.error('<sync-status> describe(op) threw; using the default title', error);
+      }
+    }
+    const verb = op.op === 'custom' ? op.name : op.op;
+    return formatLabel(this.#labels.opTitle, { verb: verb ?? '', collection: op.collection, key: op.key });
+  }
+
+  /** The app's merge for a conflict, or `undefined` when it has none for this op. */
+  #merged(op) {
+    if (!this.#merge) return undefined;
+    try {
+      return this.#merge(op);
+    } catch (error) {
+      console.error('<sync-status> merge(op) threw; not offering "Use merged"', error);
+      return undefined;
+    }
   }
 
   #item(op) {
+    const L = this.#labels;
     const li = document.createElement('li');
     li.setAttribute('part', `item item-${op.state}`);
     li.dataset.id = op.id;
     const title = document.createElement('span');
     title.setAttribute('part', 'item-title');
-    const verb = op.op === 'custom' ? op.name : op.op;
-    const note = { conflict: ' (conflict)', unknown: ' (may already be saved)' }[op.state] ?? '';
-    title.textContent = `${verb} ${op.collection}/${op.key}${note}`;
+    const name = this.#title(op);
+    const note = { conflict: L.noteConflict, unknown: L.noteUnknown }[op.state];
+    title.textContent = note ? `${name} ${formatLabel(note)}` : name;
     const error = document.createElement('span');
     error.setAttribute('part', 'item-error');
-    error.textContent = describeError(op.lastError);
+    if (op.state === 'conflict') {
+      // "412 version-conflict: If-Match does not match" means nothing to most users: say it in words, and keep
+      // the server's reason as the tooltip for whoever supports them.
+      error.textContent = formatLabel(L.conflictHint);
+      if (op.lastError) error.title = describeError(op.lastError);
+    } else {
+      error.textContent = describeError(op.lastError);
+    }
     const actions = document.createElement('span');
     actions.setAttribute('part', 'item-actions');
-    for (const [action, label] of [
-      ['retry', 'Retry'],
-      ['discard', 'Discard'],
-    ]) {
+    for (const [action, key] of op.state === 'conflict' ? CONFLICT_ACTIONS : OTHER_ACTIONS) {
+      if (action === 'use-merged' && this.#merged(op) === undefined) continue;
+      const label = formatLabel(L[key]);
       const button = document.createElement('button');
       button.type = 'button';
       button.setAttribute('part', action);
       button.dataset.action = action;
       button.dataset.id = op.id;
       button.textContent = label;
-      button.setAttribute('aria-label', `${label} ${verb} ${op.collection}/${op.key}`);
+      button.setAttribute('aria-label', formatLabel(L.actionFor, { action: label, title: name }));
       actions.append(button);
     }
     li.append(title, actions, error);
@@ -357,6 +551,15 @@ export class SyncStatusElement extends Base {
       if (action === 'retry') await outbox.retry(id);
       else if (action === 'discard') await outbox.discard(id);
       else if (action === 'retry-all') await outbox.retryAll();
+      else if (action === 'keep-mine') await outbox.resolve(id, { use: 'local' });
+      else if (action === 'keep-server') await outbox.resolve(id, { use: 'server' });
+      else if (action === 'use-merged') {
+        // Asked again at the click: the op may have changed since the list was drawn.
+        const op = this.#ops.get(id);
+        const value = op ? this.#merged(op) : undefined;
+        if (value === undefined) throw new Error('the merge gave no value for this change');
+        await outbox.resolve(id, { use: 'merged', value });
+      }
       const detail = id === undefined ? { action } : { action, id };
       this.dispatchEvent(new CustomEvent('sync-status-action', { detail, bubbles: true, composed: true }));
     } catch (error) {

@@ -124,6 +124,7 @@ pub fn event_json(event: &Event) -> Value {
                 ConflictResolution::Dropped => "server-wins",
                 ConflictResolution::Rebased => "client-wins",
                 ConflictResolution::Held => "held",
+                ConflictResolution::Merged => "merged",
             };
             o.insert("resolution".into(), json!(resolution));
         }
@@ -178,6 +179,7 @@ pub fn status_json(status: &Status, fatal: Option<(&str, &str)>) -> Value {
     let state = match status.state {
         SyncState::Idle => "idle",
         SyncState::Syncing => "syncing",
+        SyncState::Retrying => "retrying",
         SyncState::Offline => "offline",
         SyncState::Paused => "paused",
         SyncState::Blocked => "blocked",
@@ -207,6 +209,7 @@ pub fn status_json(status: &Status, fatal: Option<(&str, &str)>) -> Value {
         "lastError": last_error,
         "online": status.online,
         "storageError": status.storage_error.as_ref().map(|e| json!({ "code": e.code, "message": e.message })),
+        "progress": status.progress.map(|p| json!({ "current": p.current, "total": p.total })),
     })
 }
 

@@ -10,6 +10,7 @@ mod clock;
 mod convert;
 pub mod error;
 mod events;
+mod monitoring;
 mod option_names;
 mod options;
 mod outbox;

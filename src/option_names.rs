@@ -30,6 +30,8 @@ pub const TOP: &[&str] = &[
     "idempotencyRetentionMs",
     "collections",
     "pull",
+    "history",
+    "health",
 ];
 /// `options.retry`.
 pub const RETRY: &[&str] = &[
@@ -41,7 +43,11 @@ pub const RETRY: &[&str] = &[
     "maxServerWaitMs",
 ];
 /// `options.pull`.
-pub const PULL: &[&str] = &["intervalMs", "onFocus", "limit", "source"];
+pub const PULL: &[&str] = &["intervalMs", "onFocus", "limit", "source", "collections"];
+/// `options.history`.
+pub const HISTORY: &[&str] = &["maxEntries", "maxAgeMs"];
+/// `options.health`.
+pub const HEALTH: &[&str] = &["windowMs", "staleAfterMs", "failingAfter"];
 /// `options.collections.<name>`.
 pub const COLLECTION: &[&str] = &["conflict", "versioned", "validate"];
 
@@ -54,6 +60,8 @@ const MISPLACED: &[(&str, &str)] = &[
     ("baseMs", "retry.baseMs"),
     ("capMs", "retry.capMs"),
     ("intervalMs", "pull.intervalMs"),
+    ("maxEntries", "history.maxEntries"),
+    ("windowMs", "health.windowMs"),
 ];
 
 /// Fails on the first own enumerable name of `object` (at `path`, e.g. `"options.retry"`) that is not in

@@ -6,7 +6,9 @@
 use js_sys::{Function, Reflect};
 use std::collections::HashMap;
 
-use outbox_core::{CollectionConfig, Config, ConflictStrategy, RetryPolicy};
+use outbox_core::{
+    CollectionConfig, Config, ConflictStrategy, HealthConfig, HistoryBounds, RetryPolicy,
+};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::RequestCredentials;
 
@@ -58,6 +60,10 @@ pub struct Options {
     pub validators: HashMap<String, JsValue>,
     /// Pulling server changes.
     pub pull: PullOptions,
+    /// `options.history`: how much sync history is kept.
+    pub history: HistoryBounds,
+    /// `options.health`: the thresholds of `health()`.
+    pub health: HealthConfig,
 }
 
 /// `options.pull`: how server changes are fetched.
@@ -69,8 +75,10 @@ pub struct PullOptions {
     pub on_focus: bool,
     /// Most changes per page.
     pub limit: u32,
-    /// `source(cursor) => { changes, cursor, hasMore }` instead of `GET {endpoint}/pull`.
+    /// `source(cursor, { collections }) => { changes, cursor, hasMore }` instead of `GET {endpoint}/pull`.
     pub source: Option<Function>,
+    /// Pull only these collections (`None`: every one).
+    pub collections: Option<Vec<String>>,
 }
 
 /// How ops reach the server.
@@ -205,6 +213,8 @@ impl Options {
             resolvers,
             validators,
             pull,
+            history: crate::monitoring::history_options(value)?,
+            health: crate::monitoring::health_options(value)?,
         })
     }
 }
@@ -281,7 +291,7 @@ fn read_collections(
     Ok(())
 }
 
-/// `options.pull`: `{ intervalMs?, onFocus?, limit?, source? }`.
+/// `options.pull`: `{ intervalMs?, onFocus?, limit?, source?, collections? }`.
 fn pull_options(options: &JsValue) -> Result<PullOptions> {
     let pull = get(options, "pull");
     if pull.is_undefined() || pull.is_null() {
@@ -310,7 +320,29 @@ fn pull_options(options: &JsValue) -> Result<PullOptions> {
             .map_err(prefixed)?
             .map_or(Ok(100), u32_field("pull.limit"))?,
         source: function(&pull, "source").map_err(prefixed)?,
+        collections: pull_collections(&pull)?,
     })
+}
+
+/// `options.pull.collections`: a non-empty array of collection names.
+fn pull_collections(pull: &JsValue) -> Result<Option<Vec<String>>> {
+    let value = get(pull, "collections");
+    if value.is_undefined() {
+        return Ok(None);
+    }
+    let malformed =
+        || invalid("options.pull.collections must be a non-empty array of collection names");
+    let array = value.dyn_ref::<js_sys::Array>().ok_or_else(malformed)?;
+    let names: Vec<String> = array
+        .iter()
+        .map(|v| v.as_string().filter(|n| !n.is_empty()))
+        .collect::<Option<_>>()
+        .ok_or_else(malformed)?;
+    // An empty list would pull nothing, ever: surely a mistake (omit `pull` to pull nothing).
+    if names.is_empty() {
+        return Err(malformed());
+    }
+    Ok(Some(names))
 }
 
 fn retry_policy(options: &JsValue) -> Result<RetryPolicy> {
@@ -358,11 +390,11 @@ fn prefix_retry(error: Error) -> Error {
     }
 }
 
-fn invalid(message: impl Into<String>) -> Error {
+pub(crate) fn invalid(message: impl Into<String>) -> Error {
     Error::InvalidConfig(message.into())
 }
 
-fn get(object: &JsValue, field: &str) -> JsValue {
+pub(crate) fn get(object: &JsValue, field: &str) -> JsValue {
     Reflect::get(object, &JsValue::from_str(field)).unwrap_or(JsValue::UNDEFINED)
 }
 
@@ -399,7 +431,7 @@ fn boolean(object: &JsValue, field: &str) -> Result<Option<bool>> {
         .ok_or_else(|| invalid(format!("options.{field} must be a boolean")))
 }
 
-fn number(object: &JsValue, field: &str, min: u32) -> Result<Option<f64>> {
+pub(crate) fn number(object: &JsValue, field: &str, min: u32) -> Result<Option<f64>> {
     let value = get(object, field);
     if value.is_undefined() || value.is_null() {
         return Ok(None);

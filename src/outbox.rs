@@ -117,6 +117,25 @@ impl Outbox {
         panic_guard::promise(async move { runtime.pull().await })
     }
 
+    /// Holds back the pulled changes of `collection` (none: stops pulling) until `resumePull`.
+    #[wasm_bindgen(js_name = pausePull)]
+    pub fn pause_pull(&self, collection: Option<String>) -> Result<(), Error> {
+        self.runtime.pause_pull(collection.as_deref())
+    }
+
+    /// Lifts `pausePull(collection)` (none: every pause) and pulls, so every held change arrives.
+    #[wasm_bindgen(js_name = resumePull, unchecked_return_type = "Promise<PullReport>")]
+    pub fn resume_pull(&self, collection: Option<String>) -> Promise {
+        let runtime = Rc::clone(&self.runtime);
+        panic_guard::promise(async move { runtime.resume_pull(collection.as_deref()).await })
+    }
+
+    /// `"all"` after `pausePull()`, else the collections paused by name.
+    #[wasm_bindgen(js_name = pullPaused, unchecked_return_type = "string[] | \"all\"")]
+    pub fn pull_paused(&self) -> Result<JsValue, Error> {
+        self.runtime.pull_paused()
+    }
+
     /// Settles an op held in conflict: keep the server's version, resend yours, or send a merge.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn resolve(
@@ -158,6 +177,41 @@ impl Outbox {
     #[wasm_bindgen(unchecked_return_type = "SyncStatus")]
     pub fn status(&self) -> Result<JsValue, Error> {
         self.runtime.status()
+    }
+
+    /// The sync history, newest first: one entry per request and per `drain()` call, kept within
+    /// `options.history`'s bounds across reloads.
+    #[wasm_bindgen(unchecked_return_type = "Promise<HistoryEntry[]>")]
+    pub fn history(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "HistoryQuery")] query: JsValue,
+    ) -> Promise {
+        match self.runtime.history(&query) {
+            Ok(list) => Promise::resolve(&list),
+            Err(error) => Promise::reject(&error.into()),
+        }
+    }
+
+    /// Calls `callback(entry)` for each new history entry. Returns a function that stops watching.
+    #[wasm_bindgen(js_name = watchHistory, unchecked_return_type = "() => void")]
+    pub fn watch_history(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(entry: HistoryEntry) => void")] callback: Function,
+    ) -> Result<JsValue, Error> {
+        let id = self.runtime.watch_history(callback)?;
+        let runtime = Rc::downgrade(&self.runtime);
+        Ok(Closure::<dyn FnMut()>::new(move || {
+            if let Some(runtime) = runtime.upgrade() {
+                runtime.unwatch_history(id);
+            }
+        })
+        .into_js_value())
+    }
+
+    /// How syncing goes, derived from the history in memory: synchronous and cheap.
+    #[wasm_bindgen(unchecked_return_type = "Health")]
+    pub fn health(&self) -> Result<JsValue, Error> {
+        self.runtime.health()
     }
 
     /// Calls `callback(status)` now, with the current status, and on every status change. Returns a

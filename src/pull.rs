@@ -1,11 +1,20 @@
 //! Pulling server changes: `GET {endpoint}/pull?since=<cursor>&limit=` (docs/PROTOCOL.md §7), or the
 //! app's own `pull.source(cursor)`.
 //!
+//! Pausing: `pausePull(collection)` holds a collection back. The shared cursor keeps moving (a server
+//! cannot filter "everything but X"), so the paused collection's changes are dropped on arrival and
+//! the cursor it was paused at is kept as a catch-up cursor; `resumePull` then pulls that collection
+//! alone (`collection=X`) from there until `hasMore` is false, which brings every change the shared
+//! cursor skipped. Catch-up cursors are stored (meta [`HELD`]) with the documents they cover, so a
+//! reload while paused loses nothing; the pause itself is not stored: it belongs to the page session,
+//! and after a reload every held collection is simply caught up.
+//!
 //! Pull shares the engine's gate with push — no pull while offline, paused or rate-limited — and its
 //! responses feed the engine's rate-limit state, so one server budget covers both. A failed periodic
 //! pull backs off with full jitter instead of hammering a struggling server every interval.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gloo_timers::callback::Interval;
@@ -16,6 +25,18 @@ use crate::options::PullOptions;
 
 /// The meta record that holds the cursor.
 pub const CURSOR: &str = "cursor";
+
+/// The meta record that holds the catch-up cursors: JSON `{ collection: cursor | null }`.
+pub const HELD: &str = "pullHeld";
+
+/// A collection the shared cursor has moved past without applying its changes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hold {
+    /// Where its catch-up starts (`None`: the beginning).
+    pub since: Option<String>,
+    /// Still paused; else resumed and owed a catch-up.
+    pub paused: bool,
+}
 
 /// Pull state of one outbox.
 pub struct Pull {
@@ -31,11 +52,28 @@ pub struct Pull {
     pub not_before: Cell<u64>,
     /// The periodic timer.
     pub timer: RefCell<Option<Interval>>,
+    /// `pausePull()`: no pull at all (the cursor stays, so nothing needs catching up).
+    pub all_paused: Cell<bool>,
+    /// Paused collections and resumed ones not yet caught up, by name.
+    pub held: RefCell<BTreeMap<String, Hold>>,
 }
 
 impl Pull {
-    /// Pull state starting at `cursor`.
-    pub fn new(options: PullOptions, cursor: Option<String>) -> Self {
+    /// Pull state starting at `cursor`, with the stored catch-up cursors `held` (JSON, see [`HELD`]).
+    pub fn new(options: PullOptions, cursor: Option<String>, held: Option<&str>) -> Self {
+        // After a reload nothing is paused; what was held is owed a catch-up.
+        let held = held
+            .and_then(|text| serde_json::from_str::<BTreeMap<String, Option<String>>>(text).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, since)| {
+                let hold = Hold {
+                    since,
+                    paused: false,
+                };
+                (name, hold)
+            })
+            .collect();
         Pull {
             options,
             cursor: RefCell::new(cursor),
@@ -43,6 +81,113 @@ impl Pull {
             failures: Cell::new(0),
             not_before: Cell::new(0),
             timer: RefCell::new(None),
+            all_paused: Cell::new(false),
+            held: RefCell::new(held),
+        }
+    }
+
+    /// Holds `collection` back (`None`: stops pulling altogether).
+    pub fn pause(&self, collection: Option<&str>) {
+        let Some(name) = collection else {
+            self.all_paused.set(true);
+            return;
+        };
+        let cursor = self.cursor.borrow().clone();
+        // Paused again before its catch-up finished: the older cursor still covers everything.
+        self.held
+            .borrow_mut()
+            .entry(name.to_owned())
+            .and_modify(|hold| hold.paused = true)
+            .or_insert(Hold {
+                since: cursor,
+                paused: true,
+            });
+    }
+
+    /// Lifts the pause of `collection` (`None`: of everything), leaving it owed a catch-up.
+    pub fn resume(&self, collection: Option<&str>) {
+        let mut held = self.held.borrow_mut();
+        match collection {
+            None => {
+                self.all_paused.set(false);
+                held.values_mut().for_each(|hold| hold.paused = false);
+            }
+            Some(name) => {
+                if let Some(hold) = held.get_mut(name) {
+                    hold.paused = false;
+                }
+            }
+        }
+    }
+
+    /// `pullPaused()`: `None` when everything is paused, else the paused collections.
+    pub fn paused(&self) -> Option<Vec<String>> {
+        if self.all_paused.get() {
+            return None;
+        }
+        let held = self.held.borrow();
+        Some(
+            held.iter()
+                .filter(|(_, hold)| hold.paused)
+                .map(|(name, _)| name.clone())
+                .collect(),
+        )
+    }
+
+    /// Whether the shared pull applies `collection`'s changes now.
+    pub fn applies(&self, collection: &str) -> bool {
+        let configured = self
+            .options
+            .collections
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == collection));
+        configured && !self.held.borrow().get(collection).is_some_and(|h| h.paused)
+    }
+
+    /// The next resumed collection owed a catch-up, and where it starts.
+    pub fn owed(&self) -> Option<(String, Option<String>)> {
+        self.held
+            .borrow()
+            .iter()
+            .find(|(_, hold)| !hold.paused)
+            .map(|(name, hold)| (name.clone(), hold.since.clone()))
+    }
+
+    /// The [`HELD`] record as it should be stored with a page's writes: the catch-up cursors now, with
+    /// `step` (a catch-up page of one collection) applied.
+    pub fn held_record(&self, step: Option<(&str, &Progress)>) -> String {
+        let mut record: BTreeMap<String, Option<String>> = self
+            .held
+            .borrow()
+            .iter()
+            .map(|(name, hold)| (name.clone(), hold.since.clone()))
+            .collect();
+        match step {
+            Some((name, Progress::To(since))) => {
+                record.insert(name.to_owned(), since.clone());
+            }
+            Some((name, Progress::Done)) => {
+                record.remove(name);
+            }
+            None => {}
+        }
+        serde_json::to_string(&record).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Records a committed catch-up page of `collection`.
+    pub fn caught_up(&self, collection: &str, progress: Progress) {
+        let mut held = self.held.borrow_mut();
+        let Some(hold) = held.get_mut(collection) else {
+            return;
+        };
+        match progress {
+            // Paused again while the page was under way: keep the cursor the page started from (still
+            // in memory), which covers at least as much; the next shared page stores it again.
+            _ if hold.paused => {}
+            Progress::To(since) => hold.since = since,
+            Progress::Done => {
+                held.remove(collection);
+            }
         }
     }
 
@@ -60,6 +205,14 @@ impl Pull {
         self.failures.set(0);
         self.not_before.set(0);
     }
+}
+
+/// How a catch-up page moves its collection's catch-up cursor.
+pub enum Progress {
+    /// More to fetch from here.
+    To(Option<String>),
+    /// Caught up: the shared pull covers the rest.
+    Done,
 }
 
 /// One page of changes.

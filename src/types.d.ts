@@ -145,7 +145,7 @@ export interface OutgoingOp {
   baseVersion?: string;
   /** Create only: the request must not overwrite an existing document (`If-None-Match: *`). */
   createOnly?: boolean;
-  /** 1 for the first send. */
+  /** 1 for the first send; every send counts, a retry's too (it is never reset). */
   attempt: number;
 }
 
@@ -219,7 +219,10 @@ export interface OutboxBaseOptions<S extends OutboxSchema = AnySchema> {
   /** Per-collection settings, by collection name (only the schema's, in a typed outbox). */
   collections?: { [C in CollectionName<S>]?: CollectionOptions<S[C]> };
   /** Fetching server changes. Off unless `intervalMs` or `onFocus` is set, or `pull()` is called. */
-  pull?: PullOptions;
+  pull?: PullOptions;  /** How much sync history is kept (see `history()`). */
+  history?: HistoryOptions;
+  /** The thresholds of `health()`. */
+  health?: HealthOptions;
 }
 
 /** The options of an outbox that speaks the protocol (docs/PROTOCOL.md) to `endpoint`. */
@@ -321,8 +324,20 @@ export interface PullOptions {
   onFocus?: boolean;
   /** Most changes per page. Default 100. */
   limit?: number;
-  /** Your own source of changes instead of `{endpoint}/pull`. */
-  source?: (cursor: string | null) => Promise<PullPage> | PullPage;
+  /**
+   * Your own source of changes instead of `{endpoint}/pull`. `filter.collections` names the only collections
+   * wanted (`null`: every one), as `?collection=` does; a source that ignores it is still correct, only
+   * wasteful (what was not asked for is dropped).
+   */
+  source?: (cursor: string | null, filter: PullFilter) => Promise<PullPage> | PullPage;
+  /** Pull only these collections (a non-empty list); the server is asked to filter (`?collection=`). */
+  collections?: string[];
+}
+
+/** The second argument of `PullOptions.source`. */
+export interface PullFilter {
+  /** Only these collections; `null`: every one. */
+  collections: string[] | null;
 }
 
 /** One page of server changes. */
@@ -341,11 +356,14 @@ export interface PullPage {
   hasMore?: boolean;
 }
 
-/** What `pull()` did; `skipped` says why nothing was fetched. */
+/**
+ * What `pull()` (or `resumePull()`) did; `skipped` says why nothing (more) was fetched: `"paused"` is the
+ * outbox's `pause()`, `"pullPaused"` is `pausePull()` with no collection. `changes` counts the changes applied.
+ */
 export interface PullReport {
   changes: number;
   cursor?: string | null;
-  skipped?: "offline" | "paused" | "blocked" | "busy";
+  skipped?: "offline" | "paused" | "blocked" | "busy" | "pullPaused";
 }
 
 /** A document of the optimistic view. */
@@ -406,6 +424,7 @@ export interface OpSnapshot {
   /** The version the op was made against: opaque, e.g. `3` (not the ETag `"3"`). */
   baseVersion?: string;
   state: OpState;
+  /** Every attempt to send the op, never reset (`maxAttempts` counts from the last `retry` on its own). */
   attempts: number;
   /** Epoch ms. */
   createdAt: number;
@@ -433,9 +452,19 @@ export interface OpSnapshot {
 
 /**
  * The one-word state a sync indicator shows. `stalled`: storage is failing, so nothing is sent until a
- * commit succeeds again (`storageError` says why).
+ * commit succeeds again (`storageError` says why). `syncing`: an op is in flight or can be sent now;
+ * `retrying`: none is, and ops wait for a backoff to end (`nextAttemptAt`). The state table is in the
+ * package README ("Status").
  */
-export type SyncState = "idle" | "syncing" | "offline" | "paused" | "blocked" | "stalled" | "error";
+export type SyncState =
+  | "idle"
+  | "syncing"
+  | "retrying"
+  | "offline"
+  | "paused"
+  | "blocked"
+  | "stalled"
+  | "error";
 
 /** The status view-model. Times are epoch ms. */
 export interface SyncStatus {
@@ -449,10 +478,19 @@ export interface SyncStatus {
   nextAttemptAt: number | null;
   blockedUntil: number | null;
   lastSyncedAt: number | null;
+  /**
+   * The error of the op that met one most recently, among the ops still held (failed, in conflict, unknown,
+   * backing off, or resent after it and not yet acked); `null` once none holds one.
+   */
   lastError: OpErrorInfo | null;
   online: boolean;
   /** Set while storage fails to commit (state `stalled`). */
   storageError: { code: string; message: string } | null;
+  /**
+   * The running sync: `current` ops settled (acked, failed, in conflict, unknown, discarded) of `total`;
+   * `null` when nothing is left to settle. `total - current` ops are still pending or in flight.
+   */
+  progress: { current: number; total: number } | null;
 }
 
 /** The events about one op of collection `C`, whose documents are `T`. */
@@ -497,8 +535,11 @@ export type SyncEvent<S extends OutboxSchema = AnySchema> =
       serverDoc: DocOrNull<S[CollectionName<S>]>;
       /** Opaque, e.g. `3`. */
       serverVersion: string | null;
-      /** What the collection's strategy did: dropped the op, resent it rebased, or held it. */
-      resolution: "server-wins" | "client-wins" | "held";
+      /**
+       * What the collection's strategy did: dropped the op, resent it rebased, or held it; with a resolver
+       * function, what its answer did (`merged`: the merge is sent), told once it answered.
+       */
+      resolution: "server-wins" | "client-wins" | "held" | "merged";
     }
   | { type: "blocked"; until: number }
   | { type: "unblocked" }

@@ -2,6 +2,7 @@
 // Every change goes through `outbox.enqueue`; the server is the reference server that serves this page.
 import { Outbox, coreVersion, version } from 'outbox-sync';
 import 'outbox-sync/sync-status';
+import { mountMonitor } from './monitor.js';
 
 const OUTBOX_NAME = 'outbox-sync-demo';
 const COLLECTION = 'notes';
@@ -60,11 +61,17 @@ footer.dataset.version = version();
 footer.dataset.state = 'loaded';
 
 // ---------------------------------------------------------------------------------------------------------
-// The indicator and the failed-ops panel are the package's <sync-status> element.
+// The indicator and the failed-ops panel are the package's <sync-status> element; the monitoring panel is
+// its <sync-history> element and a chart (monitor.js).
 // ---------------------------------------------------------------------------------------------------------
+let unmountMonitor = () => {};
 function attach() {
   $('sync').outbox = outbox;
-  $('failed-list').outbox = outbox;
+  const failedList = $('failed-list');
+  // In the page's own panel a refused note is named by its title, as the notes list shows it.
+  failedList.describe = (op) => (op.value?.title ? `“${op.value.title}”` : undefined);
+  failedList.outbox = outbox;
+  unmountMonitor = mountMonitor($('monitor'), outbox);
   const showFailed = (status) => {
     $('failed').hidden = status.failed === 0;
   };
@@ -257,4 +264,9 @@ globalThis.demo = {
   },
   addNote,
   clientId: clientId(),
+  /** Shows another outbox (or a stand-in) in the monitoring panel; the tests use it. */
+  monitor(other) {
+    unmountMonitor();
+    unmountMonitor = mountMonitor($('monitor'), other);
+  },
 };

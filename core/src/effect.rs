@@ -80,6 +80,6 @@ pub struct SendOp {
     /// Sent as `If-None-Match: *`: create the document, never overwrite one.
     #[serde(default)]
     pub create_only: bool,
-    /// 1 for the first send.
+    /// 1 for the first send; every send of the op counts, a retry's too ([`crate::OpRecord::attempts`]).
     pub attempt: u32,
 }

@@ -119,7 +119,8 @@ pub enum Event {
     },
     /// The rate-limit block ended.
     Unblocked,
-    /// Nothing is left to send or in flight (failed / conflicted ops may remain).
+    /// The running sync ended: nothing is left to send or in flight, but failed, conflicted or unknown
+    /// ops and those waiting behind them in their entity's lane ([`crate::Status::progress`] is `None`).
     Drained,
     /// The status view-model changed.
     StatusChanged {
@@ -138,4 +139,8 @@ pub enum ConflictResolution {
     Rebased,
     /// The op is held in `conflict` until the app resolves it (`manual`).
     Held,
+    /// The app's resolver function merged the op with the server's document, and the merge is sent as a
+    /// new write. The engine itself never says it (it holds the op: `Held`); a runtime that asks a
+    /// resolver reports the conflict once it has the answer, with what the answer did.
+    Merged,
 }

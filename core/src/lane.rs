@@ -32,6 +32,11 @@ impl Lane {
     pub(crate) fn iter(&self) -> impl Iterator<Item = OpId> + '_ {
         std::iter::once(self.head).chain(self.rest.iter().flat_map(|r| r.iter().copied()))
     }
+
+    /// How many ops the lane holds (never 0).
+    pub(crate) fn len(&self) -> usize {
+        1 + self.rest.as_ref().map_or(0, |r| r.len())
+    }
 }
 
 /// All lanes.
@@ -116,6 +121,11 @@ impl Lanes {
         mut same_entity: impl FnMut(OpId) -> bool,
     ) -> Option<&Lane> {
         self.table.find(hash, |l| same_entity(l.head))
+    }
+
+    /// How many lanes there are: one per entity with ops.
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
     }
 
     /// Every lane's head.

@@ -37,6 +37,8 @@ mod effect_queue;
 mod engine;
 mod error;
 mod event;
+pub mod health;
+pub mod history;
 mod lane;
 mod op;
 mod op_table;
@@ -56,6 +58,11 @@ pub use effect_queue::{
 pub use engine::{Engine, Stored};
 pub use error::CoreError;
 pub use event::{ConflictResolution, Event};
+pub use health::{health, Alert, Health, HealthConfig, HealthInputs};
+pub use history::{
+    Answer, Attempt, History, HistoryBounds, HistoryEntry, HistoryKind, HistoryQuery, Outcome,
+    RateLimitSeen, Trigger,
+};
 pub use op::{
     payload_depth, NewOp, OpError, OpId, OpKind, OpRecord, OpState, FORMAT_VERSION,
     MAX_PAYLOAD_DEPTH,
@@ -65,7 +72,7 @@ pub use random::{Entropy, Randomness};
 pub use rate_limit::RateLimitInfo;
 pub use response::{OpResult, Reply, Response};
 pub use retry::RetryPolicy;
-pub use status::{Status, StorageError, SyncState};
+pub use status::{Progress, Status, StorageError, SyncState};
 pub use view::{ConfirmedDoc, ViewItem};
 
 /// The version of the engine, reported by the wasm module and the demo page.

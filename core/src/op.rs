@@ -21,6 +21,11 @@ use crate::outcome::OutcomeClass;
 /// * 1: the first format.
 /// * 2: adds `create_only` (sent as `If-None-Match: *`), `horizon` (when the server may forget the
 ///   key) and the state `unknown`. A version-1 record reads as version 2 with neither set.
+///
+/// Still 2: `uncharged_attempts` came later, and needs no bump. A record without it reads exactly as
+/// before (every attempt in `attempts` counts against `max_attempts`, as it did), and a build that
+/// predates it reads a newer record as one with more attempts spent: at worst it gives up sooner, where a
+/// bump would make it quarantine every record.
 pub const FORMAT_VERSION: u32 = 2;
 
 /// How deeply a payload may nest (arrays and objects). A stored record must parse back, and the JSON
@@ -95,6 +100,13 @@ pub enum OpState {
     Unknown,
 }
 
+impl OpState {
+    /// Failed, in conflict or unknown: the op halts its lane until the app acts.
+    pub fn is_halted(self) -> bool {
+        matches!(self, OpState::Failed | OpState::Conflict | OpState::Unknown)
+    }
+}
+
 /// The last error an op met, as shown to the app.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpError {
@@ -156,7 +168,7 @@ pub struct OpRecord {
     pub base_version: Option<String>,
     /// Engine time (ms) when the op was enqueued.
     pub created_at: u64,
-    /// How many times the op has been sent since it was enqueued or last retried by the app.
+    /// How many times the op has been sent, ever: never reset, not even by the app's retry.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,
     /// Lifecycle state.
@@ -199,6 +211,11 @@ pub struct OpRecord {
     /// never resent under its key after this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub horizon: Option<u64>,
+    /// The attempts (of `attempts`) that do not count against `max_attempts`: those made before the app's
+    /// last explicit retry or resolution, which gives a fresh budget, and those that were not the op's
+    /// fault (a rate limit, a batch refused as a whole). See [`OpRecord::charged_attempts`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub uncharged_attempts: u32,
 }
 
 // Default values are left out of stored records (every such field has `#[serde(default)]`, so they read
@@ -215,6 +232,12 @@ impl OpRecord {
     /// The entity (and so the lane) this op belongs to.
     pub fn entity(&self) -> (&str, &str) {
         (&self.collection, &self.key)
+    }
+
+    /// The attempts that count against the retry policy's `max_attempts` (and set the backoff's window):
+    /// those since the app last retried the op, less the ones that were not its fault.
+    pub fn charged_attempts(&self) -> u32 {
+        self.attempts.saturating_sub(self.uncharged_attempts)
     }
 
     /// The time `max_age` is measured from; also the earliest moment the current key can have been

@@ -181,3 +181,19 @@ fn the_current_format_round_trips_and_is_versioned() {
     );
     assert_eq!(written["state"], json!("pending"));
 }
+
+#[test]
+fn an_older_records_attempts_all_count_against_the_budget() {
+    // `uncharged_attempts` came without a format bump: absent, it reads as 0, which is exactly what
+    // such a record meant (its `attempts` were counted since the last retry, less what a rate limit
+    // gave back).
+    let r: OpRecord = serde_json::from_str(V1_FULL).unwrap();
+    assert_eq!((r.attempts, r.uncharged_attempts), (4, 0));
+    assert_eq!(r.charged_attempts(), 4);
+    // Written only when set, and read back.
+    let mut written = serde_json::to_value(&r).unwrap();
+    assert!(written.get("uncharged_attempts").is_none());
+    written["uncharged_attempts"] = json!(3);
+    let again: OpRecord = serde_json::from_value(written).unwrap();
+    assert_eq!(again.charged_attempts(), 1);
+}

@@ -19,6 +19,8 @@
 //! * a released send's ops are in the store, marked in flight under the key they carry;
 //! * the store mirrors the engine whenever nothing waits to commit, and the status counters match the
 //!   model;
+//! * the status is exactly what the ops imply: counts, the state table, progress, `last_error`, and
+//!   `drained` when a sync ends (`state_machine/status.rs`);
 //!
 //! and at the end:
 //! * a failed or conflicted lane never blocks another: after settling, only ops behind a halted head
@@ -42,6 +44,8 @@ use uuid::Uuid;
 mod lifecycle;
 #[path = "state_machine/server.rs"]
 mod server;
+#[path = "state_machine/status.rs"]
+mod status;
 
 const WALL: u64 = 1_700_000_000_000;
 const LANES: u8 = 4;
@@ -203,6 +207,8 @@ struct Sim {
     op_backoff: HashMap<OpId, u64>,
     /// The engine's own announced block.
     engine_blocked: u64,
+    /// What the status check needs to remember (`state_machine/status.rs`).
+    status_model: status::StatusModel,
 }
 
 impl Sim {
@@ -228,6 +234,7 @@ impl Sim {
             op_floor: HashMap::new(),
             op_backoff: HashMap::new(),
             engine_blocked: 0,
+            status_model: status::StatusModel::default(),
         }
     }
 
@@ -408,6 +415,7 @@ impl Sim {
     }
 
     fn on_event(&mut self, event: Event) {
+        self.status_model.on_event(&event);
         match event {
             Event::Acked { id, .. } => {
                 let m = self.ops.get_mut(&id).expect("acked a known op");
@@ -439,6 +447,7 @@ impl Sim {
         let s = self.engine.status();
         assert_eq!(s.pending + s.in_flight + s.failed + s.conflicts, live.len());
         assert_eq!(s.in_flight, self.in_flight_ids().len());
+        self.check_status();
     }
 
     // ---- commands ------------------------------------------------------------------------------
@@ -468,6 +477,11 @@ impl Sim {
                 self.lanes.entry(*lane).or_default().push(id);
                 let accepted = self.queue.accept_enqueue(id, fx);
                 assert!(accepted.now.iter().all(|f| !matches!(f, Effect::Send(_))));
+                for effect in &accepted.now {
+                    if let Effect::Emit(event) = effect {
+                        self.status_model.on_event(event);
+                    }
+                }
                 self.check_mirrors();
             }
             Action::Commit { fail } => self.commit(*fail),

@@ -2,6 +2,8 @@
 //! discard and crash-and-reopen, every entity's optimistic view equals the fold of its confirmed state
 //! and its pending (not failed) ops, in lane order — computed here independently of the engine's own
 //! incremental bookkeeping. Runs 1,000 cases by default; `OUTBOX_PROPTEST_CASES` raises it.
+//! The status is checked against the ops at every step too (`support/status_rules.rs`), here under every
+//! conflict strategy: a dropped op settles, a rebased one goes on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +14,9 @@ use outbox_core::{
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
+
+#[path = "support/status_rules.rs"]
+mod status_rules;
 
 const KEYS: [&str; 3] = ["a", "b", "c"];
 const WALL: u64 = 1_700_000_000_000;
@@ -83,11 +88,14 @@ struct Sim {
     docs: HashMap<String, ConfirmedDoc>,
     in_flight: Vec<Batch>,
     now: u64,
+    /// The time of the engine's last call (an action may call nothing): what its status is judged at.
+    engine_now: u64,
     server_version: u64,
 }
 
 impl Sim {
     fn apply(&mut self, fx: Vec<Effect>) {
+        self.engine_now = self.now;
         for effect in fx {
             match effect {
                 Effect::Persist(r) => {
@@ -199,6 +207,7 @@ proptest! {
             docs: HashMap::new(),
             in_flight: Vec::new(),
             now: 0,
+            engine_now: 0,
             server_version: 100,
         };
         for action in actions {
@@ -284,6 +293,9 @@ proptest! {
                 }
             }
             check_view(&sim.engine)?;
+            let records: Vec<&OpRecord> = sim.engine.ops().collect();
+            let switches = status_rules::Switches { paused: false, online: true };
+            status_rules::check_status(&sim.engine.status(), &records, sim.engine_now, &switches);
         }
     }
 }

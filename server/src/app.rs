@@ -843,20 +843,54 @@ async fn push(
 // ---------------------------------------------------------------------------------------------
 // Pull
 
-#[derive(Deserialize)]
+/// The most `collection` filters one pull may name: a filter is a short list of what the client shows.
+pub const MAX_PULL_COLLECTIONS: usize = 100;
+
+#[derive(Default)]
 struct PullParams {
     since: Option<String>,
     limit: Option<String>,
+    /// `collection=a&collection=b`: only these; empty = every collection.
+    collections: Vec<String>,
+}
+
+impl PullParams {
+    /// Read from the raw pairs: serde's urlencoded structs cannot collect a repeated key.
+    fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, Problem> {
+        let mut params = PullParams::default();
+        for (name, value) in pairs {
+            match name.as_str() {
+                "since" => params.since = Some(value),
+                "limit" => params.limit = Some(value),
+                "collection" if value.is_empty() => {
+                    return Err(Problem::new(
+                        ProblemType::InvalidRequest,
+                        "collection must name a collection",
+                    ))
+                }
+                "collection" => params.collections.push(value),
+                _ => {}
+            }
+        }
+        if params.collections.len() > MAX_PULL_COLLECTIONS {
+            return Err(Problem::new(
+                ProblemType::InvalidRequest,
+                format!("at most {MAX_PULL_COLLECTIONS} collection filters"),
+            ));
+        }
+        Ok(params)
+    }
 }
 
 async fn pull(
     State(s): AppState,
     latency: Option<Extension<InjectedLatency>>,
-    query: Result<Query<PullParams>, QueryRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
     let result = async {
-        let Query(params) =
+        let Query(pairs) =
             query.map_err(|e| Problem::new(ProblemType::InvalidRequest, e.body_text()))?;
+        let params = PullParams::from_pairs(pairs)?;
         let since = match params.since.as_deref() {
             None | Some("") => 0,
             Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
@@ -881,10 +915,12 @@ async fn pull(
         };
         sleep_latency(latency_of(latency)).await;
         let store = s.store.clone();
-        let mut rows = tokio::task::spawn_blocking(move || store.changes_since(since, limit))
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
+        let collections = params.collections;
+        let mut rows =
+            tokio::task::spawn_blocking(move || store.changes_since(since, limit, &collections))
+                .await
+                .map_err(internal)?
+                .map_err(internal)?;
         let has_more = rows.len() > limit;
         rows.truncate(limit);
         let cursor = rows.last().map_or(since, |r| r.seq);

@@ -232,13 +232,31 @@ impl Store {
 
     /// Documents whose latest change is after `since`, oldest change first, at most `limit + 1`
     /// rows (the extra row tells the caller there is more).
-    pub fn changes_since(&self, since: i64, limit: usize) -> rusqlite::Result<Vec<DocRow>> {
+    /// Up to `limit + 1` docs changed after `since`, in commit order; only those of `collections`
+    /// unless it is empty. The filter keeps the cursor's meaning: the caller's cursor is the last
+    /// returned seq, and every skipped doc belongs to a collection the caller did not ask for.
+    pub fn changes_since(
+        &self,
+        since: i64,
+        limit: usize,
+        collections: &[String],
+    ) -> rusqlite::Result<Vec<DocRow>> {
         let conn = self.reader();
-        let mut stmt = conn.prepare_cached(
+        let filter = if collections.is_empty() {
+            String::new()
+        } else {
+            let marks = vec!["?"; collections.len()].join(", ");
+            format!("AND collection IN ({marks})")
+        };
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT collection, key, version, deleted, body, seq FROM docs
-             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![since, (limit + 1) as i64], row_to_doc)?;
+             WHERE seq > ? {filter} ORDER BY seq LIMIT ?",
+        ))?;
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&since];
+        values.extend(collections.iter().map(|c| c as &dyn rusqlite::ToSql));
+        let fetch = (limit + 1) as i64;
+        values.push(&fetch);
+        let rows = stmt.query_map(values.as_slice(), row_to_doc)?;
         rows.collect()
     }
 

@@ -115,7 +115,18 @@ impl World {
         if accepted.group.is_some() {
             self.schedule_commit(tab);
         }
+        self.check_status(tab)?;
         self.check_confirmed(tab)
+    }
+
+    /// After every engine call: the status says what the ops imply.
+    fn check_status(&mut self, tab: usize) -> Result<(), String> {
+        let t = &self.tabs[tab];
+        let Some(engine) = t.engine.as_ref() else {
+            return Ok(());
+        };
+        let records: Vec<&outbox_core::OpRecord> = engine.ops().collect();
+        crate::oracle::check_status(&engine.status(), &records, t.paused, t.online)
     }
 
     pub fn schedule_commit(&mut self, tab: usize) {

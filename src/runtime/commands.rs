@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use futures_channel::oneshot;
 use js_sys::Function;
-use outbox_core::{OpRecord, OpState};
+use outbox_core::{OpRecord, OpState, Trigger};
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 
@@ -50,7 +50,9 @@ impl Runtime {
     /// Sends everything sendable now and resolves once nothing is in flight.
     pub async fn drain(self: &Rc<Self>) -> Result<JsValue> {
         self.check_usable()?;
+        let started_at = clock::now();
         let start = self.totals.get();
+        self.history.trigger.set(Trigger::Manual);
         self.flush_confirmations();
         let fx = self.engine.borrow_mut().drain(clock::now());
         self.run_in_background(fx);
@@ -60,6 +62,15 @@ impl Runtime {
             let _ = wait.await;
         }
         let end = self.totals.get();
+        if !self.closed.get() {
+            self.record_drain(
+                started_at,
+                end.acked - start.acked,
+                end.retried - start.retried,
+                end.failed - start.failed,
+                end.conflicts - start.conflicts,
+            );
+        }
         let status = self.engine.borrow().status();
         Ok(convert::to_js(&json!({
             "acked": end.acked - start.acked,
@@ -74,6 +85,7 @@ impl Runtime {
     pub async fn retry(self: &Rc<Self>, id: &str) -> Result<()> {
         self.check_usable()?;
         let id = parse_id(id)?;
+        self.history.trigger.set(Trigger::Manual);
         let fx = self.engine.borrow_mut().retry(id, clock::now())?;
         self.run(fx).await.map_err(Error::from)
     }
@@ -81,6 +93,7 @@ impl Runtime {
     /// Retries every failed and conflicted op.
     pub async fn retry_all(self: &Rc<Self>) -> Result<()> {
         self.check_usable()?;
+        self.history.trigger.set(Trigger::Manual);
         let fx = self.engine.borrow_mut().retry_all(clock::now());
         self.run(fx).await.map_err(Error::from)
     }
@@ -92,6 +105,7 @@ impl Runtime {
         if let Some(deleted) = self.discard_quarantined(id) {
             return deleted.await;
         }
+        self.history.trigger.set(Trigger::Manual);
         let fx = self.engine.borrow_mut().discard(id, clock::now())?;
         self.run(fx).await.map_err(Error::from)
     }
@@ -107,6 +121,7 @@ impl Runtime {
     /// Starts sending again.
     pub fn resume(self: &Rc<Self>) -> Result<()> {
         self.check_usable()?;
+        self.history.trigger.set(Trigger::Manual);
         self.flush_confirmations();
         let fx = self.engine.borrow_mut().resume(clock::now());
         self.run_in_background(fx);

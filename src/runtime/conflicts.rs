@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use outbox_core::{ConflictResolution, Event, OpState};
+use outbox_core::{ConflictResolution, Effect, Event, OpId, OpState};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
@@ -19,7 +19,19 @@ impl Runtime {
     pub async fn resolve(self: &Rc<Self>, id: &str, resolution: JsValue) -> Result<()> {
         self.check_usable()?;
         let id = parse_id(id)?;
-        let choice = js_sys::Reflect::get(&resolution, &"use".into())
+        let (fx, _) = self.resolution_effects(id, &resolution)?;
+        self.run(fx).await.map_err(Error::from)
+    }
+
+    /// The engine's side of a resolution, and what it does with the op: `server` drops it (the server's
+    /// version stands: `server-wins`), `local` resends it on top of the server's version (`client-wins`),
+    /// `merged` sends the merge (`merged`).
+    fn resolution_effects(
+        &self,
+        id: OpId,
+        resolution: &JsValue,
+    ) -> Result<(Vec<Effect>, ConflictResolution)> {
+        let choice = js_sys::Reflect::get(resolution, &"use".into())
             .ok()
             .and_then(|v| v.as_string());
         let (payload, state) = {
@@ -31,15 +43,19 @@ impl Runtime {
             return Err(outbox_core::CoreError::WrongState { id, state }.into());
         }
         let now = clock::now();
-        let fx = match choice.as_deref() {
-            Some("server") => self.engine_mut()?.discard(id, now)?,
+        let done = match choice.as_deref() {
+            Some("server") => (
+                self.engine_mut()?.discard(id, now)?,
+                ConflictResolution::Dropped,
+            ),
             Some("local") => {
                 let payload = Value::clone(&payload);
-                self.engine_mut()?.resolve(id, payload, None, now)?
+                let fx = self.engine_mut()?.resolve(id, payload, None, now)?;
+                (fx, ConflictResolution::Rebased)
             }
             Some("merged") => {
-                let value = js_sys::Reflect::get(&resolution, &"value".into())
-                    .unwrap_or(JsValue::UNDEFINED);
+                let value =
+                    js_sys::Reflect::get(resolution, &"value".into()).unwrap_or(JsValue::UNDEFINED);
                 let value = convert::exact_from_js(&value, "resolution.value", self.max_op_bytes)
                     .map_err(|e| match e {
                     convert::NotJson::Inexact(why) => Error::InvalidOp(why),
@@ -47,7 +63,8 @@ impl Runtime {
                         "resolution.value must be the merged document (JSON)".into(),
                     ),
                 })?;
-                self.engine_mut()?.resolve(id, value, None, now)?
+                let fx = self.engine_mut()?.resolve(id, value, None, now)?;
+                (fx, ConflictResolution::Merged)
             }
             _ => {
                 return Err(Error::InvalidOp(
@@ -55,11 +72,16 @@ impl Runtime {
                 ))
             }
         };
-        self.run(fx).await.map_err(Error::from)
+        Ok(done)
     }
 
-    /// A conflict held for an app resolver: ask it, then apply its answer.
-    pub(super) fn ask_resolver(self: &Rc<Self>, event: &Event) {
+    /// A conflict held for the collection's resolver function: ask it, then apply its answer. Returns
+    /// true when the resolver takes the event over: its `conflict` event is then told once the answer is
+    /// applied, with what the answer did (`merged`, `client-wins` for `local`, `server-wins` for
+    /// `server`), and before the effects of that answer. Told at once as `held`, it would send the app
+    /// (and `settled(id)`) to a conflict the resolver is already settling. When the resolver fails, it is
+    /// told as `held`: the op stays in `conflicts()`.
+    pub(super) fn ask_resolver(self: &Rc<Self>, event: &Event) -> bool {
         let Event::Conflict {
             id,
             resolution: ConflictResolution::Held,
@@ -67,18 +89,18 @@ impl Runtime {
             ..
         } = event
         else {
-            return;
+            return false;
         };
         let Some(record) = self.engine.borrow().op(*id).cloned() else {
-            return;
+            return false;
         };
         let Some(resolver) = self.resolvers.get(&*record.collection).cloned() else {
-            return;
+            return false;
         };
         let local = convert::to_js(&record.payload);
         let server = server_doc.as_ref().map_or(JsValue::NULL, convert::to_js);
         let op = convert::to_js(&crate::transport::snapshot_json(&record));
-        let (this, id) = (Rc::clone(self), id.to_string());
+        let (this, id, event) = (Rc::clone(self), *id, event.clone());
         wasm_bindgen_futures::spawn_local(async move {
             let answer = match resolver.call3(&JsValue::UNDEFINED, &local, &server, &op) {
                 Ok(answer) => {
@@ -86,19 +108,44 @@ impl Runtime {
                 }
                 Err(e) => Err(e),
             };
-            let result = match answer {
-                Ok(resolution) => this.resolve(&id, resolution).await,
+            let applied = match answer {
+                Ok(resolution) => this
+                    .check_usable()
+                    .and_then(|()| this.resolution_effects(id, &resolution)),
                 Err(e) => Err(Error::InvalidOp(format!(
                     "the conflict resolver threw: {}",
                     convert::message(&e)
                 ))),
             };
-            // The op stays held (visible in conflicts()) when the resolver fails.
-            if let Err(error) = result {
-                report_error(&error.to_js().into());
+            match applied {
+                Ok((fx, done)) => {
+                    this.emit(&resolved_as(event, done));
+                    if let Err(error) = this.run(fx).await {
+                        report_error(&Error::from(error).to_js().into());
+                    }
+                }
+                Err(error) => {
+                    // Still held, unless the app settled it meanwhile (its own events told that).
+                    let held = this
+                        .engine_ref()
+                        .is_ok_and(|e| e.op(id).is_some_and(|r| r.state == OpState::Conflict));
+                    if held {
+                        this.emit(&event);
+                    }
+                    report_error(&error.to_js().into());
+                }
             }
         });
+        true
     }
+}
+
+/// A conflict event told with what its resolution did.
+fn resolved_as(mut event: Event, done: ConflictResolution) -> Event {
+    if let Event::Conflict { resolution, .. } = &mut event {
+        *resolution = done;
+    }
+    event
 }
 
 impl Runtime {

@@ -123,7 +123,15 @@ impl Runtime {
             let Some(group) = self.durable.queue.borrow_mut().begin_commit() else {
                 break;
             };
-            let writes: Vec<Write> = group.writes.iter().map(encode).collect();
+            let mut writes: Vec<Write> = group.writes.iter().map(encode).collect();
+            // History entries ride along, after every op write: no transaction of their own, and
+            // nothing of the group's order changes (src/runtime/history.rs). Not while commits fail:
+            // a retry must not grow (a full disk) for their sake.
+            let history = match self.durable.queue.borrow().failures() {
+                0 => self.history.take_for_commit(),
+                _ => Default::default(),
+            };
+            writes.extend(history.writes());
             let result = self.store().commit(&writes).await;
             if self.closed.get() {
                 break;
@@ -131,6 +139,7 @@ impl Runtime {
             match result {
                 Ok(()) => self.committed(group.id),
                 Err(error) => {
+                    self.history.put_back(history);
                     // The loop stays "running" through the backoff: the retry timer resumes it, and
                     // writes made meanwhile join the group that retries.
                     self.commit_failed(group, error);

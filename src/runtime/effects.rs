@@ -7,8 +7,8 @@
 //! 2. schedules each wake-up as it meets it (a new timer replaces the last: the core keeps one wake-up);
 //! 3. starts the sends that wait for nothing;
 //! 4. notifies the view's watchers, once per changed document or collection;
-//! 5. emits the events to the app's listeners in the core's order, each followed by the conflict
-//!    resolver it may call.
+//! 5. emits the events to the app's listeners in the core's order; a conflict held for the collection's
+//!    resolver function goes to the resolver instead, and is emitted once its answer is applied.
 //!
 //! The engine is no longer borrowed by then, so a listener may call back into the outbox. A send's reply
 //! goes back into the engine, whose effects run the same way. An enqueued op is confirmed to the engine,
@@ -22,7 +22,7 @@ use std::rc::Rc;
 
 use gloo_timers::callback::Timeout;
 use js_sys::Function;
-use outbox_core::{Accepted, Batch, Effect, Event, OpId, Write as CoreWrite};
+use outbox_core::{Accepted, Batch, Effect, Event, OpId, Trigger, Write as CoreWrite};
 use wasm_bindgen::prelude::*;
 
 use super::{report_error, Runtime};
@@ -37,6 +37,7 @@ type Commit = Pin<Box<dyn Future<Output = std::result::Result<(), StoreError>>>>
 impl Runtime {
     /// Runs effects; the returned future resolves when their storage writes are durable.
     pub(super) fn run(self: &Rc<Self>, effects: Vec<Effect>) -> Commit {
+        self.history.note_sends(&effects);
         let accepted = self.durable.queue.borrow_mut().accept(effects);
         let group = self.carry_out(accepted);
         Box::pin(self.durable(group))
@@ -48,6 +49,7 @@ impl Runtime {
         effects: Vec<Effect>,
         writes: Vec<CoreWrite>,
     ) -> Commit {
+        self.history.note_sends(&effects);
         let mut accepted = self.durable.queue.borrow_mut().accept(effects);
         if let Some(group) = self.durable.queue.borrow_mut().add_writes(writes) {
             accepted.group = Some(group);
@@ -59,6 +61,7 @@ impl Runtime {
     /// The effects of `Engine::enqueue` for op `id`; the future answers the enqueue itself (its commit
     /// may fail while others' writes are kept for a retry).
     pub(super) fn run_enqueue(self: &Rc<Self>, id: OpId, effects: Vec<Effect>) -> Commit {
+        self.history.note_sends(&effects);
         let accepted = self.durable.queue.borrow_mut().accept_enqueue(id, effects);
         let stored = self.enqueue_durable(id);
         self.carry_out(accepted);
@@ -91,8 +94,10 @@ impl Runtime {
         // Watchers first: the view is the state, events tell how it got there.
         self.notify_watchers(&changed);
         for event in &to_emit {
-            self.emit(event);
-            self.ask_resolver(event);
+            // A conflict the collection's resolver settles is told once it answered (`ask_resolver`).
+            if !self.ask_resolver(event) {
+                self.emit(event);
+            }
             self.fetch_current(event);
         }
         accepted.group
@@ -101,6 +106,7 @@ impl Runtime {
     /// Runs effects without waiting for their writes (a failed commit is reported and retried by
     /// [`super::durable`], never lost silently).
     pub(super) fn run_in_background(self: &Rc<Self>, effects: Vec<Effect>) {
+        self.history.note_sends(&effects);
         let accepted = self.durable.queue.borrow_mut().accept(effects);
         self.carry_out(accepted);
     }
@@ -112,10 +118,16 @@ impl Runtime {
     }
 
     async fn send(self: Rc<Self>, batch: Batch) {
+        let trigger = self.history.take_trigger(batch.id);
+        let started_at = clock::now();
         let outcome = self.transport.send(&batch).await;
         if self.closed.get() {
             return;
         }
+        self.record_send(&batch, trigger, started_at, &outcome);
+        // What the answer sets off (the lane's next op, a retry at once after a 401) continues this
+        // pump, so it carries the same trigger.
+        self.history.trigger.set(trigger);
         let (now, wall) = (clock::now(), clock::wall_now());
         let result = {
             let mut engine = self.engine.borrow_mut();
@@ -188,6 +200,7 @@ impl Runtime {
             if this.check_usable().is_err() {
                 return;
             }
+            this.history.trigger.set(Trigger::Timer);
             let fx = this.engine.borrow_mut().tick(clock::now());
             this.run_in_background(fx);
             // The engine announces a wake-up only when it changes. Re-arm from its current one, so a tick
@@ -211,6 +224,7 @@ impl Runtime {
         let this = Rc::downgrade(self);
         let timer = Timeout::new(self.drain_delay_ms, move || {
             if let Some(this) = this.upgrade() {
+                this.history.trigger.set(Trigger::Enqueue);
                 this.flush_confirmations();
             }
         });

@@ -21,6 +21,7 @@ mod commands;
 mod conflicts;
 mod durable;
 mod effects;
+mod history;
 mod input;
 mod pull;
 mod quarantine;
@@ -46,7 +47,7 @@ use crate::clock;
 use crate::error::{Error, Result};
 use crate::events;
 use crate::options::Options;
-use crate::pull::{Pull, CURSOR};
+use crate::pull::{Pull, CURSOR, HELD};
 use crate::store::{IdbStore, StoreError};
 use crate::transport::Transport;
 use crate::watchers::Watchers;
@@ -103,6 +104,8 @@ pub struct Runtime {
     pull: Pull,
     /// Stored records that could not be read (shown as failed ops until discarded).
     quarantined: RefCell<Vec<quarantine::Quarantined>>,
+    /// The sync history and what `health()` derives from it.
+    history: history::Recorder,
 }
 
 impl Runtime {
@@ -112,6 +115,7 @@ impl Runtime {
         let (records, quarantined) = decode_records(store.load_op_entries().await?);
         let docs = decode_docs(store.load_docs().await?);
         let cursor = store.get_meta(CURSOR).await?.and_then(|c| c.as_string());
+        let held = store.get_meta(HELD).await?.and_then(|c| c.as_string());
         let stated_retention_ms = store
             .get_meta(RETENTION_META_KEY)
             .await?
@@ -128,6 +132,7 @@ impl Runtime {
             stated_retention_ms,
             clock_mark,
         };
+        let history = history::Recorder::open(&store, &options).await?;
         let mut engine = Engine::restore_from(
             options.engine.clone(),
             clock::randomness(),
@@ -173,8 +178,9 @@ impl Runtime {
             mutations,
             resolvers: options.resolvers,
             validators: options.validators,
-            pull: Pull::new(options.pull, cursor),
+            pull: Pull::new(options.pull, cursor, held.as_deref()),
             quarantined: RefCell::new(quarantined),
+            history,
         });
         runtime.install_triggers();
         runtime.start_periodic_pull();
@@ -197,6 +203,8 @@ impl Runtime {
             let fx = runtime.engine.borrow_mut().drain(clock::now());
             runtime.run_in_background(fx);
         }
+        // The restored queue's sends carry `restore`; from now on the app's calls are `manual`.
+        runtime.history.trigger.set(outbox_core::Trigger::Manual);
         Ok(runtime)
     }
 
@@ -215,6 +223,7 @@ impl Runtime {
         for waiter in self.drain_waiters.borrow_mut().drain(..) {
             let _ = waiter.send(());
         }
+        self.flush_history_now().await;
         self.store.close();
         Ok(())
     }

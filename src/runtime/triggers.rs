@@ -6,6 +6,8 @@ use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use outbox_core::Trigger;
+
 use super::Runtime;
 use crate::clock;
 
@@ -21,6 +23,7 @@ impl Runtime {
         let global = js_sys::global();
         if let Ok(window) = global.clone().dyn_into::<web_sys::Window>() {
             self.listen_dom(window.clone().into(), "online", |rt| {
+                rt.history.trigger.set(Trigger::Online);
                 let fx = rt.engine.borrow_mut().set_online(true, clock::now());
                 rt.run_in_background(fx);
             });
@@ -35,9 +38,10 @@ impl Runtime {
                         return;
                     }
                     if rt.pull.options.on_focus {
-                        rt.pull_in_background();
+                        rt.pull_in_background(Trigger::Focus);
                     }
                     if rt.auto_drain {
+                        rt.history.trigger.set(Trigger::Focus);
                         rt.flush_confirmations();
                         let fx = rt.engine.borrow_mut().drain(clock::now());
                         rt.run_in_background(fx);

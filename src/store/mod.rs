@@ -1,6 +1,6 @@
 //! `IdbStore`: the outbox's IndexedDB database.
 //!
-//! One database per outbox `name`, with three object stores (see [`schema`]). The store knows nothing of
+//! One database per outbox `name`, with four object stores (see [`schema`]). The store knows nothing of
 //! ops or documents beyond their keys: the runtime hands it already-encoded values, which keeps this layer
 //! independent of the core's record format.
 //!
@@ -18,6 +18,7 @@ use indexed_db_futures::database::Database;
 use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::{TransactionDurability, TransactionMode, TransactionOptions};
+use indexed_db_futures::KeyRange;
 use wasm_bindgen::prelude::*;
 
 pub use error::StoreError;
@@ -67,6 +68,27 @@ pub enum Write {
         /// Its value.
         value: JsValue,
     },
+    /// Insert or replace a history entry.
+    PutHistory {
+        /// The entry id.
+        id: u64,
+        /// The encoded entry.
+        record: JsValue,
+    },
+    /// Delete every history entry whose id is below this one (the bounds dropped them).
+    DeleteHistoryBelow {
+        /// The first id kept.
+        id: u64,
+    },
+}
+
+impl Write {
+    fn is_history(&self) -> bool {
+        matches!(
+            self,
+            Write::PutHistory { .. } | Write::DeleteHistoryBelow { .. }
+        )
+    }
 }
 
 /// An open outbox database. Survives a lost connection by reopening once per failed operation.
@@ -136,6 +158,24 @@ impl IdbStore {
             .await?;
         self.committed.set(self.committed.get() + 1);
         Ok(())
+    }
+
+    /// Commits history writes alone, in a transaction on the history store only, so it never waits
+    /// for or holds up a group commit that does not carry history. Not counted by
+    /// [`IdbStore::transactions_committed`] and not failed by [`IdbStore::fail_commits_for_test`]: those
+    /// are about the outbox's own state.
+    pub async fn commit_history(&self, writes: &[Write]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.with_reconnect(async |db: Database| self.commit_once(&db, writes).await)
+            .await
+    }
+
+    /// Every stored history entry, oldest first.
+    pub async fn load_history(&self) -> Result<Vec<JsValue>, StoreError> {
+        self.with_reconnect(async |db: Database| load_all(&db, schema::HISTORY).await)
+            .await
     }
 
     /// Every stored op record, in key order (the caller orders them by their own sequence numbers).
@@ -277,26 +317,45 @@ impl IdbStore {
             Durability::Relaxed => TransactionDurability::Relaxed,
             Durability::Strict => TransactionDurability::Strict,
         };
+        // The history store is in the scope only when written: a commit of the outbox's state never
+        // waits for a history-only one, nor the other way round.
+        let history = writes.iter().any(Write::is_history);
+        let state = writes.iter().any(|w| !w.is_history());
+        let scope: &[&str] = match (state, history) {
+            (true, false) => &schema::ALL_STORES,
+            (true, true) => &schema::ALL_STORES_AND_HISTORY,
+            (false, _) => &[schema::HISTORY],
+        };
         let tx = db
-            .transaction(schema::ALL_STORES)
+            .transaction(scope)
             .with_mode(TransactionMode::Readwrite)
             .with_options(TransactionOptions::new().with_durability(durability))
             .build()?;
         // Kept to read the abort reason: `commit()` reports only "aborted", and the reason is what tells a
         // full disk (QuotaExceededError) from anything else.
         let raw_tx = tx.as_sys().clone();
-        let ops = tx.object_store(schema::OPS)?;
-        let docs = tx.object_store(schema::DOCS)?;
-        let meta = tx.object_store(schema::META)?;
+        let store = |name: &str| match scope.contains(&name) {
+            true => tx.object_store(name).map(Some),
+            false => Ok(None),
+        };
+        let (ops, docs, meta) = (
+            store(schema::OPS)?,
+            store(schema::DOCS)?,
+            store(schema::META)?,
+        );
+        let history = store(schema::HISTORY)?;
+        let missing = || StoreError::Closed { cause: None };
+        let (ops, docs, meta) = (ops.as_ref(), docs.as_ref(), meta.as_ref());
         // Requests are issued without awaiting each one: they run in order inside the transaction, and
         // awaiting them one by one would cost a round trip to the event loop per write.
         for write in writes {
             match write {
                 Write::PutOp { id, record } => {
+                    let ops = ops.ok_or_else(missing)?;
                     ops.put(record).with_key(id.as_str()).primitive()?;
                 }
                 Write::DeleteOp { id } => {
-                    ops.delete(id.as_str()).primitive()?;
+                    ops.ok_or_else(missing)?.delete(id.as_str()).primitive()?;
                 }
                 Write::PutDoc {
                     collection,
@@ -304,12 +363,24 @@ impl IdbStore {
                     record,
                 } => {
                     let doc_key = js_sys::Array::of2(&collection.into(), &key.into());
+                    let docs = docs.ok_or_else(missing)?;
                     docs.put(record)
                         .with_key(JsValue::from(doc_key))
                         .primitive()?;
                 }
                 Write::PutMeta { key, value } => {
+                    let meta = meta.ok_or_else(missing)?;
                     meta.put(value).with_key(key.as_str()).primitive()?;
+                }
+                Write::PutHistory { id, record } => {
+                    let history = history.as_ref().ok_or_else(missing)?;
+                    history.put(record).with_key(*id as f64).primitive()?;
+                }
+                Write::DeleteHistoryBelow { id } => {
+                    let history = history.as_ref().ok_or_else(missing)?;
+                    // Spelt out: the crate's `..id` means an upper bound that *includes* id.
+                    let below = KeyRange::UpperBound(*id as f64, true);
+                    history.delete::<f64, _>(below).primitive()?;
                 }
             }
         }

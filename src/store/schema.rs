@@ -11,7 +11,8 @@ use indexed_db_futures::prelude::*;
 ///
 /// - 1: `meta` only (the first release of the storage layer).
 /// - 2: adds `ops` (the queue) and `docs` (confirmed server documents).
-pub const SCHEMA_VERSION: u32 = 2;
+/// - 3: adds `history` (the sync history); every earlier store and record is kept as it is.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Op records, keyed by op id (a UUID string). Values are the core's stored record format.
 pub const OPS: &str = "ops";
@@ -21,8 +22,14 @@ pub const DOCS: &str = "docs";
 /// Small records about the outbox itself (client id, pull cursor), keyed by name.
 pub const META: &str = "meta";
 
-/// Every store, in the order the runtime opens them in a transaction.
+/// The sync history: one record per attempt, keyed by its id (a number, so key order is time order and
+/// the oldest entries go with one range delete). Values are the core's `HistoryEntry` as JSON text.
+pub const HISTORY: &str = "history";
+
+/// The stores of the outbox's own state, which every group commit opens.
 pub const ALL_STORES: [&str; 3] = [OPS, DOCS, META];
+/// [`ALL_STORES`] and the history: a group commit that carries history entries.
+pub const ALL_STORES_AND_HISTORY: [&str; 4] = [OPS, DOCS, META, HISTORY];
 
 /// Applies every migration step after `old_version`, in order. Runs inside the `versionchange`
 /// transaction, so a failure leaves the database at its old version.
@@ -33,6 +40,9 @@ pub(crate) fn upgrade(old_version: u32, db: &Database) -> indexed_db_futures::Re
     if old_version < 2 {
         db.create_object_store(OPS).build()?;
         db.create_object_store(DOCS).build()?;
+    }
+    if old_version < 3 {
+        db.create_object_store(HISTORY).build()?;
     }
     Ok(())
 }

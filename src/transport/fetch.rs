@@ -134,8 +134,14 @@ impl FetchTransport {
         })
     }
 
-    /// `GET {endpoint}/pull?since=&limit=`, with the same auth, credentials and timeout as sends.
-    pub async fn pull(&self, since: Option<&str>, limit: u32) -> Result<CoreResponse, String> {
+    /// `GET {endpoint}/pull?since=&limit=&collection=…`, with the same auth, credentials and timeout as
+    /// sends. `collections`: only these (PROTOCOL §7); `None`: every collection.
+    pub async fn pull(
+        &self,
+        since: Option<&str>,
+        limit: u32,
+        collections: Option<&[String]>,
+    ) -> Result<CoreResponse, String> {
         let headers = self
             .base_headers(false)
             .await
@@ -144,6 +150,10 @@ impl FetchTransport {
         if let Some(since) = since {
             url.push_str("&since=");
             url.push_str(&encode(since));
+        }
+        for collection in collections.into_iter().flatten() {
+            url.push_str("&collection=");
+            url.push_str(&encode(collection));
         }
         self.exchange("GET", &url, headers, None)
             .await

@@ -12,7 +12,6 @@ pub(crate) mod wire;
 use outbox_core::{Batch, Reply};
 
 pub use custom::CustomTransport;
-pub use fetch::call_async;
 pub use fetch::FetchTransport;
 pub use wire::snapshot_json;
 

@@ -86,7 +86,9 @@ test('a resolver function decides, and its answer is applied', async () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
     },
   );
-  assert.equal(r.events[0].resolution, 'held');
+  // The conflict is told once the resolver answered, with what its answer did.
+  assert.equal(r.events.length, 1);
+  assert.equal(r.events[0].resolution, 'merged');
   assert.deepEqual(r.server, { title: 'from B', body: 'from A', resolvedBy: 'fn' });
   assert.deepEqual(r.conflicts, []);
 });

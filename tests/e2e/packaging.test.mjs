@@ -39,6 +39,8 @@ test('npm pack ships only what users need', () => {
     'package.json',
     'react.d.ts',
     'react.js',
+    'sync-history.d.ts',
+    'sync-history.js',
     'sync-status.d.ts',
     'sync-status.js',
     'wasm/outbox_sync.d.ts',

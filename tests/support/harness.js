@@ -115,3 +115,25 @@ export function spyRandomValues() {
   };
   return { hex: () => hex, restore: () => (crypto.getRandomValues = original) };
 }
+
+// A server's change log behind `pull.source`: state-based like PROTOCOL §7 (each document once, latest
+// state, in commit order), cursors are sequence numbers, two changes per page so catch-ups page too.
+// `ignoreFilter` plays a source that disregards the collection filter.
+export function changeLog(ignoreFilter) {
+  const docs = new Map();
+  let seq = 0;
+  const calls = [];
+  const write = (collection, key, version, doc) => {
+    docs.set(`${collection}/${key}`, { collection, key, version, doc, seq: ++seq });
+  };
+  const source = async (cursor, filter) => {
+    calls.push({ cursor, collections: filter.collections });
+    const since = cursor === null ? 0 : Number(cursor);
+    const wanted = (c) => ignoreFilter || !filter.collections || filter.collections.includes(c.collection);
+    const after = [...docs.values()].filter((c) => c.seq > since && wanted(c)).sort((a, b) => a.seq - b.seq);
+    const page = after.slice(0, 2);
+    const next = page.length ? page[page.length - 1].seq : since;
+    return { changes: page.map(({ seq, ...c }) => c), cursor: String(next), hasMore: after.length > 2 };
+  };
+  return { source, write, calls };
+}

@@ -73,6 +73,13 @@ export async function useTheWholeApi(): Promise<void> {
       void why;
       break;
     }
+    case "retrying": {
+      const next: number | null = status.nextAttemptAt;
+      const left: number | null = status.progress && status.progress.total - status.progress.current;
+      void next;
+      void left;
+      break;
+    }
     default: {
       const exhaustive: never = status.state;
       void exhaustive;

@@ -31,6 +31,7 @@ fn record(n: u8) -> OpRecord {
         server_version: None,
         create_only: false,
         horizon: None,
+        uncharged_attempts: 0,
     }
 }
 

@@ -52,6 +52,7 @@ impl Engine {
             server_version: None,
             create_only,
             horizon: None,
+            uncharged_attempts: 0,
         };
         self.next_seq += 1;
         self.counts.pending += 1;
@@ -209,7 +210,7 @@ impl Engine {
         }
         let mut fx = Vec::new();
         self.advance(now, &mut fx);
-        let record = self.remove_op(id, &mut fx);
+        let record = self.remove_op(id, true, &mut fx);
         fx.push(Effect::Delete(id));
         fx.push(Effect::Emit(Event::Discarded {
             id,
@@ -230,7 +231,7 @@ impl Engine {
         self.advance(now, &mut fx);
         for id in ids {
             if self.ops.get(id).is_some_and(|e| !e.durable) {
-                self.remove_op(*id, &mut fx);
+                self.remove_op(*id, false, &mut fx);
                 fx.push(Effect::Delete(*id));
             }
         }
@@ -253,14 +254,19 @@ impl Engine {
     }
 
     /// Takes an op out of the engine (not in flight): its indexes, counters and lane, then refolds its
-    /// entity's view.
-    pub(super) fn remove_op(&mut self, id: OpId, fx: &mut Vec<Effect>) -> OpRecord {
+    /// entity's view. `settles` when the app gave up on it (a discard), not when it never existed (an
+    /// enqueue whose commit failed): only an op the running sync had to settle counts as settled.
+    pub(super) fn remove_op(&mut self, id: OpId, settles: bool, fx: &mut Vec<Effect>) -> OpRecord {
         self.unslot(id);
-        let entry = self
-            .ops
-            .remove(&id)
-            .expect("the caller checked the op exists");
-        *self.counts.slot(entry.record.state) -= 1;
+        if self.ops[&id].record.state.is_halted() {
+            // Its lane moves again: the ops behind it join the running sync.
+            self.held -= self.followers(id);
+        } else if self.behind_halted(id) {
+            self.held -= 1;
+        } else if settles {
+            self.settled += 1;
+        }
+        let entry = self.take_entry(id);
         if self.lanes.is_head(entry.lane_hash, id) {
             self.remove_head(entry.lane_hash, id);
         } else {

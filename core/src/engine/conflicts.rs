@@ -45,8 +45,8 @@ impl Engine {
             // Without the server's state there is no evidence what to give way to: the op is held for
             // the app, never dropped.
             (ConflictStrategy::ServerWins, _) if current.is_some() => {
-                let entry = self.ops.remove(&id).expect("settled op exists");
-                *self.counts.slot(entry.record.state) -= 1;
+                let entry = self.take_entry(id);
+                self.settled += 1;
                 self.remove_head(entry.lane_hash, id);
                 fx.push(Effect::Delete(id));
                 fx.push(Effect::Emit(Event::Conflict {
@@ -71,6 +71,7 @@ impl Engine {
                 entry.record.last_error = Some(error.clone());
                 entry.record.next_attempt_at = entry.record.not_before.filter(|t| *t > now);
                 fx.push(Effect::Persist(entry.record.clone()));
+                self.note_error(id);
                 fx.push(Effect::Emit(Event::Conflict {
                     id,
                     error,

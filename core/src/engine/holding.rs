@@ -13,8 +13,10 @@ impl Engine {
         fx: &mut Vec<Effect>,
     ) {
         let record = &self.ops[&id].record;
+        // The budget (and the backoff's window) counts from the app's last retry: `charged_attempts`.
+        let charged = record.charged_attempts();
         let decision = self.config.retry.decide(
-            record.attempts,
+            charged,
             record.age_origin(),
             self.now,
             server_floor,
@@ -24,10 +26,7 @@ impl Engine {
             RetryDecision::At(at) => self.reschedule(id, at, server_floor, error, fx),
             RetryDecision::GiveUp => {
                 let error = OpError {
-                    message: format!(
-                        "gave up after {} attempts: {}",
-                        record.attempts, error.message
-                    ),
+                    message: format!("gave up after {charged} attempts: {}", error.message),
                     ..error
                 };
                 // Keep the server's floor: even a manual retry must not come sooner than it asked.
@@ -63,10 +62,12 @@ impl Engine {
             at: at.max(now),
             error,
         }));
+        self.note_error(id);
         self.schedule_if_head(id);
     }
 
-    /// Dead-letters or holds an op; its lane stops behind it.
+    /// Dead-letters or holds an op (in flight, or ready and found unknown); its lane stops behind it. The
+    /// op is settled for the running sync, and the ops behind it are held.
     pub(super) fn halt(
         &mut self,
         id: OpId,
@@ -77,6 +78,10 @@ impl Engine {
         fx: &mut Vec<Effect>,
     ) {
         let now = self.now;
+        debug_assert!(to.is_halted() && !self.ops[&id].record.state.is_halted());
+        self.held += self.followers(id);
+        self.settled += 1;
+        self.note_error(id);
         let entry = self.ops.get_mut(&id).expect("exists");
         set_state(&mut self.counts, &mut entry.record, to);
         entry.record.last_error = Some(error.clone());
@@ -146,7 +151,6 @@ impl Engine {
         let (server_doc, server_version) =
             state.map_or((None, None), |s| (s.doc.as_deref().cloned(), s.version));
         self.ops.get_mut(&id).expect("exists").record.server_version = server_version;
-        self.last_error = Some(error.clone());
         self.halt(id, OpState::Unknown, error, server_doc, None, fx);
     }
 
@@ -177,6 +181,8 @@ impl Engine {
                 let fresh_key =
                     !entry.record.maybe_applied || entry.record.state == OpState::Unknown;
                 let new_key = fresh_key.then(|| self.new_uuid());
+                // The lane moves again: the op and those behind it are to settle in the running sync.
+                self.held -= self.followers(id);
                 let entry = self.ops.get_mut(&id).expect("exists");
                 if let Some(key) = new_key {
                     // The server definitively refused every attempt under the old key, and may have
@@ -187,7 +193,8 @@ impl Engine {
                     entry.record.maybe_applied = false;
                 }
                 set_state(&mut self.counts, &mut entry.record, OpState::Pending);
-                entry.record.attempts = 0;
+                // A fresh budget; `attempts` itself goes on counting.
+                entry.record.uncharged_attempts = entry.record.attempts;
                 entry.record.retried_at = Some(now);
                 entry.record.server_doc = None;
                 entry.record.server_version = None;

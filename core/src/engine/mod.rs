@@ -10,6 +10,14 @@
 //!
 //! Each op sits in at most one of `ready` / `waiting` (its [`Slot`]), so moving it is two B-tree
 //! operations. Status counters are updated on every state change instead of being recounted.
+//! * `errors`: the ops holding an error, by when they met it; the newest is `Status::last_error`.
+//!
+//! # The status, in O(log n)
+//! Only an entity's first op is ever sent or halted, so every lane's head is exactly one of: in flight,
+//! ready, waiting (a backoff), being stored (its enqueue not yet confirmed), or halted (failed, conflict,
+//! unknown). A lane moves when its head is in flight, ready or being stored, so the state is `syncing`
+//! exactly when there are more lanes than halted and waiting heads together. `held` counts the pending
+//! ops waiting behind a halted head: the running sync has `pending + in_flight - held` ops left to settle.
 //!
 //! # Time
 //! `now` is engine time in milliseconds. The runtime passes a clock that never goes backwards within a
@@ -36,7 +44,7 @@ use crate::random::{Random, Randomness};
 use crate::rate_limit::{self, RateLimitInfo};
 use crate::response::{Reply, Response};
 use crate::retry::RetryDecision;
-use crate::status::{Status, StorageError, SyncState};
+use crate::status::{Progress, Status, StorageError, SyncState};
 use crate::view::{self, Change, Confirmed, ConfirmedDoc, Mutator, MutatorFn, View, ViewItem};
 
 /// Where an op sits in the scheduling indexes.
@@ -70,6 +78,8 @@ struct Entry {
     /// may be our own earlier write, so it means "unknown", not "conflict".
     sent_past_horizon: bool,
     slot: Slot,
+    /// The op's place in `Engine::errors`, while its record holds an error.
+    error_order: Option<u64>,
 }
 
 /// What the server can be relied on to remember of an op that may have been applied.
@@ -130,8 +140,14 @@ pub struct Engine {
     blocked_until: Option<u64>,
     refresh_auth: bool,
     counts: Counts,
+    /// Pending ops behind a halted (failed, conflicted, unknown) head: they cannot move by themselves.
+    held: usize,
+    /// Ops settled since the running sync started ([`crate::Progress::current`]).
+    settled: usize,
     last_synced_at: Option<u64>,
-    last_error: Option<OpError>,
+    /// The ops whose record holds an error, by the order they met it (`next_error` is the next place).
+    errors: BTreeMap<u64, OpId>,
+    next_error: u64,
     last_status: Option<Status>,
     scheduled_wake: Option<u64>,
     busy: bool,
@@ -181,8 +197,11 @@ impl Engine {
             blocked_until: None,
             refresh_auth: false,
             counts: Counts::default(),
+            held: 0,
+            settled: 0,
             last_synced_at: None,
-            last_error: None,
+            errors: BTreeMap::new(),
+            next_error: 0,
             last_status: None,
             scheduled_wake: None,
             busy: false,
@@ -215,9 +234,11 @@ impl Engine {
             .map(|c| confirmed_doc(collection, key, c))
     }
 
-    /// The status view-model.
+    /// The status view-model: every field is read off the ops (the state by the table of [`SyncState`]).
     pub fn status(&self) -> Status {
         let c = self.counts;
+        let halted = c.failed + c.conflicts + c.unknown;
+        let moving = self.lanes.len() > halted + self.waiting.len();
         let state = if self.storage_error.is_some() {
             SyncState::Stalled
         } else if self.paused {
@@ -226,13 +247,20 @@ impl Engine {
             SyncState::Offline
         } else if self.blocked_until.is_some() {
             SyncState::Blocked
-        } else if c.pending + c.in_flight > 0 {
+        } else if moving {
             SyncState::Syncing
-        } else if c.failed + c.conflicts + c.unknown > 0 {
+        } else if !self.waiting.is_empty() {
+            SyncState::Retrying
+        } else if halted > 0 {
             SyncState::Error
         } else {
             SyncState::Idle
         };
+        let to_settle = self.to_settle();
+        let progress = (to_settle > 0).then_some(Progress {
+            current: self.settled,
+            total: self.settled + to_settle,
+        });
         Status {
             state,
             pending: c.pending,
@@ -243,10 +271,19 @@ impl Engine {
             next_attempt_at: self.waiting.keys().next().map(|(at, _)| *at),
             blocked_until: self.blocked_until,
             last_synced_at: self.last_synced_at,
-            last_error: self.last_error.clone(),
+            last_error: self.errors.last_key_value().and_then(|(_, id)| {
+                let record = &self.ops.get(id)?.record;
+                record.last_error.clone()
+            }),
             online: self.online,
             storage_error: self.storage_error.clone(),
+            progress,
         }
+    }
+
+    /// Ops the running sync has still to settle: pending or in flight, and not held behind a halted op.
+    fn to_settle(&self) -> usize {
+        self.counts.pending + self.counts.in_flight - self.held
     }
 
     /// One op's record.
@@ -307,13 +344,20 @@ impl Engine {
         uuid::Builder::from_random_bytes(bytes).into_uuid()
     }
 
-    /// Adds a record to the end of its lane (no scheduling, no counters).
+    /// Adds a record to the end of its lane (no scheduling, no state counters; `held` if it lands behind
+    /// a halted head).
     pub(super) fn insert(&mut self, record: OpRecord, durable: bool) {
         let lane_hash = self.lanes.hash(&record.collection, &record.key);
         let ops = &self.ops;
-        self.lanes.push(lane_hash, record.id, |head| {
-            ops[&head].record.entity() == record.entity()
+        let mut head_halted = false;
+        let head = self.lanes.push(lane_hash, record.id, |head| {
+            let same = ops[&head].record.entity() == record.entity();
+            head_halted = same && ops[&head].record.state.is_halted();
+            same
         });
+        if !head && head_halted {
+            self.held += 1;
+        }
         let size = wire_size(&record);
         self.ops.insert(
             record.id,
@@ -326,8 +370,59 @@ impl Engine {
                 sent_past_horizon: false,
                 solo: false,
                 slot: Slot::None,
+                error_order: None,
             },
         );
+    }
+
+    /// How many ops wait behind `head` in its lane.
+    fn followers(&self, head: OpId) -> usize {
+        let Some(entry) = self.ops.get(&head) else {
+            return 0;
+        };
+        self.lanes
+            .get(entry.lane_hash, |h| h == head)
+            .map_or(0, |lane| lane.len() - 1)
+    }
+
+    /// Whether `id`'s lane is halted by its head (failed, in conflict, unknown).
+    fn behind_halted(&self, id: OpId) -> bool {
+        let Some(entry) = self.ops.get(&id) else {
+            return false;
+        };
+        let ops = &self.ops;
+        self.lanes
+            .get(entry.lane_hash, |h| {
+                ops[&h].record.entity() == entry.record.entity()
+            })
+            .and_then(|lane| lane.iter().next())
+            .is_some_and(|head| head != id && ops[&head].record.state.is_halted())
+    }
+
+    /// The op's record just took a new error: it becomes the newest in `errors`.
+    fn note_error(&mut self, id: OpId) {
+        let order = self.next_error;
+        self.next_error += 1;
+        let Some(entry) = self.ops.get_mut(&id) else {
+            return;
+        };
+        if let Some(old) = entry.error_order.replace(order) {
+            self.errors.remove(&old);
+        }
+        self.errors.insert(order, id);
+    }
+
+    /// Takes an op out of the table for good (acked, dropped, discarded), with its counter and error.
+    fn take_entry(&mut self, id: OpId) -> Entry {
+        let entry = self
+            .ops
+            .remove(&id)
+            .expect("the caller checked the op exists");
+        *self.counts.slot(entry.record.state) -= 1;
+        if let Some(order) = entry.error_order {
+            self.errors.remove(&order);
+        }
+        entry
     }
 
     /// Recomputes an entity's view from its confirmed state and its lane, and tells the app if it

@@ -145,7 +145,7 @@ impl Engine {
         for (collection, key) in entities {
             engine.refold_entity(&collection, &key, &mut ignored);
         }
-        engine.busy = engine.counts.pending + engine.counts.in_flight > 0;
+        engine.busy = engine.to_settle() > 0;
         Ok(engine)
     }
 

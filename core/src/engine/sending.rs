@@ -329,8 +329,8 @@ impl Engine {
                 continue;
             };
             entry.solo = entry.solo || !too_many;
-            // Not the op's failure: its attempt is given back.
-            entry.record.attempts = entry.record.attempts.saturating_sub(1);
+            // Not the op's failure: its attempt is not charged to it.
+            entry.record.uncharged_attempts = entry.record.uncharged_attempts.saturating_add(1);
             self.reschedule(id, now, None, error.clone(), fx);
         }
         true
@@ -375,7 +375,11 @@ impl Engine {
             fx.push(Effect::PersistClock(self.now));
         }
         self.pump(fx);
-        let busy = self.counts.pending + self.counts.in_flight > 0;
+        // The sync is over when nothing is left to settle: `Drained`, and the next one counts from zero.
+        let busy = self.to_settle() > 0;
+        if !busy {
+            self.settled = 0;
+        }
         if self.busy && !busy {
             fx.push(Effect::Emit(Event::Drained));
         }

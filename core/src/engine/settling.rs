@@ -30,7 +30,6 @@ impl Engine {
             return;
         }
         let error = op_error(class, response, reason);
-        self.last_error = Some(error.clone());
         if past_horizon && matches!(class, OutcomeClass::Conflict | OutcomeClass::Permanent) {
             // The server may have forgotten an earlier application under this key: a refusal of this
             // attempt (a 412 against what may be our own write) says nothing about that one.
@@ -62,9 +61,9 @@ impl Engine {
                 );
                 let until = now.saturating_add(delay);
                 self.block(until, fx);
-                // Waiting out a rate limit is not the op's failure: it does not use up attempts.
+                // Waiting out a rate limit is not the op's failure: the attempt is not charged to it.
                 let entry = self.ops.get_mut(&id).expect("exists");
-                entry.record.attempts = entry.record.attempts.saturating_sub(1);
+                entry.record.uncharged_attempts = entry.record.uncharged_attempts.saturating_add(1);
                 self.reschedule(id, until, Some(until), error, fx);
             }
             OutcomeClass::Auth => {
@@ -83,15 +82,14 @@ impl Engine {
     }
 
     pub(super) fn ack(&mut self, id: OpId, response: Option<&Response>, fx: &mut Vec<Effect>) {
-        let entry = self.ops.remove(&id).expect("settled op exists");
-        *self.counts.slot(entry.record.state) -= 1;
+        let entry = self.take_entry(id);
+        self.settled += 1;
         debug_assert!(
             self.lanes.is_head(entry.lane_hash, id),
             "only lane heads are sent"
         );
         self.remove_head(entry.lane_hash, id);
         self.last_synced_at = Some(self.now);
-        self.last_error = None;
         self.rate_limit_streak = 0;
         let record = entry.record;
         let replayed = response.is_some_and(Response::is_replay);

@@ -193,8 +193,10 @@ fn a_permanent_failure_halts_only_its_lane_until_retried_with_a_fresh_key() {
         again.ops[0].idempotency_key, old_key,
         "a definitive refusal rotates the key"
     );
+    assert_eq!(again.ops[0].attempt, 2, "attempts go on counting");
     assert_eq!(
-        again.ops[0].attempt, 1,
+        e.op(a1).unwrap().charged_attempts(),
+        1,
         "a manual retry gets a fresh budget"
     );
     let fx = reply(&mut e, &again, Response::status(200), 4);
@@ -396,7 +398,7 @@ fn a_429_blocks_every_lane_until_retry_after() {
     assert_eq!(e.status().state, SyncState::Blocked);
     assert!(fx.contains(&Effect::ScheduleWake(11_000)));
     assert_eq!(
-        e.op(a).unwrap().attempts,
+        e.op(a).unwrap().charged_attempts(),
         0,
         "a rate limit does not use up attempts"
     );

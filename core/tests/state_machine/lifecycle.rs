@@ -38,6 +38,7 @@ impl Sim {
         self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let records: Vec<OpRecord> = self.store.values().cloned().collect();
         self.engine = Engine::restore(self.cfg.clone(), self.seed, records, self.now).unwrap();
+        self.status_model.restart(&self.store);
         // What survives a crash is what the stored records prove: a backoff or a Retry-After that had
         // not committed is gone with the tab (resending under the same key is harmless).
         self.floor_quota = 0;
@@ -60,15 +61,15 @@ impl Sim {
             .max()
             .unwrap_or(0);
         self.floor_429 = self.floor_429.min(self.engine_blocked.max(self.now));
-        self.check_mirrors();
+        // The tab's switches come back before anything is checked (the status depends on them).
+        let mut fx = Vec::new();
         if !self.online {
-            let fx = self.engine.set_online(false, self.now);
-            self.apply(fx);
+            fx.extend(self.engine.set_online(false, self.now));
         }
         if self.paused {
-            let fx = self.engine.pause(self.now);
-            self.apply(fx);
+            fx.extend(self.engine.pause(self.now));
         }
+        self.apply(fx);
         let fx = self.engine.drain(self.now);
         self.apply(fx);
     }

@@ -209,3 +209,85 @@ async fn bad_cursors_and_limits_are_rejected() {
         json!({"changes": [], "cursor": "0", "hasMore": false})
     );
 }
+
+/// Pages of `/pull?{query}` from `since` until `hasMore` is false.
+async fn pull_filtered(s: &Server, since: &str, query: &str) -> (Vec<Value>, String) {
+    let mut cursor = since.to_owned();
+    let mut all = Vec::new();
+    loop {
+        let (status, _, page) = s
+            .get_json(&format!("/pull?since={cursor}&limit=2&{query}"))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        all.extend(page["changes"].as_array().unwrap().clone());
+        cursor = page["cursor"].as_str().unwrap().to_owned();
+        if !page["hasMore"].as_bool().unwrap() {
+            return (all, cursor);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_collection_filter_catches_up_from_an_old_cursor() {
+    let s = Server::start();
+    let write = |coll: &'static str, key: String, n: usize| {
+        let req = s.put(
+            &format!("/docs/{coll}/{key}"),
+            &format!("{coll}{n}"),
+            &json!({"n": n}),
+        );
+        async move { assert!(req.send().await.unwrap().status().is_success()) }
+    };
+    write("todos", "t0".into(), 0).await;
+    let (_, paused_at) = s.pull_all("", 100).await;
+    // While a client holds `notes` back, every collection changes and its shared cursor moves on.
+    for n in 1..=6 {
+        let coll = ["todos", "notes", "tags"][n % 3];
+        write(coll, format!("{coll}{}", n % 2), n).await;
+    }
+    write("notes", "notes1".into(), 7).await;
+    let (_, head) = s.pull_all(&paused_at, 100).await;
+
+    // The catch-up from the old cursor brings every `notes` doc changed since, once, latest state.
+    let (notes, end) = pull_filtered(&s, &paused_at, "collection=notes").await;
+    let got: Vec<(&str, &str, u64)> = notes
+        .iter()
+        .map(|c| {
+            (
+                c["collection"].as_str().unwrap(),
+                c["key"].as_str().unwrap(),
+                c["version"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [("notes", "notes0", 1), ("notes", "notes1", 2)]);
+    assert!(end.parse::<u64>().unwrap() <= head.parse::<u64>().unwrap());
+    let (again, _) = pull_filtered(&s, &end, "collection=notes").await;
+    assert!(again.is_empty(), "nothing after the catch-up's cursor");
+
+    // Several filters: the union, still in commit order; an unknown collection matches nothing.
+    let (two, _) = pull_filtered(&s, &paused_at, "collection=notes&collection=tags").await;
+    let colls: HashSet<&str> = two
+        .iter()
+        .map(|c| c["collection"].as_str().unwrap())
+        .collect();
+    assert_eq!(colls, HashSet::from(["notes", "tags"]));
+    assert_eq!(two.len(), 4);
+    let (none, cursor) = pull_filtered(&s, &paused_at, "collection=nope").await;
+    assert!(none.is_empty());
+    assert_eq!(cursor, paused_at, "no entries: since unchanged");
+
+    let empty = s
+        .req(Method::GET, "/pull?collection=")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(empty, 400, "invalid-request").await;
+    let many: Vec<String> = (0..101).map(|i| format!("collection=c{i}")).collect();
+    let res = s
+        .req(Method::GET, &format!("/pull?{}", many.join("&")))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(res, 400, "invalid-request").await;
+}
