@@ -295,7 +295,9 @@ proptest! {
             check_view(&sim.engine)?;
             let records: Vec<&OpRecord> = sim.engine.ops().collect();
             let switches = status_rules::Switches { paused: false, online: true };
-            status_rules::check_status(&sim.engine.status(), &records, sim.engine_now, &switches);
+            let checked =
+                status_rules::check_status(&sim.engine.status(), &records, Some(sim.engine_now), &switches);
+            prop_assert!(checked.is_ok(), "{}", checked.unwrap_err());
         }
     }
 }

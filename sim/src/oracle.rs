@@ -2,10 +2,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use outbox_core::{OpError, OpId, OpKind, OpRecord, OpState, Status, SyncState};
+use outbox_core::{OpId, OpKind};
 use uuid::Uuid;
 
 use crate::server::{Applied, Entity, Server};
+
+/// The status the ops imply: the same checker as the core's property tests.
+#[path = "../../core/tests/support/status_rules.rs"]
+pub mod status_rules;
 
 /// Where an op stands, as far as the app knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,98 +127,5 @@ impl Oracle {
             ));
         }
         Ok(())
-    }
-}
-
-/// The engine's status is what its ops imply, as far as that can be told without the engine's clock
-/// (whether a backoff has just expired): counts per state, the state table of `SyncState`, the running
-/// sync's progress, and `last_error` belonging to a live op. `paused` and `online` are the tab's switches.
-pub fn check_status(
-    status: &Status,
-    records: &[&OpRecord],
-    paused: bool,
-    online: bool,
-) -> Result<(), String> {
-    let count = |f: fn(OpState) -> bool| records.iter().filter(|r| f(r.state)).count();
-    let counts = (
-        count(|s| matches!(s, OpState::Pending | OpState::Backoff)),
-        count(|s| s == OpState::Inflight),
-        count(|s| s == OpState::Failed),
-        count(|s| s == OpState::Conflict),
-        count(|s| s == OpState::Unknown),
-    );
-    let told = (
-        status.pending,
-        status.in_flight,
-        status.failed,
-        status.conflicts,
-        status.unknown,
-    );
-    if told != counts {
-        return Err(format!("status counts {told:?}, the ops {counts:?}"));
-    }
-    let mut lanes: HashMap<(&str, &str), Vec<&OpRecord>> = HashMap::new();
-    for r in records {
-        lanes.entry(r.entity()).or_default().push(r);
-    }
-    // Heads that certainly move (in flight, or no backoff at all), heads that back off (or just did).
-    let (mut moving, mut halted, mut to_settle) = (false, false, 0);
-    let mut backoffs = Vec::new();
-    for lane in lanes.values_mut() {
-        lane.sort_by_key(|r| r.seq);
-        let head = lane[0];
-        if head.state.is_halted() {
-            halted = true;
-            continue;
-        }
-        to_settle += lane.len();
-        match head.next_attempt_at {
-            _ if head.state == OpState::Inflight => moving = true,
-            Some(at) => backoffs.push(at),
-            None => moving = true,
-        }
-    }
-    let state = status.state;
-    let fits = if status.storage_error.is_some() {
-        state == SyncState::Stalled
-    } else if paused {
-        state == SyncState::Paused
-    } else if !online {
-        state == SyncState::Offline
-    } else if status.blocked_until.is_some() {
-        state == SyncState::Blocked
-    } else if moving {
-        state == SyncState::Syncing
-    } else if !backoffs.is_empty() {
-        // Syncing when a backoff has expired; Retrying (until the earliest) when none has.
-        state == SyncState::Syncing
-            || (state == SyncState::Retrying
-                && status.next_attempt_at.is_some()
-                && status.next_attempt_at <= backoffs.iter().copied().max())
-    } else if halted {
-        state == SyncState::Error
-    } else {
-        state == SyncState::Idle && records.is_empty()
-    };
-    if !fits {
-        return Err(format!(
-            "status {state:?} contradicts the ops (paused {paused}, online {online}): {status:?}"
-        ));
-    }
-    match status.progress {
-        None if to_settle > 0 => return Err(format!("{to_settle} ops to settle, no progress")),
-        Some(p) if p.current > p.total || p.total - p.current != to_settle => {
-            return Err(format!("progress {p:?}, but {to_settle} ops to settle"));
-        }
-        _ => {}
-    }
-    let errors: Vec<&OpError> = records
-        .iter()
-        .filter_map(|r| r.last_error.as_ref())
-        .collect();
-    match &status.last_error {
-        None if !errors.is_empty() => Err("ops hold errors, and lastError is null".into()),
-        Some(e) if !errors.contains(&e) => Err(format!("lastError {e:?} is no live op's")),
-        _ => Ok(()),
     }
 }

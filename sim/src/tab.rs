@@ -126,7 +126,12 @@ impl World {
             return Ok(());
         };
         let records: Vec<&outbox_core::OpRecord> = engine.ops().collect();
-        crate::oracle::check_status(&engine.status(), &records, t.paused, t.online)
+        let switches = crate::oracle::status_rules::Switches {
+            paused: t.paused,
+            online: t.online,
+        };
+        crate::oracle::status_rules::check_status(&engine.status(), &records, None, &switches)
+            .map(|_| ())
     }
 
     pub fn schedule_commit(&mut self, tab: usize) {

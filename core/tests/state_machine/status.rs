@@ -76,7 +76,9 @@ impl Sim {
             paused: self.paused,
             online: self.online,
         };
-        status_rules::check_status(&s, &records, self.now, &switches);
+        if let Err(e) = status_rules::check_status(&s, &records, Some(self.now), &switches) {
+            panic!("{e}");
+        }
 
         let model = &self.status_model;
         if let (Some(last), Some(p)) = (model.last_progress.get(), s.progress) {
