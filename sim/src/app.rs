@@ -54,13 +54,7 @@ impl World {
                     if self.tabs[tab].engine().op(id).map(|r| r.state) == Some(OpState::Unknown) {
                         self.oracle.op(&id).risk_accepted = true;
                     }
-                    // The app's explicit retry lifts the server's wait (`Engine::retry`).
-                    self.tabs[tab].rate_limited_until = 0;
-                    let fx = self.tabs[tab]
-                        .engine()
-                        .retry(id, now)
-                        .map_err(|e| e.to_string())?;
-                    self.run(tab, fx)?;
+                    self.retry(tab, id, now)?;
                 }
             }
             62..65 => {
@@ -175,6 +169,16 @@ impl World {
 
     /// Settles a held op the way an app's resolver would: keep the local change, merge, or let the
     /// server's stand.
+    /// The app's explicit retry of one op, which lifts the server's wait too (`Engine::retry`).
+    fn retry(&mut self, tab: usize, id: OpId, now: u64) -> Result<(), String> {
+        self.tabs[tab].rate_limited_until = 0;
+        let fx = self.tabs[tab]
+            .engine()
+            .retry(id, now)
+            .map_err(|e| e.to_string())?;
+        self.run(tab, fx)
+    }
+
     fn resolve(&mut self, tab: usize, id: OpId) -> Result<(), String> {
         let now = self.now(tab);
         let record = self.tabs[tab].engine().op(id).cloned().expect("picked");
@@ -308,14 +312,7 @@ impl World {
                     // is let go.
                     let give_up = bad || round >= 2;
                     match state {
-                        OpState::Failed if !give_up => {
-                            self.tabs[tab].rate_limited_until = 0;
-                            let fx = self.tabs[tab]
-                                .engine()
-                                .retry(id, now)
-                                .map_err(|e| e.to_string())?;
-                            self.run(tab, fx)?;
-                        }
+                        OpState::Failed if !give_up => self.retry(tab, id, now)?,
                         OpState::Conflict if !give_up => {
                             let payload =
                                 (*self.tabs[tab].engine().op(id).expect("held").payload).clone();
