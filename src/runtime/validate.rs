@@ -19,6 +19,9 @@ extern "C" {
     pub(crate) fn is_validator(value: &JsValue) -> bool;
 }
 
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &str = include_str!("../standard-schema.d.ts");
+
 impl Runtime {
     /// Refuses `op` (whose value the app gave as `given`) when its collection's validator says no.
     pub(super) fn validate(&self, op: &NewOp, given: &JsValue) -> Result<()> {
