@@ -101,6 +101,28 @@ impl Lanes {
         Some(next)
     }
 
+    /// Puts `id` at position `at` of the entity's lane (0 = the new head; the lane's length or more =
+    /// the end), creating the lane if needed. O(lane length): only adopting another tab's op needs it.
+    /// Returns true when `id` became the head.
+    pub(crate) fn insert_at(
+        &mut self,
+        hash: u64,
+        id: OpId,
+        at: usize,
+        mut same_entity: impl FnMut(OpId) -> bool,
+    ) -> bool {
+        let Some(lane) = self.table.find_mut(hash, |l| same_entity(l.head)) else {
+            return self.push(hash, id, |_| false);
+        };
+        let rest = lane.rest.get_or_insert_with(Box::default);
+        if at == 0 {
+            rest.push_front(std::mem::replace(&mut lane.head, id));
+            return true;
+        }
+        rest.insert((at - 1).min(rest.len()), id);
+        false
+    }
+
     /// Removes `id` from behind its lane's head. O(lane length): only `discard` needs it.
     pub(crate) fn remove_behind_head(&mut self, hash: u64, id: OpId) {
         let behind = |l: &Lane| l.rest.as_ref().is_some_and(|r| r.contains(&id));

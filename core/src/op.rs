@@ -151,7 +151,9 @@ pub struct OpRecord {
     pub id: OpId,
     /// Sent as `Idempotency-Key`; reused on every retry so the server applies the op at most once.
     pub idempotency_key: Uuid,
-    /// Global enqueue order; per-entity order after a restart comes from it.
+    /// Enqueue order: an entity's ops are sent in `(seq, id)` order. Each tab hands out seqs above every
+    /// one it has seen (a Lamport clock), so an op made after another tab's op was seen sorts after it;
+    /// two tabs that enqueue at the same moment may hand out the same seq, and the id breaks the tie.
     pub seq: u64,
     /// The entity's collection. Interned: all ops of a collection share one string.
     pub collection: Arc<str>,
@@ -244,6 +246,14 @@ impl OpRecord {
     /// sent (keys are minted at enqueue, or when a manual retry or a resolution replaces them).
     pub(crate) fn age_origin(&self) -> u64 {
         self.retried_at.unwrap_or(self.created_at)
+    }
+
+    /// Whether the op keeps the head of its lane whatever arrives: it was sent at least once (the server
+    /// may hold its effect, so nothing may overtake it), or it is halted or backing off. Every other op
+    /// of a lane is kept in `(seq, id)` order, live and after a restart alike, so every tab of an
+    /// outbox folds an entity's ops in the same order (see `Engine::adopt`).
+    pub fn holds_lane_head(&self) -> bool {
+        self.attempts > 0 || self.maybe_applied || self.state != OpState::Pending
     }
 
     /// Whether the op names the version it was made on (`If-Match`). Such an op cannot be applied twice

@@ -3,7 +3,8 @@
 //! # Indexes, and why every per-op step is O(log n)
 //! * `ops`: every op by id ([`OpTable`], a slab with a hash index).
 //! * `lanes`: one FIFO per entity ([`Lanes`]); only the head is ever scheduled.
-//! * `ready`: lane heads that may be sent now, ordered by enqueue `seq` (oldest first, so no lane starves).
+//! * `ready`: lane heads that may be sent now, ordered by enqueue `seq` (oldest first, so no lane starves),
+//!   then by op id: several tabs may hand out the same seq (see [`Engine::adopt`]), and no op may hide another.
 //! * `waiting`: lane heads backing off, ordered by `(next_attempt_at, seq)`; advancing the clock pops
 //!   the expired ones into `ready`.
 //! * `batches`: ops in flight by batch id.
@@ -129,8 +130,8 @@ pub struct Engine {
     ops: OpTable<Entry>,
     lanes: Lanes,
     collections: HashSet<Arc<str>, FixedState>,
-    ready: BTreeMap<u64, OpId>,
-    waiting: BTreeMap<(u64, u64), OpId>,
+    ready: BTreeMap<(u64, OpId), OpId>,
+    waiting: BTreeMap<(u64, u64, OpId), OpId>,
     batches: FastMap<u64, Vec<OpId>>,
     next_seq: u64,
     next_batch: u64,
@@ -161,6 +162,9 @@ pub struct Engine {
     storage_error: Option<StorageError>,
     /// Writes decided outside a call (by `restore`), emitted at the start of the next one.
     deferred: Vec<Effect>,
+    /// A follower's engine: it mirrors the stored queue and adds its own tab's ops, and leaves sending,
+    /// and every write about ops it did not make, to the leader ([`Engine::set_passive`]).
+    passive: bool,
     /// When the clock was last stored ([`Effect::PersistClock`]).
     clock_marked: u64,
     /// `restore` found the clock before the stored mark.
@@ -211,6 +215,7 @@ impl Engine {
             rate_limit_streak: 0,
             storage_error: None,
             deferred: Vec::new(),
+            passive: false,
             clock_marked: 0,
             clock_set_back: false,
             learned_max_ops: None,
@@ -268,7 +273,7 @@ impl Engine {
             failed: c.failed,
             conflicts: c.conflicts,
             unknown: c.unknown,
-            next_attempt_at: self.waiting.keys().next().map(|(at, _)| *at),
+            next_attempt_at: self.waiting.keys().next().map(|(at, _, _)| *at),
             blocked_until: self.blocked_until,
             last_synced_at: self.last_synced_at,
             last_error: self.errors.last_key_value().and_then(|(_, id)| {
@@ -310,7 +315,7 @@ impl Engine {
 
     /// The engine time at which `tick` should next be called, if any.
     pub fn next_wake(&self) -> Option<u64> {
-        let backoff = self.waiting.keys().next().map(|(at, _)| *at);
+        let backoff = self.waiting.keys().next().map(|(at, _, _)| *at);
         let mark = (!self.ops.is_empty()).then(|| self.next_clock_mark());
         [backoff, self.blocked_until, mark]
             .into_iter()
@@ -358,6 +363,11 @@ impl Engine {
         if !head && head_halted {
             self.held += 1;
         }
+        self.add_entry(record, lane_hash, durable);
+    }
+
+    /// Puts an op's entry into the table (its lane holds it already).
+    pub(super) fn add_entry(&mut self, record: OpRecord, lane_hash: u64, durable: bool) {
         let size = wire_size(&record);
         self.ops.insert(
             record.id,
@@ -472,6 +482,7 @@ pub(super) fn wire_size(record: &OpRecord) -> u32 {
     u32::try_from(record.wire_size()).unwrap_or(u32::MAX)
 }
 
+mod adopt;
 mod commands;
 mod conflicts;
 mod holding;

@@ -85,7 +85,9 @@ impl Engine {
             engine.view.set_confirmed(&collection, &key, confirmed);
             entities.push((collection, key));
         }
-        records.sort_by_key(|r| r.seq);
+        // Lane order, the same rule `adopt` keeps live: an op that holds its lane's head first, then
+        // `(seq, id)`: two tabs may have stored the same seq.
+        records.sort_by_key(|r| (!r.holds_lane_head(), r.seq, r.id));
         for mut record in records {
             if record.format_version > FORMAT_VERSION {
                 return Err(CoreError::UnsupportedFormat {
@@ -150,7 +152,7 @@ impl Engine {
     }
 
     /// Reads one stored record the way it must be understood now.
-    fn read_stored(&self, record: &mut OpRecord) {
+    pub(super) fn read_stored(&self, record: &mut OpRecord) {
         let now = self.now;
         // Written back in the current format from now on (every older one reads as it).
         record.format_version = FORMAT_VERSION;

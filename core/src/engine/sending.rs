@@ -103,11 +103,11 @@ impl Engine {
         match entry.record.next_attempt_at.filter(|at| *at > self.now) {
             Some(at) => {
                 entry.slot = Slot::Waiting;
-                self.waiting.insert((at, seq), id);
+                self.waiting.insert((at, seq, id), id);
             }
             None => {
                 entry.slot = Slot::Ready;
-                self.ready.insert(seq, id);
+                self.ready.insert((seq, id), id);
             }
         }
     }
@@ -120,11 +120,11 @@ impl Engine {
         match entry.slot {
             Slot::None => {}
             Slot::Ready => {
-                self.ready.remove(&entry.record.seq);
+                self.ready.remove(&(entry.record.seq, id));
             }
             Slot::Waiting => {
                 let at = entry.record.next_attempt_at.unwrap_or_default();
-                self.waiting.remove(&(at, entry.record.seq));
+                self.waiting.remove(&(at, entry.record.seq, id));
             }
         }
         entry.slot = Slot::None;
@@ -170,14 +170,16 @@ impl Engine {
 
     /// Moves the clock forward: expired backoffs become ready, an expired block lifts.
     pub(super) fn advance(&mut self, now: u64, fx: &mut Vec<Effect>) {
-        fx.append(&mut self.deferred);
+        if !self.passive {
+            fx.append(&mut self.deferred);
+        }
         self.now = self.now.max(now);
         while let Some(entry) = self.waiting.first_entry() {
             if entry.key().0 > self.now {
                 break;
             }
-            let ((_, seq), id) = entry.remove_entry();
-            self.ready.insert(seq, id);
+            let ((_, seq, _), id) = entry.remove_entry();
+            self.ready.insert((seq, id), id);
             if let Some(e) = self.ops.get_mut(&id) {
                 e.slot = Slot::Ready;
             }
@@ -209,7 +211,8 @@ impl Engine {
     /// `Persist` that comes before the `Send`: by the barrier rule the mark is durable before the
     /// request leaves, so a restarted engine always knows the server may have applied the op.
     pub(super) fn pump(&mut self, fx: &mut Vec<Effect>) {
-        if self.paused
+        if self.passive
+            || self.paused
             || !self.online
             || self.blocked_until.is_some()
             || self.storage_error.is_some()
@@ -370,7 +373,7 @@ impl Engine {
 
     /// Ends every call: send what is ready, then report drained / wake-up / status changes.
     pub(super) fn finish(&mut self, fx: &mut Vec<Effect>) {
-        if !self.ops.is_empty() && self.now >= self.next_clock_mark() {
+        if !self.passive && !self.ops.is_empty() && self.now >= self.next_clock_mark() {
             self.clock_marked = self.now;
             fx.push(Effect::PersistClock(self.now));
         }

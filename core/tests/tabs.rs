@@ -1,0 +1,164 @@
+//! Many tabs on one store: seqs that collide, a leader that adopts a follower's ops, a follower's
+//! passive engine, and the one lane order that the leader, its followers and the next leader share.
+//! The randomized proof (several engines on one store, the lock moving at crash points) is the
+//! simulator's multi-tab mode (`sim/`).
+
+mod support;
+
+use outbox_core::{ConflictStrategy, Effect, Engine, OpId, OpRecord, OpState, Response};
+use serde_json::json;
+use support::*;
+
+fn stored(fx: &[Effect]) -> Vec<OpRecord> {
+    fx.iter()
+        .filter_map(|f| match f {
+            Effect::Persist(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sent_ids(fx: &[Effect]) -> Vec<OpId> {
+    sends(fx)
+        .iter()
+        .flat_map(|b| b.ops.iter().map(|o| o.id))
+        .collect()
+}
+
+/// A tab that enqueued `n` puts on `key` into its own engine, from an empty store: its records carry
+/// seqs 0, 1, … like every other such tab's.
+fn tab_records(seed: u64, key: &str, n: usize) -> Vec<OpRecord> {
+    let mut tab = Engine::new(config(ConflictStrategy::Manual, false), seed).unwrap();
+    tab.pause(0);
+    let mut records = Vec::new();
+    for i in 0..n {
+        let (_, fx) = enqueue(&mut tab, put(key, json!({ "tab": seed, "i": i })), 0);
+        records.extend(stored(&fx));
+    }
+    records
+}
+
+/// The first case: two tabs each stored two puts (seqs 0, 1 and 0, 1) and closed; the next
+/// tab must send all four, not the two whose seqs happened to be scheduled first.
+#[test]
+fn colliding_seqs_from_two_tabs_hide_no_op() {
+    let mut records = tab_records(1, "a", 2);
+    records.extend(tab_records(2, "b", 2));
+    assert_eq!(
+        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [0, 1, 0, 1]
+    );
+    let mut e = Engine::restore(config(ConflictStrategy::Manual, false), 3, records, 1).unwrap();
+    let mut sent = Vec::new();
+    let mut fx = e.drain(1);
+    for round in 0..8 {
+        let batches = sends(&fx);
+        if batches.is_empty() {
+            break;
+        }
+        fx = Vec::new();
+        for batch in batches {
+            sent.extend(batch.ops.iter().map(|o| o.id));
+            fx.extend(reply(&mut e, &batch, Response::status(200), 2 + round));
+        }
+    }
+    assert_eq!(sent.len(), 4, "every stored op is sent");
+    assert_eq!(e.status().pending, 0);
+}
+
+/// A follower's engine shows its own op at once and stores it, but sends nothing and writes nothing
+/// else; the leader adopts the stored record, sends it, and the next seq it hands out is above it.
+#[test]
+fn a_follower_stores_and_the_leader_adopts_and_sends() {
+    let cfg = config(ConflictStrategy::Manual, false);
+    let mut leader = Engine::new(cfg.clone(), 1).unwrap();
+    let mut follower = Engine::new(cfg, 2).unwrap();
+    follower.set_passive(true);
+    for _ in 0..5 {
+        follower.enqueue(put("x", json!(0)), 0).unwrap();
+    }
+    let (id, fx) = follower
+        .enqueue(put("a", json!({ "from": "b" })), 0)
+        .unwrap();
+    let record = stored(&fx).pop().unwrap();
+    let fx = follower.confirm_stored(&[id], 1);
+    assert!(sends(&fx).is_empty(), "a follower never sends");
+    assert!(
+        fx.iter()
+            .all(|f| !matches!(f, Effect::Persist(_) | Effect::PersistClock(_))),
+        "a follower writes only its own enqueues"
+    );
+    assert_eq!(
+        follower.view_item("todos", "a").unwrap().value.as_deref(),
+        Some(&json!({ "from": "b" }))
+    );
+
+    let fx = leader.adopt(vec![record.clone()], 2).unwrap();
+    assert_eq!(sent_ids(&fx), [id], "the leader sends the adopted op");
+    assert!(leader.view_item("todos", "a").is_some());
+    // Adopting it again (a message repeated, a scan that overlaps) changes nothing.
+    let fx = leader.adopt(vec![record.clone()], 3).unwrap();
+    assert!(sent_ids(&fx).is_empty());
+    assert_eq!(leader.status().in_flight, 1);
+    let (mine, _) = leader.enqueue(put("c", json!(1)), 4).unwrap();
+    assert!(leader.op(mine).unwrap().seq > record.seq, "a Lamport clock");
+}
+
+/// Two tabs edit one entity: wherever the ops come from and in whatever order the leader hears of
+/// them, its lane is the `(seq, id)` order, which is also the order a restore (the next leader, or a
+/// follower's mirror) builds; an op already sent keeps the head.
+#[test]
+fn the_live_lane_and_the_restored_lane_agree() {
+    let cfg = config(ConflictStrategy::Manual, false);
+    let mut leader = Engine::new(cfg.clone(), 1).unwrap();
+    leader.pause(0);
+    let mut all = Vec::new();
+    for i in 0..3 {
+        let (_, fx) = enqueue(&mut leader, put("a", json!({ "leader": i })), 0);
+        all.extend(stored(&fx));
+    }
+    // Another tab that never heard of the leader's ops: its seqs 0..3 collide with them.
+    let others = tab_records(7, "a", 3);
+    let fx = leader
+        .adopt(others.iter().rev().cloned().collect(), 1)
+        .unwrap();
+    all.extend(stored(&fx));
+    all.extend(others);
+    let live: Vec<OpId> = leader.ops_for("todos", "a").iter().map(|r| r.id).collect();
+    let mut expected: Vec<&OpRecord> = all.iter().collect();
+    expected.sort_by_key(|r| (r.seq, r.id));
+    let expected: Vec<OpId> = expected.iter().map(|r| r.id).collect();
+    assert_eq!(live, expected, "the live lane is in (seq, id) order");
+    let restored = Engine::restore(cfg.clone(), 2, all.clone(), 2).unwrap();
+    let restored: Vec<OpId> = restored
+        .ops_for("todos", "a")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(restored, live, "a restore builds the same lane");
+
+    // The head is sent; an op that sorts before it arrives and must not overtake it.
+    let fx = leader.resume(3);
+    let head = only_send(&fx);
+    assert_eq!(head.ops[0].id, live[0]);
+    let mut mark = stored(&fx);
+    let mut early = tab_records(9, "a", 1).pop().unwrap();
+    early.seq = 0;
+    let early_id = early.id;
+    leader.adopt(vec![early.clone()], 4).unwrap();
+    let lane: Vec<OpId> = leader.ops_for("todos", "a").iter().map(|r| r.id).collect();
+    assert_eq!(lane[0], live[0], "the op in flight keeps the head");
+    assert!(lane.contains(&early_id));
+    // The next leader, after a crash, restores the same order from what was stored.
+    let mut records: Vec<OpRecord> = all.into_iter().filter(|r| r.id != mark[0].id).collect();
+    records.push(mark.pop().unwrap());
+    records.push(early);
+    let next = Engine::restore(cfg, 3, records, 5).unwrap();
+    let next: Vec<OpId> = next.ops_for("todos", "a").iter().map(|r| r.id).collect();
+    assert_eq!(next, lane);
+    assert_eq!(
+        leader.op(live[0]).unwrap().state,
+        OpState::Inflight,
+        "still in flight in the leader"
+    );
+}
