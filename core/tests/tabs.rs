@@ -162,3 +162,27 @@ fn the_live_lane_and_the_restored_lane_agree() {
         "still in flight in the leader"
     );
 }
+
+/// A follower never marks the clock (that is the leader's write), so the mark must not be a wake-up it
+/// waits for: once due, it would stay due, and a runtime that re-arms its timer from `next_wake` after
+/// every tick would spin. Found by the simulator's multi-tab mode.
+#[test]
+fn a_follower_holding_ops_asks_for_no_wake_up_in_the_past() {
+    let mut follower = Engine::new(config(ConflictStrategy::Manual, false), 1).unwrap();
+    follower.set_passive(true);
+    let (id, _) = follower.enqueue(put("a", json!(1)), 0).unwrap();
+    follower.confirm_stored(&[id], 1);
+    for now in [2, 3_600_000, 7_200_000, 100 * 3_600_000] {
+        follower.tick(now);
+        if let Some(at) = follower.next_wake() {
+            assert!(at > now, "a wake-up at {at}, due already at {now}");
+        }
+    }
+    // The leader does mark the clock, and its next mark is ahead of it.
+    let mut leader = Engine::new(config(ConflictStrategy::Manual, false), 2).unwrap();
+    leader.pause(0);
+    let _ = enqueue(&mut leader, put("a", json!(1)), 0);
+    let fx = leader.tick(3_600_000);
+    assert!(fx.iter().any(|f| matches!(f, Effect::PersistClock(_))));
+    assert!(leader.next_wake().unwrap() > 3_600_000);
+}

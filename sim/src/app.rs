@@ -5,6 +5,7 @@
 use outbox_core::{NewOp, OpId, OpKind, OpState};
 use serde_json::{json, Value};
 
+use crate::command::{Command, Resolution};
 use crate::oracle::Fate;
 use crate::profile::{HOUR, UNVERSIONED, VERSIONED};
 use crate::world::{Ev, World};
@@ -31,7 +32,6 @@ impl World {
     }
 
     fn act(&mut self, tab: usize) -> Result<(), String> {
-        let now = self.now(tab);
         let roll = self.rng.u32(..1000);
         if roll < self.profile.crash {
             let delay = self.rng.u64(..3);
@@ -51,17 +51,10 @@ impl World {
                         OpState::Unknown,
                     ],
                 ) {
-                    if self.tabs[tab].engine().op(id).map(|r| r.state) == Some(OpState::Unknown) {
-                        self.oracle.op(&id).risk_accepted = true;
-                    }
-                    self.retry(tab, id, now)?;
+                    self.command(tab, Command::Retry(id))?;
                 }
             }
-            62..65 => {
-                self.tabs[tab].rate_limited_until = 0;
-                let fx = self.tabs[tab].engine().retry_all(now);
-                self.run(tab, fx)?;
-            }
+            62..65 => self.command(tab, Command::RetryAll)?,
             65..70 => {
                 let states = [
                     OpState::Pending,
@@ -71,33 +64,26 @@ impl World {
                     OpState::Unknown,
                 ];
                 if let Some(id) = self.pick(tab, &states) {
-                    self.discard(tab, id)?;
+                    self.command(tab, Command::Discard(id))?;
                 }
             }
             70..76 => {
                 if let Some(id) = self.pick(tab, &[OpState::Conflict, OpState::Unknown]) {
-                    self.resolve(tab, id)?;
+                    let how = match self.rng.u32(..3) {
+                        0 => Resolution::Discard,
+                        1 => Resolution::KeepLocal,
+                        _ => Resolution::Merge,
+                    };
+                    self.command(tab, Command::Resolve(id, how))?;
                 }
             }
-            76..80 => {
-                let paused = !self.tabs[tab].paused;
-                self.tabs[tab].paused = paused;
-                let fx = if paused {
-                    self.tabs[tab].engine().pause(now)
-                } else {
-                    self.tabs[tab].engine().resume(now)
-                };
-                self.run(tab, fx)?;
-            }
+            76..80 => self.command(tab, Command::TogglePause)?,
             80..88 => {
                 let online = !self.tabs[tab].online;
                 self.set_online(tab, online)?;
             }
-            88..94 => self.pull(tab),
-            _ => {
-                let fx = self.tabs[tab].engine().drain(now);
-                self.run(tab, fx)?;
-            }
+            88..94 => self.command(tab, Command::Pull)?,
+            _ => self.command(tab, Command::Drain)?,
         }
         Ok(())
     }
@@ -133,12 +119,19 @@ impl World {
             base_version: None,
         };
         let now = self.now(tab);
+        // The ops of the entity this tab shows: the new op must reach the server after them.
+        let after: Vec<OpId> = self.tabs[tab]
+            .engine()
+            .ops_for(collection, &key)
+            .iter()
+            .map(|r| r.id)
+            .collect();
         let (id, fx) = self.tabs[tab]
             .engine()
             .enqueue(new, now)
             .map_err(|e| format!("enqueue refused: {e}"))?;
         self.oracle
-            .enqueued(tab, id, (collection.into(), key), kind, bad);
+            .enqueued(tab, id, (collection.into(), key), kind, bad, after);
         self.run_enqueue(tab, id, fx)
     }
 
@@ -157,51 +150,6 @@ impl World {
         self.server.foreign_write(&entity, doc);
     }
 
-    fn discard(&mut self, tab: usize, id: OpId) -> Result<(), String> {
-        let now = self.now(tab);
-        let fx = self.tabs[tab]
-            .engine()
-            .discard(id, now)
-            .map_err(|e| e.to_string())?;
-        self.oracle.op(&id).fate = Fate::Discarded;
-        self.run(tab, fx)
-    }
-
-    /// Settles a held op the way an app's resolver would: keep the local change, merge, or let the
-    /// server's stand.
-    /// The app's explicit retry of one op, which lifts the server's wait too (`Engine::retry`).
-    fn retry(&mut self, tab: usize, id: OpId, now: u64) -> Result<(), String> {
-        self.tabs[tab].rate_limited_until = 0;
-        let fx = self.tabs[tab]
-            .engine()
-            .retry(id, now)
-            .map_err(|e| e.to_string())?;
-        self.run(tab, fx)
-    }
-
-    fn resolve(&mut self, tab: usize, id: OpId) -> Result<(), String> {
-        let now = self.now(tab);
-        let record = self.tabs[tab].engine().op(id).cloned().expect("picked");
-        if record.state == OpState::Unknown {
-            self.oracle.op(&id).risk_accepted = true;
-        }
-        let fx = match self.rng.u32(..3) {
-            0 => return self.discard(tab, id),
-            1 => self.tabs[tab]
-                .engine()
-                .resolve(id, (*record.payload).clone(), None, now),
-            _ => {
-                let mut merged = record.server_doc.clone().unwrap_or(json!({}));
-                if let (Some(m), Some(p)) = (merged.as_object_mut(), record.payload.as_object()) {
-                    m.extend(p.clone());
-                }
-                self.tabs[tab].engine().resolve(id, merged, None, now)
-            }
-        }
-        .map_err(|e| e.to_string())?;
-        self.run(tab, fx)
-    }
-
     fn set_online(&mut self, tab: usize, online: bool) -> Result<(), String> {
         self.tabs[tab].online = online;
         let now = self.now(tab);
@@ -209,7 +157,7 @@ impl World {
         self.run(tab, fx)
     }
 
-    fn pull(&mut self, tab: usize) {
+    pub fn pull(&mut self, tab: usize) {
         let (epoch, since) = (self.tabs[tab].epoch, self.tabs[tab].cursor);
         self.tabs[tab].pulling += 1;
         let latency = self.rng.u64(2..40);
@@ -254,6 +202,9 @@ impl World {
     /// Nothing moves any more: no op waits or is in flight, no write or send is queued. (The engine
     /// still wakes now and then to mark its clock while it holds ops.)
     fn settled(&self) -> bool {
+        if self.multi() && !self.calm() {
+            return false;
+        }
         let halted =
             |s: OpState| matches!(s, OpState::Failed | OpState::Conflict | OpState::Unknown);
         self.tabs.iter().all(|t| {
@@ -292,7 +243,9 @@ impl World {
         // A lane can hold thousands of ops; each round settles its head.
         for round in 0..1_000_000 {
             let mut acted = false;
-            for tab in 0..self.tabs.len() {
+            // The app's commands go to the leader, which holds the queue.
+            let leader = self.leader().ok_or("no leader after settling")?;
+            for tab in [leader] {
                 let held: Vec<(OpId, OpState)> = self.tabs[tab]
                     .engine()
                     .ops()
@@ -312,7 +265,7 @@ impl World {
                     // is let go.
                     let give_up = bad || round >= 2;
                     match state {
-                        OpState::Failed if !give_up => self.retry(tab, id, now)?,
+                        OpState::Failed if !give_up => self.retry(tab, id, now, false)?,
                         OpState::Conflict if !give_up => {
                             let payload =
                                 (*self.tabs[tab].engine().op(id).expect("held").payload).clone();
@@ -320,9 +273,10 @@ impl World {
                                 .engine()
                                 .resolve(id, payload, None, now)
                                 .map_err(|e| e.to_string())?;
+                            self.sends.app_resent(&id);
                             self.run(tab, fx)?;
                         }
-                        _ => self.discard(tab, id)?,
+                        _ => self.discard(tab, id, false)?,
                     }
                 }
             }
@@ -331,14 +285,21 @@ impl World {
                 break;
             }
         }
-        for tab in 0..self.tabs.len() {
-            self.pull(tab);
-        }
+        let leader = self.leader().ok_or("no leader after settling")?;
+        self.pull(leader);
         self.quiesce()?;
         self.final_checks()
     }
 
     fn final_checks(&mut self) -> Result<(), String> {
+        if self.multi() {
+            if !self.calm() {
+                return Err("the tabs did not calm down after settling".into());
+            }
+            for tab in 0..self.tabs.len() {
+                self.check_mirror(tab)?;
+            }
+        }
         for (t, tab) in self.tabs.iter().enumerate() {
             let left: Vec<_> = tab
                 .engine

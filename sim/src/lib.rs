@@ -16,10 +16,14 @@
 //! applications that fate allows, and every tab confirms exactly the server's documents.
 
 mod app;
+pub mod broadcast;
+pub mod command;
+pub mod lock;
 mod net;
 pub mod oracle;
 mod payload;
 pub mod profile;
+pub mod sends;
 pub mod server;
 pub mod store;
 pub mod tab;
@@ -38,6 +42,24 @@ pub struct Stats {
     pub unknown: u64,
     pub crashes: u64,
     pub commit_failures: u64,
+    /// Tabs granted the lock after its holder died.
+    pub promotions: u64,
+    /// Messages posted between tabs.
+    pub messages: u64,
+    /// Engines rebuilt from the store (followers' refreshes and promotions).
+    pub rebuilds: u64,
+    /// Ops the leader adopted from other tabs, and how many of them only its scan found.
+    pub adopted: u64,
+    pub adopted_by_scan: u64,
+    /// Op sends (an op in a request), ops sent at least once, and resends caused by a fault.
+    pub op_sends: u64,
+    pub ops_sent: u64,
+    pub fault_resends: u64,
+    /// The same in seeds with no fault at all.
+    pub faultless_op_sends: u64,
+    pub faultless_ops_sent: u64,
+    /// Conflicts whose only cause is an op of ours another tab made the conflicting op after.
+    pub conflicts_with_own_tabs: u64,
 }
 
 impl Stats {
@@ -52,6 +74,26 @@ impl Stats {
         self.unknown += other.unknown;
         self.crashes += other.crashes;
         self.commit_failures += other.commit_failures;
+        self.promotions += other.promotions;
+        self.messages += other.messages;
+        self.rebuilds += other.rebuilds;
+        self.adopted += other.adopted;
+        self.adopted_by_scan += other.adopted_by_scan;
+        self.op_sends += other.op_sends;
+        self.ops_sent += other.ops_sent;
+        self.fault_resends += other.fault_resends;
+        self.faultless_op_sends += other.faultless_op_sends;
+        self.faultless_ops_sent += other.faultless_ops_sent;
+        self.conflicts_with_own_tabs += other.conflicts_with_own_tabs;
+    }
+
+    /// Sends per op sent: all of them, and without the resends faults caused.
+    pub fn sends_per_op(&self) -> (f64, f64) {
+        let ops = self.ops_sent.max(1) as f64;
+        (
+            self.op_sends as f64 / ops,
+            (self.op_sends - self.fault_resends) as f64 / ops,
+        )
     }
 }
 

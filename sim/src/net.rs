@@ -12,6 +12,7 @@ impl World {
     /// A send the queue released leaves the tab.
     pub fn start_send(&mut self, tab: usize, batch: Batch) -> Result<(), String> {
         self.check_send(tab, &batch)?;
+        self.check_sender(tab, self.next_request, &batch)?;
         self.stats.requests += 1;
         let fault = self.draw_fault();
         let ops: Vec<String> = batch
@@ -51,8 +52,11 @@ impl World {
                 batch,
                 fault,
                 reply: None,
+                answered: false,
             },
         );
+        // Crash point: the leader dies with this request in flight.
+        self.crash_point(tab);
         Ok(())
     }
 
@@ -218,6 +222,7 @@ impl World {
             return Ok(());
         }
         let reply = request.reply.expect("answered");
+        self.requests.get_mut(&req).expect("listed").answered = true;
         if let Fault::RateLimited(ra) = &request.fault {
             let until = self.time + self.rate_limit_floor(ra.as_deref());
             let t = &mut self.tabs[tab];

@@ -40,6 +40,9 @@ pub struct OpModel {
     pub risk_accepted: bool,
     /// Keys under which the op was declared unknown: never to be sent again.
     pub unknown_keys: HashSet<Uuid>,
+    /// The ops of its entity the enqueuing tab showed when the app made it: it must reach the
+    /// server after each of them.
+    pub after: Vec<OpId>,
 }
 
 #[derive(Default)]
@@ -50,7 +53,15 @@ pub struct Oracle {
 }
 
 impl Oracle {
-    pub fn enqueued(&mut self, tab: usize, id: OpId, entity: Entity, kind: OpKind, bad: bool) {
+    pub fn enqueued(
+        &mut self,
+        tab: usize,
+        id: OpId,
+        entity: Entity,
+        kind: OpKind,
+        bad: bool,
+        after: Vec<OpId>,
+    ) {
         self.lanes.entry(entity.clone()).or_default().push(id);
         self.ops.insert(
             id,
@@ -62,6 +73,7 @@ impl Oracle {
                 bad,
                 risk_accepted: false,
                 unknown_keys: HashSet::new(),
+                after,
             },
         );
     }
@@ -71,7 +83,10 @@ impl Oracle {
     }
 
     /// The server applied an op: at most once (unless the app accepted the risk), and only after every
-    /// earlier op of its entity was applied or gone without effect.
+    /// earlier op of its entity was applied or gone without effect. "Earlier" is the order the app saw:
+    /// the ops its tab showed on the entity when it made this one (in one tab, every earlier op not yet
+    /// settled). Ops two tabs made at once, neither seeing the other's, have no order the app could
+    /// rely on; the leader puts them in the one lane order every tab shows.
     pub fn check_applied(&self, applied: &Applied, server: &Server) -> Result<(), String> {
         let model = &self.ops[&applied.op];
         let times = server.ledger.get(&applied.op).map_or(0, Vec::len);
@@ -87,10 +102,7 @@ impl Oracle {
                 applied.op, model.fate
             ));
         }
-        for earlier in self.lanes[&applied.entity]
-            .iter()
-            .take_while(|id| **id != applied.op)
-        {
+        for earlier in &model.after {
             let e = &self.ops[earlier];
             let settled = server.ledger.contains_key(earlier)
                 || matches!(

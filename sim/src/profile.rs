@@ -109,6 +109,24 @@ impl Profile {
         }
     }
 
+    /// No fault of any kind strikes: no request goes wrong, no commit fails, no tab crashes.
+    pub fn is_faultless(&self) -> bool {
+        [
+            self.lost_request,
+            self.lost_response,
+            self.error_500,
+            self.error_503,
+            self.rate_limited,
+            self.auth_401,
+            self.bare_409,
+            self.stall,
+            self.commit_failure,
+            self.crash,
+        ]
+        .iter()
+        .all(|p| *p == 0)
+    }
+
     /// The margin the client keeps below the retention: how far the clock may be set back unnoticed.
     pub fn clock_margin_ms(&self) -> u64 {
         let retention = self.config.idempotency_retention_ms.min(self.server_ttl_ms);

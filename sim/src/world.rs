@@ -8,10 +8,14 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use outbox_core::{Batch, Reply};
+use outbox_core::{Batch, OpId, Reply};
 
+use crate::broadcast::Msg;
+use crate::command::Command;
+use crate::lock::Lock;
 use crate::oracle::Oracle;
 use crate::profile::Profile;
+use crate::sends::SendLog;
 use crate::server::Server;
 use crate::store::Store;
 use crate::tab::Tab;
@@ -47,6 +51,8 @@ pub struct Request {
     pub fault: Fault,
     /// The answer, once the server has made it.
     pub reply: Option<Reply>,
+    /// The answer reached the engine that sent it.
+    pub answered: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -79,6 +85,25 @@ pub enum Ev {
     Crash { tab: usize },
     /// A tab opens on the store.
     Reopen { tab: usize },
+    /// After a commit, the tab posts what it stored (and, as the leader, that the store changed).
+    Post {
+        tab: usize,
+        epoch: u64,
+        ops: Vec<OpId>,
+        changed: bool,
+    },
+    /// A message between tabs arrives (BroadcastChannel).
+    Message { to: usize, epoch: u64, msg: Msg },
+    /// A follower's debounced refresh of its mirror.
+    Refresh { tab: usize, epoch: u64 },
+    /// A read of the store ends (its snapshot was taken when it began).
+    ReadDone { tab: usize, epoch: u64, read: u64 },
+    /// The lock's callback runs in the tab it was granted to.
+    Granted { tab: usize, epoch: u64 },
+    /// The leader's safety-net scan of the whole store.
+    Scan { tab: usize, epoch: u64 },
+    /// An app command a follower forwarded reaches the leader's side.
+    Forwarded { cmd: Command },
 }
 
 pub struct World {
@@ -93,6 +118,18 @@ pub struct World {
     pub server: Server,
     pub store: Store,
     pub tabs: Vec<Tab>,
+    /// The outbox's leader lock.
+    pub lock: Lock,
+    /// Forwarded commands waiting for the next leader.
+    pub orphaned_commands: std::collections::VecDeque<Command>,
+    /// Messages and forwarded commands on their way, posts not yet made.
+    pub in_transit: u64,
+    /// The latest delivery time per (from, to): messages between two tabs arrive in order.
+    pub channels: HashMap<(usize, usize), u64>,
+    /// Store reads on their way, by id.
+    pub reads: HashMap<u64, crate::broadcast::StoreRead>,
+    pub next_read: u64,
+    pub sends: SendLog,
     pub oracle: Oracle,
     pub requests: HashMap<u64, Request>,
     pub next_request: u64,
@@ -122,6 +159,13 @@ impl World {
             server,
             store: Store::default(),
             tabs: Vec::new(),
+            lock: Lock::default(),
+            orphaned_commands: Default::default(),
+            in_transit: 0,
+            channels: HashMap::new(),
+            reads: HashMap::new(),
+            next_read: 0,
+            sends: SendLog::default(),
             oracle: Oracle::default(),
             requests: HashMap::new(),
             next_request: 0,
@@ -205,6 +249,39 @@ impl World {
             }
             Ev::Crash { tab } => self.crash(tab),
             Ev::Reopen { tab } => self.reopen(tab),
+            Ev::Post {
+                tab,
+                epoch,
+                ops,
+                changed,
+            } => {
+                self.in_transit -= 1;
+                if self.alive(tab, epoch) {
+                    self.post(tab, ops, changed);
+                }
+                Ok(())
+            }
+            Ev::Message { to, epoch, msg } => {
+                self.in_transit -= 1;
+                if self.alive(to, epoch) {
+                    self.on_message(to, msg)?;
+                }
+                Ok(())
+            }
+            Ev::ReadDone { tab, epoch, read } => {
+                let read = self.reads.remove(&read).expect("each read ends once");
+                if self.alive(tab, epoch) {
+                    self.read_done(tab, read)?;
+                }
+                Ok(())
+            }
+            Ev::Forwarded { cmd } => {
+                self.in_transit -= 1;
+                self.forwarded(cmd)
+            }
+            Ev::Refresh { tab, epoch } if self.alive(tab, epoch) => self.refresh(tab),
+            Ev::Granted { tab, epoch } if self.alive(tab, epoch) => self.granted(tab),
+            Ev::Scan { tab, epoch } if self.alive(tab, epoch) => self.scan(tab),
             // An event of a tab that has died since it was scheduled.
             _ => Ok(()),
         }
@@ -222,5 +299,21 @@ impl World {
     /// Draws with probability `pct` percent, never once healed.
     pub fn chance(&mut self, pct: u32) -> bool {
         !self.healed && self.rng.u32(..100) < pct
+    }
+
+    /// Several tabs share the store. Everything the multi-tab protocol adds draws from the seed only
+    /// then, so a one-tab seed replays exactly as it always did.
+    pub fn multi(&self) -> bool {
+        self.tabs.len() > 1
+    }
+
+    /// A crash at one of the protocol's own crash points (between a commit and its post, in a
+    /// promotion, with requests in flight): half the seed's crash rate, per point passed.
+    pub fn crash_point(&mut self, tab: usize) -> bool {
+        if !self.multi() || self.healed || self.rng.u32(..2000) >= self.profile.crash {
+            return false;
+        }
+        self.at(0, Ev::Crash { tab });
+        true
     }
 }

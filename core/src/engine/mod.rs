@@ -316,7 +316,8 @@ impl Engine {
     /// The engine time at which `tick` should next be called, if any.
     pub fn next_wake(&self) -> Option<u64> {
         let backoff = self.waiting.keys().next().map(|(at, _, _)| *at);
-        let mark = (!self.ops.is_empty()).then(|| self.next_clock_mark());
+        // A passive engine never marks the clock (the leader does): its mark, once due, would stay due.
+        let mark = (!self.passive && !self.ops.is_empty()).then(|| self.next_clock_mark());
         [backoff, self.blocked_until, mark]
             .into_iter()
             .flatten()

@@ -29,6 +29,15 @@ fn main() {
                 started.elapsed().as_secs_f64()
             );
             println!("  {stats:?}");
+            let (all, without_faults) = stats.sends_per_op();
+            let faultless =
+                stats.faultless_op_sends as f64 / stats.faultless_ops_sent.max(1) as f64;
+            println!(
+                "  sends per op: {all:.3} ({without_faults:.3} without the resends faults caused; \
+                 {faultless:.3} in seeds with no fault); {} crashes, {} promotions, {} ops adopted \
+                 ({} found by the scan)",
+                stats.crashes, stats.promotions, stats.adopted, stats.adopted_by_scan
+            );
         }
         Err(v) => {
             eprintln!("outbox-sim: VIOLATION at seed {}: {}", v.seed, v.message);
