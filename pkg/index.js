@@ -2,6 +2,7 @@
 // an app makes: there is no separate init step to forget.
 import init, { Outbox, coreVersion, version } from './wasm/outbox_sync.js';
 import { SyncError } from './wasm/sync-error.js';
+import { FORWARDED, forward, openInTabs, releaseTab, setLocalMethods, tabOf } from './tabs.js';
 
 // The very class Rust constructs its errors from, so `error instanceof SyncError` holds.
 export { SyncError };
@@ -18,10 +19,10 @@ export function ready() {
   return loading;
 }
 
-const openLoaded = Outbox.open;
 Outbox.open = async function open(options) {
   await ready();
-  return openLoaded.call(Outbox, options);
+  // One leader per outbox name sends; every other context follows it (tabs.js).
+  return openInTabs((opts, role) => Outbox.__openAs(opts, role), options);
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -304,8 +305,29 @@ Outbox.prototype.enqueue = function enqueue(op) {
   );
 };
 
+// A follower's commands act on the shared queue: the leader runs them, and the promise settles with its
+// answer. `pause` and `resume` stay synchronous: the leader's status (shown here too) tells when they took.
+const localMethods = {};
+for (const name of FORWARDED) {
+  const local = Outbox.prototype[name];
+  localMethods[name] = local;
+  Outbox.prototype[name] = function (...args) {
+    const tab = tabOf(this);
+    if (tab?.role !== 'follower' || layerOf(this).closed) return local.apply(this, args);
+    const answered = forward(this, tab, name, args);
+    if (name === 'pause' || name === 'resume') {
+      answered.catch(report);
+      return undefined;
+    }
+    return answered;
+  };
+}
+setLocalMethods(localMethods);
+
 const closeOutbox = Outbox.prototype.close;
 Outbox.prototype.close = function close() {
+  const tab = tabOf(this);
+  tab?.close();
   const layer = layerOf(this);
   if (!layer.closed) {
     layer.closed = true;
@@ -316,7 +338,8 @@ Outbox.prototype.close = function close() {
     if (layer.listening) for (const stop of layer.listening.splice(0)) stop();
     layer.listening = null;
   }
-  return closeOutbox.call(this);
+  // The lock passes on only after the store is closed: the next leader reads all this context wrote.
+  return closeOutbox.call(this).finally(() => releaseTab(tab));
 };
 
 // A Rust panic traps the wasm instance. The panic hook rejects every pending promise with

@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use crate::error::Error;
 use crate::options::Options;
 use crate::panic_guard;
-use crate::runtime::Runtime;
+use crate::runtime::{Role, Runtime};
 
 /// An offline-first outbox: a durable queue of changes delivered to the server exactly once.
 #[wasm_bindgen]
@@ -28,9 +28,73 @@ impl Outbox {
     ) -> Promise {
         panic_guard::promise(async move {
             let options = Options::from_js(&options)?;
-            let runtime = Runtime::open(options).await?;
+            let runtime = Runtime::open(options, Role::Uncoordinated).await?;
             Ok(Outbox { runtime }.into())
         })
+    }
+
+    /// `open` in a role among the tabs of the outbox: the package's `tabs.js` elects the leader.
+    #[wasm_bindgen(js_name = __openAs, skip_typescript)]
+    pub fn open_as(options: JsValue, role: String) -> Promise {
+        panic_guard::promise(async move {
+            let options = Options::from_js(&options)?;
+            let runtime = Runtime::open(options, Role::parse(Some(&role))).await?;
+            Ok(Outbox { runtime }.into())
+        })
+    }
+
+    /// `tabs.js`: the function that posts a message to the other tabs.
+    #[wasm_bindgen(js_name = __tabConnect, skip_typescript)]
+    pub fn tab_connect(&self, post: Function) {
+        self.runtime.tab_connect(post);
+    }
+
+    /// `tabs.js`: this tab was elected; it becomes the sender.
+    #[wasm_bindgen(js_name = __tabPromote, skip_typescript)]
+    pub fn tab_promote(&self) -> Promise {
+        let runtime = Rc::clone(&self.runtime);
+        panic_guard::promise(async move {
+            runtime.tab_promote().await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// `tabs.js`: another tab committed; a follower re-reads the store.
+    #[wasm_bindgen(js_name = __tabRefresh, skip_typescript)]
+    pub fn tab_refresh(&self) -> Promise {
+        let runtime = Rc::clone(&self.runtime);
+        panic_guard::promise(async move {
+            runtime.tab_refresh().await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// `tabs.js`: the leader adopts the ops another tab committed (`ids`), or scans the store (`null`).
+    #[wasm_bindgen(js_name = __tabAdopt, skip_typescript)]
+    pub fn tab_adopt(&self, ids: Option<Vec<String>>) -> Promise {
+        let runtime = Rc::clone(&self.runtime);
+        panic_guard::promise(async move {
+            runtime.tab_adopt(ids).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// `tabs.js`: the leader's status, for a follower to show.
+    #[wasm_bindgen(js_name = __tabLeaderStatus, skip_typescript)]
+    pub fn tab_leader_status(&self, status: JsValue) {
+        self.runtime.tab_leader_status(status);
+    }
+
+    /// `tabs.js`: the leader posts its status (a new follower asked for it).
+    #[wasm_bindgen(js_name = __tabPostStatus, skip_typescript)]
+    pub fn tab_post_status(&self) {
+        self.runtime.tab_post_status();
+    }
+
+    /// `tabs.js`: one of the leader's events, for a follower's listeners.
+    #[wasm_bindgen(js_name = __tabRemoteEvent, skip_typescript)]
+    pub fn tab_remote_event(&self, event: JsValue) {
+        self.runtime.tab_remote_event(event);
     }
 
     /// Adds a change. The view (`get`, `list`, watchers) shows it before this returns; the promise

@@ -59,6 +59,14 @@ pub struct Pull {
 }
 
 impl Pull {
+    /// Takes the cursor another tab (the last leader) left in the store: a new leader pulls on from
+    /// there. What that tab held back for its paused collections is its own pause, so it is dropped.
+    pub async fn reload(&self, store: &crate::store::IdbStore) {
+        if let Ok(cursor) = store.get_meta(CURSOR).await {
+            *self.cursor.borrow_mut() = cursor.and_then(|c| c.as_string());
+        }
+    }
+
     /// Pull state starting at `cursor`, with the stored catch-up cursors `held` (JSON, see [`HELD`]).
     pub fn new(options: PullOptions, cursor: Option<String>, held: Option<&str>) -> Self {
         // After a reload nothing is paused; what was held is owed a catch-up.

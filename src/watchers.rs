@@ -54,6 +54,19 @@ impl Watchers {
         self.watchers.borrow_mut().retain(|w| w.id != id);
     }
 
+    /// The collections watched, whole or one document at a time.
+    pub fn collections(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .watchers
+            .borrow()
+            .iter()
+            .map(|w| w.collection.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Removes every watcher.
     pub fn clear(&self) {
         self.watchers.borrow_mut().clear();

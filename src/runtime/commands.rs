@@ -29,6 +29,7 @@ impl Runtime {
         self.validate(&op, &given)?;
         let now = clock::now();
         let (id, fx) = self.engine_mut()?.enqueue(op, now)?;
+        self.tabs.enqueues.set(self.tabs.enqueues.get() + 1);
         let idempotency_key = self
             .engine
             .borrow()

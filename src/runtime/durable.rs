@@ -172,6 +172,7 @@ impl Runtime {
         for batch in done.sends {
             self.start_send(batch);
         }
+        self.tab_committed(&done.stored);
         if self.engine.borrow().status().storage_error.is_some() {
             let fx = self.engine.borrow_mut().storage_recovered(clock::now());
             self.run_in_background(fx);

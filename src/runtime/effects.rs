@@ -38,6 +38,7 @@ impl Runtime {
     /// Runs effects; the returned future resolves when their storage writes are durable.
     pub(super) fn run(self: &Rc<Self>, effects: Vec<Effect>) -> Commit {
         self.history.note_sends(&effects);
+        self.tabs.note_effects(&effects);
         let accepted = self.durable.queue.borrow_mut().accept(effects);
         let group = self.carry_out(accepted);
         Box::pin(self.durable(group))
@@ -50,6 +51,7 @@ impl Runtime {
         writes: Vec<CoreWrite>,
     ) -> Commit {
         self.history.note_sends(&effects);
+        self.tabs.note_effects(&effects);
         let mut accepted = self.durable.queue.borrow_mut().accept(effects);
         if let Some(group) = self.durable.queue.borrow_mut().add_writes(writes) {
             accepted.group = Some(group);
@@ -107,6 +109,7 @@ impl Runtime {
     /// [`super::durable`], never lost silently).
     pub(super) fn run_in_background(self: &Rc<Self>, effects: Vec<Effect>) {
         self.history.note_sends(&effects);
+        self.tabs.note_effects(&effects);
         let accepted = self.durable.queue.borrow_mut().accept(effects);
         self.carry_out(accepted);
     }
@@ -153,16 +156,32 @@ impl Runtime {
             _ => {}
         }
         self.totals.set(totals);
+        self.tab_forward(event);
         let name = events::event_name(event);
+        let is_status = matches!(event, Event::StatusChanged { .. });
+        if !self.has_listeners(name, is_status) {
+            return;
+        }
+        self.dispatch(name, &convert::to_js(&events::event_json(event)));
+    }
+
+    fn has_listeners(&self, name: &str, is_status: bool) -> bool {
+        self.listeners.borrow().iter().any(|l| match &l.event {
+            None => is_status,
+            Some(e) => e == name || e == "*",
+        })
+    }
+
+    /// Calls the listeners of event `name` (status subscribers too, for a status change) with `event_js`.
+    pub(super) fn dispatch(&self, name: &str, event_js: &JsValue) {
+        let is_status = name == "status_changed";
         // Copied out first: a listener may subscribe or unsubscribe while it runs.
         let targets: Vec<(bool, Function)> = self
             .listeners
             .borrow()
             .iter()
             .filter_map(|l| match &l.event {
-                None if matches!(event, Event::StatusChanged { .. }) => {
-                    Some((true, l.callback.clone()))
-                }
+                None if is_status => Some((true, l.callback.clone())),
                 Some(e) if e == name || e == "*" => Some((false, l.callback.clone())),
                 _ => None,
             })
@@ -170,16 +189,12 @@ impl Runtime {
         if targets.is_empty() {
             return;
         }
-        let event_js = convert::to_js(&events::event_json(event));
-        let status_js = match event {
-            Event::StatusChanged { .. } => Some(convert::to_js(&self.status_json())),
-            _ => None,
-        };
+        let status_js = is_status.then(|| convert::to_js(&self.status_json()));
         for (is_status, callback) in targets {
             let arg = if is_status {
-                status_js.as_ref().unwrap_or(&event_js)
+                status_js.as_ref().unwrap_or(event_js)
             } else {
-                &event_js
+                event_js
             };
             if let Err(error) = callback.call1(&JsValue::UNDEFINED, arg) {
                 // A throwing listener must not break the engine; the error still surfaces in the console.

@@ -25,9 +25,11 @@ mod history;
 mod input;
 mod pull;
 mod quarantine;
+mod tabs;
 mod triggers;
 mod validate;
 
+pub use tabs::Role;
 pub(crate) use validate::is_validator;
 mod view;
 
@@ -38,7 +40,7 @@ use std::rc::Rc;
 use futures_channel::oneshot;
 use gloo_timers::callback::Timeout;
 use js_sys::Function;
-use outbox_core::{Engine, Event, OpId, Stored, CLOCK_META_KEY, RETENTION_META_KEY};
+use outbox_core::{Config, Engine, Event, OpId, Stored, CLOCK_META_KEY, RETENTION_META_KEY};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -76,6 +78,10 @@ struct Listener {
 /// One open outbox.
 pub struct Runtime {
     engine: RefCell<Engine>,
+    /// The engine's configuration, for the engines a tab rebuilds from the store.
+    config: Config,
+    /// This tab's role among the tabs of the outbox (`tabs.rs`).
+    tabs: tabs::Tabs,
     store: Rc<IdbStore>,
     durable: durable::Durable,
     transport: Transport,
@@ -109,29 +115,13 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Opens the store, restores the queue from it, and starts the triggers.
-    pub async fn open(options: Options) -> Result<Rc<Runtime>> {
+    /// Opens the store, restores the queue from it, and starts the triggers. A follower (`role`) keeps
+    /// a passive engine: it sends and pulls nothing until `tab_promote`.
+    pub async fn open(options: Options, role: Role) -> Result<Rc<Runtime>> {
         let store = Rc::new(IdbStore::open(&options.name, options.durability).await?);
-        let (records, quarantined) = decode_records(store.load_op_entries().await?);
-        let docs = decode_docs(store.load_docs().await?);
+        let (stored, quarantined) = load_stored(&store).await?;
         let cursor = store.get_meta(CURSOR).await?.and_then(|c| c.as_string());
         let held = store.get_meta(HELD).await?.and_then(|c| c.as_string());
-        let stated_retention_ms = store
-            .get_meta(RETENTION_META_KEY)
-            .await?
-            .and_then(|v| v.as_string())
-            .and_then(|v| v.parse().ok());
-        let clock_mark = store
-            .get_meta(CLOCK_META_KEY)
-            .await?
-            .and_then(|v| v.as_string())
-            .and_then(|v| v.parse().ok());
-        let stored = Stored {
-            records,
-            docs,
-            stated_retention_ms,
-            clock_mark,
-        };
         let history = history::Recorder::open(&store, &options).await?;
         let mut engine = Engine::restore_from(
             options.engine.clone(),
@@ -139,6 +129,7 @@ impl Runtime {
             stored,
             clock::now(),
         )?;
+        engine.set_passive(role == Role::Follower);
         let mutations: Rc<RefCell<HashMap<String, Function>>> = Rc::default();
         engine.set_mutator(mutator(Rc::clone(&mutations)));
         let mut options = options;
@@ -157,6 +148,8 @@ impl Runtime {
         };
         let runtime = Rc::new(Runtime {
             engine: RefCell::new(engine),
+            config: options.engine.clone(),
+            tabs: tabs::Tabs::new(role),
             store,
             durable: durable::Durable::new(),
             transport,
@@ -183,7 +176,9 @@ impl Runtime {
             history,
         });
         runtime.install_triggers();
-        runtime.start_periodic_pull();
+        if role != Role::Follower {
+            runtime.start_periodic_pull();
+        }
         let weak = Rc::downgrade(&runtime);
         runtime.store().on_upgrade_blocked(move || {
             if let Some(runtime) = weak.upgrade() {
@@ -250,7 +245,8 @@ impl Runtime {
         }
         let fatal = self.fatal.borrow();
         let fatal = fatal.as_ref().map(|e| (e.code(), e.to_string()));
-        events::status_json(&status, fatal.as_ref().map(|(c, m)| (*c, m.as_str())))
+        let own = events::status_json(&status, fatal.as_ref().map(|(c, m)| (*c, m.as_str())));
+        self.tabs.status_json(own)
     }
 
     /// Storage that can no longer be used at all (another tab upgraded the schema) stops the outbox and
@@ -282,6 +278,30 @@ impl Runtime {
             None => Ok(()),
         }
     }
+}
+
+/// Everything a restore needs from the store: op records (those that cannot be read set aside), confirmed
+/// documents, the server's stated retention and the clock mark.
+async fn load_stored(store: &IdbStore) -> Result<(Stored, Vec<quarantine::Quarantined>)> {
+    let (records, quarantined) = decode_records(store.load_op_entries().await?);
+    let docs = decode_docs(store.load_docs().await?);
+    let stated_retention_ms = store
+        .get_meta(RETENTION_META_KEY)
+        .await?
+        .and_then(|v| v.as_string())
+        .and_then(|v| v.parse().ok());
+    let clock_mark = store
+        .get_meta(CLOCK_META_KEY)
+        .await?
+        .and_then(|v| v.as_string())
+        .and_then(|v| v.parse().ok());
+    let stored = Stored {
+        records,
+        docs,
+        stated_retention_ms,
+        clock_mark,
+    };
+    Ok((stored, quarantined))
 }
 
 impl Drop for Runtime {

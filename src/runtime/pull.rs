@@ -246,6 +246,7 @@ impl Runtime {
     /// A periodic or on-focus pull: skipped while one runs or while backing off; errors only back off.
     pub(super) fn pull_in_background(self: &Rc<Self>, trigger: Trigger) {
         if self.check_usable().is_err()
+            || self.tabs.role.get() == super::Role::Follower
             || self.pull.running.get()
             || clock::now() < self.pull.not_before.get()
         {

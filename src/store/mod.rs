@@ -205,6 +205,26 @@ impl IdbStore {
         .await
     }
 
+    /// The stored op records of these ids, with their keys; ids not stored (any more) are left out.
+    pub async fn load_op_entries_by_id(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(JsValue, JsValue)>, StoreError> {
+        self.with_reconnect(async |db: Database| {
+            let tx = db.transaction(schema::OPS).build()?;
+            let store = tx.object_store(schema::OPS)?;
+            let mut entries = Vec::with_capacity(ids.len());
+            for id in ids {
+                let value: Option<JsValue> = store.get(id.as_str()).await?;
+                if let Some(value) = value.filter(|v| !v.is_undefined()) {
+                    entries.push((JsValue::from_str(id), value));
+                }
+            }
+            Ok(entries)
+        })
+        .await
+    }
+
     /// Every confirmed document record.
     pub async fn load_docs(&self) -> Result<Vec<JsValue>, StoreError> {
         self.with_reconnect(async |db: Database| load_all(&db, schema::DOCS).await)

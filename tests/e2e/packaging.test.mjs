@@ -43,6 +43,7 @@ test('npm pack ships only what users need', () => {
     'sync-history.js',
     'sync-status.d.ts',
     'sync-status.js',
+    'tabs.js',
     'wasm/outbox_sync.d.ts',
     'wasm/outbox_sync.js',
     'wasm/outbox_sync_bg.wasm',

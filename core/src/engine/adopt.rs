@@ -20,6 +20,11 @@ impl Engine {
         self.passive = passive;
     }
 
+    /// Whether the app paused sending ([`Engine::pause`]).
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
     /// Whether the engine is a follower's ([`Engine::set_passive`]).
     pub fn is_passive(&self) -> bool {
         self.passive
