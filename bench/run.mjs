@@ -96,7 +96,7 @@ async function stage() {
   cpSync(join(repoRoot, 'bench/page'), dir, { recursive: true });
   const vendor = join(dir, 'vendor/outbox-sync');
   mkdirSync(vendor, { recursive: true });
-  for (const f of ['package.json', 'index.js', 'index.d.ts', 'wasm']) {
+  for (const f of ['package.json', 'index.js', 'index.d.ts', 'tabs.js', 'wasm']) {
     cpSync(join(PKG, f), join(vendor, f), { recursive: true });
   }
   for (const peer of ['tanstack', 'workbox']) {
