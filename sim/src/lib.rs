@@ -17,6 +17,7 @@
 
 mod app;
 pub mod broadcast;
+mod checks;
 pub mod command;
 pub mod lock;
 mod net;

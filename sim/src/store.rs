@@ -3,7 +3,11 @@
 //! Records are kept as the JSON text the runtime writes, and read back by parsing it, so a restore in
 //! the simulation goes through exactly the serialisation a reload does (the float round trip among
 //! it). A group commits atomically: all of its writes or none.
+//!
+//! With several tabs the store is read after nearly every commit; what a load parses is kept until
+//! the next commit (parsing the same text again gives the same values).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use outbox_core::{
@@ -23,7 +27,12 @@ pub struct Store {
     pub commits: u64,
     /// True time of the last commit.
     pub last_commit_at: u64,
+    /// The parsed records and documents as of the commit count they were parsed at.
+    parsed: RefCell<Option<Parsed>>,
 }
+
+/// A load's parsed records and documents, and the commit count they are of.
+type Parsed = (u64, Vec<OpRecord>, Vec<ConfirmedDoc>);
 
 impl Store {
     /// Commits a group. `Err` names a stored document that the group would make older.
@@ -67,9 +76,18 @@ impl Store {
 
     /// What a reload reads, parsed from the stored text.
     pub fn load(&self) -> (Stored, Option<String>) {
+        let mut parsed = self.parsed.borrow_mut();
+        if parsed.as_ref().is_none_or(|(at, _, _)| *at != self.commits) {
+            *parsed = Some((
+                self.commits,
+                self.ops.values().map(|t| parse(t)).collect(),
+                self.docs.values().map(|t| parse(t)).collect(),
+            ));
+        }
+        let (_, records, docs) = parsed.as_ref().expect("parsed above");
         let stored = Stored {
-            records: self.ops.values().map(|t| parse(t)).collect(),
-            docs: self.docs.values().map(|t| parse(t)).collect(),
+            records: records.clone(),
+            docs: docs.clone(),
             stated_retention_ms: self
                 .meta
                 .get(RETENTION_META_KEY)
