@@ -6,6 +6,7 @@
 //   make bench                     # builds the package and the release server, then runs this
 //   node bench/run.mjs             # the full suite (needs `make build` and target/release/outbox-server)
 //   node bench/run.mjs --smoke     # tiny N, checks only that every metric is produced (part of `make test`)
+//   node bench/run.mjs --only tabs # one phase (an experiment): see --only below
 //
 // Options: --samples N (measured rounds, default 20), --warmup N (default 2), --out DIR.
 // Variants run interleaved: every round runs each variant once, in an order that rotates round by round, so
@@ -20,6 +21,8 @@ import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 import { measureBuild } from '../scripts/size.mjs';
 import { breakdownMarkdown, sizeBreakdown } from './size-breakdown.mjs';
+import { meets, stats } from './stats.mjs';
+import { checkTabs, runTabs, summarizeTabs, tabsRows } from './tabs.mjs';
 import { CHROMIUM_ARGS } from '../tests/e2e/support/browser.mjs';
 import { startServer } from '../tests/e2e/support/server.mjs';
 
@@ -32,16 +35,18 @@ const { values: cli } = parseArgs({
     out: { type: 'string' },
     // Another build of the npm package root to measure (e.g. a candidate patch), instead of pkg/.
     pkg: { type: 'string' },
-    // Run only some phases (comma-separated: burst,single,visibility,drain,cold,diagnostics); for experiments.
+    // Run only some phases (comma-separated: burst,single,visibility,drain,cold,diagnostics,tabs); for
+    // experiments. Writes no latest.*: medians go to stderr, and a run with the tabs phase writes its own
+    // table to tabs-latest.json/.md (it is summarized on its own, needing no other phase).
     only: { type: 'string' },
   },
 });
 const PKG = cli.pkg ?? join(repoRoot, 'pkg');
-const PHASES = new Set((cli.only ?? 'burst,single,visibility,drain,cold,diagnostics').split(','));
+const PHASES = new Set((cli.only ?? 'burst,single,visibility,drain,cold,diagnostics,tabs').split(','));
 
 const SIZES = cli.smoke
-  ? { burst: 20, single: 2, view: 2, drainSingle: 10, drainPush: 20, batchOps: 10, peerDrain: 10, cold: 50, count: 10 }
-  : { burst: 1000, single: 25, view: 25, drainSingle: 200, drainPush: 1000, batchOps: 100, peerDrain: 200, cold: 10_000, count: 200 };
+  ? { burst: 20, single: 2, view: 2, drainSingle: 10, drainPush: 20, batchOps: 10, peerDrain: 10, cold: 50, count: 10, tabs: 2 }
+  : { burst: 1000, single: 25, view: 25, drainSingle: 200, drainPush: 1000, batchOps: 100, peerDrain: 200, cold: 10_000, count: 200, tabs: 25 };
 const SAMPLES = Number(cli.samples ?? (cli.smoke ? 2 : 20));
 const WARMUP = Number(cli.warmup ?? 1 + (cli.smoke ? 0 : 1));
 const DURABILITIES = ['relaxed', 'strict'];
@@ -56,6 +61,10 @@ const GOALS = {
   cold: { op: '<=', value: 1.3 },
   sizeBrotliKB: { op: '<=', value: 75 },
   peers: { op: '>=', value: 10 },
+  // Multi-tab (bench/tabs.mjs): another tab's watcher sees an enqueue within 2 raw BroadcastChannel round
+  // trips (p50), and a follower's enqueue is durable about as fast as the leader's.
+  tabsVisibility: { op: '<=', value: 2 },
+  followerEnqueue: { op: '<=', value: 1.2 },
 };
 
 const log = (...args) => console.error('bench:', ...args);
@@ -65,25 +74,7 @@ const started = Date.now();
 // Statistics
 // ------------------------------------------------------------------------------------------------
 
-function quantile(xs, q) {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  return s[lo] + (s[Math.min(lo + 1, s.length - 1)] - s[lo]) * (pos - lo);
-}
-
-const stats = (xs) => ({
-  n: xs.length,
-  median: quantile(xs, 0.5),
-  p25: quantile(xs, 0.25),
-  p75: quantile(xs, 0.75),
-  p95: quantile(xs, 0.95),
-  min: Math.min(...xs),
-  max: Math.max(...xs),
-});
-
-const meets = (goal, ratio) => (goal.op === '>=' ? ratio >= goal.value : ratio <= goal.value);
+// quantile, stats and meets: bench/stats.mjs (the phase modules use them too).
 
 // ------------------------------------------------------------------------------------------------
 // Staging: the page, the built package and the peers, served by the reference server
@@ -194,7 +185,7 @@ async function main() {
     // Single-op latencies are a fraction of a millisecond, and a page that is not cross-origin isolated
     // reads performance.now() in 100 µs steps. The latency phases load the page with COOP + COEP added to
     // its HTML response (5 µs steps); other phases do not route at all, since routing intercepts every request.
-    const openIsolated = async () => {
+    const loadIsolated = async (p) => {
       const pattern = `${server.url}index.html*`;
       const isolate = async (route) => {
         const response = await route.fetch();
@@ -203,14 +194,16 @@ async function main() {
           headers: { ...response.headers(), 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' },
         });
       };
-      await page.route(pattern, isolate);
+      await p.route(pattern, isolate);
       try {
-        await open();
+        await p.goto(`${server.url}index.html`);
+        await p.waitForFunction(() => window.bench !== undefined);
       } finally {
-        await page.unroute(pattern, isolate);
+        await p.unroute(pattern, isolate);
       }
-      if (!(await page.evaluate(() => self.crossOriginIsolated))) throw new Error('the latency page is not cross-origin isolated');
+      if (!(await p.evaluate(() => self.crossOriginIsolated))) throw new Error('the latency page is not cross-origin isolated');
     };
+    const openIsolated = () => loadIsolated(page);
     const call = (fn, arg) => page.evaluate(([fn, arg]) => window.bench[fn](arg), [fn, arg]);
     await open();
     const userAgent = await page.evaluate(() => navigator.userAgent);
@@ -299,6 +292,11 @@ async function main() {
       for (const d of DURABILITIES) await call('dropDatabase', { name: names[d] });
     }
 
+    // 8 + 9. Two tabs of one outbox: cross-tab visibility, and a follower's enqueue against the leader's.
+    if (PHASES.has('tabs')) {
+      raw.tabs = await runTabs({ context, page, loadIsolated, roundRobin, k: SIZES.tabs, durabilities: DURABILITIES, log });
+    }
+
     // Diagnostics: boundary crossings and transactions per op (a separate page load with counting wrappers).
     const diagnostics = {};
     for (const d of PHASES.has('diagnostics') ? DURABILITIES : []) {
@@ -314,28 +312,12 @@ async function main() {
         for (const [id, xs] of Object.entries(samples)) log(`${phase} ${id}: median ${f1(stats(xs).median)} ms, p95 ${f1(stats(xs).p95)} ms (n=${xs.length})`);
       }
       if (PHASES.has('diagnostics')) log(JSON.stringify(diagnostics));
-      return null;
+      if (!raw.tabs) return null;
+      // The tabs phase summarizes on its own: its ratios are within the phase (see tabs-latest.md).
+      const metrics = Object.fromEntries(DURABILITIES.map((d) => [d, { tabs: summarizeTabs(raw.tabs, d, GOALS) }]));
+      return { partial: 'tabs', env: environment(userAgent, load), metrics };
     }
-    const results = summarize(raw, {
-      hasView,
-      diagnostics,
-      env: {
-        date: new Date().toISOString(),
-        mode: cli.smoke ? 'smoke' : 'full',
-        commit: gitCommit(),
-        node: process.version,
-        userAgent,
-        cpus: cpus().length,
-        loadavg: { start: load.start.map((x) => +x.toFixed(2)), end: load.end.map((x) => +x.toFixed(2)) },
-        server: process.env.OUTBOX_SERVER_BIN.replace(`${repoRoot}/`, ''),
-        samples: SAMPLES,
-        warmup: WARMUP,
-        sizes: SIZES,
-        concurrency: CONCURRENCY,
-        peers: peerVersions(),
-        seconds: Math.round((Date.now() - started) / 1000),
-      },
-    });
+    const results = summarize(raw, { hasView, diagnostics, env: environment(userAgent, load) });
     return results;
   } finally {
     await context.close();
@@ -343,6 +325,25 @@ async function main() {
     rmSync(profile, { recursive: true, force: true });
     rmSync(www, { recursive: true, force: true });
   }
+}
+
+function environment(userAgent, load) {
+  return {
+    date: new Date().toISOString(),
+    mode: `${cli.smoke ? 'smoke' : 'full'}${cli.only ? ` (--only ${cli.only})` : ''}`,
+    commit: gitCommit(),
+    node: process.version,
+    userAgent,
+    cpus: cpus().length,
+    loadavg: { start: load.start.map((x) => +x.toFixed(2)), end: load.end.map((x) => +x.toFixed(2)) },
+    server: process.env.OUTBOX_SERVER_BIN.replace(`${repoRoot}/`, ''),
+    samples: SAMPLES,
+    warmup: WARMUP,
+    sizes: SIZES,
+    concurrency: CONCURRENCY,
+    peers: peerVersions(),
+    seconds: Math.round((Date.now() - started) / 1000),
+  };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -426,6 +427,7 @@ function summarize(raw, { hasView, diagnostics, env }) {
         vsWorkbox: ourSingle / ((SIZES.peerDrain / dw.median) * 1000),
       };
     }
+    m.tabs = summarizeTabs(raw.tabs, d, GOALS);
     per[d] = m;
   }
   const size = measureBuild(repoRoot);
@@ -455,9 +457,8 @@ const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 
 function table(results) {
   const { env, metrics, size, diagnostics } = results;
-  const rows = [];
+  const rows = [...TABLE_HEAD];
   const row = (...cells) => rows.push(`| ${cells.join(' | ')} |`);
-  rows.push('| Metric | Durability | outbox-sync | Baseline | Ratio | Goal | |', '|---|---|---|---|---|---|---|');
   for (const d of DURABILITIES) {
     const m = metrics[d];
     row(`1. Burst enqueue, ${SIZES.burst} ops in one task (raw time / ours)`, d, ms(m.burst.outboxMs), `raw IDB, 1 tx: ${ms(m.burst.rawMs)}`, `${f2(m.burst.ratio)}×`, goalText(GOALS.burst), mark(m.burst.met));
@@ -475,6 +476,7 @@ function table(results) {
     row(`7. Peers, burst (peer time / ours; faster peer: ${p.faster})`, d, `${f1(m.burst.outboxMs.median)} ms`, `TanStack ${f1(p.tanstackMs.median)} ms (${f1(p.vsTanstack)}×), workbox ${f1(p.workboxMs.median)} ms (${f1(p.vsWorkbox)}×)`, `${f1(p.ratio)}×`, goalText(GOALS.peers), mark(p.met));
     const q = m.peers.drain;
     row(`7. Peers, drain ${q.n} ops one request each (ours / peer throughput)`, d, `${Math.round(q.outboxSingleOpsPerSec)} ops/s`, `TanStack ${Math.round(q.tanstackOpsPerSec)} ops/s, workbox ${Math.round(q.workboxOpsPerSec)} ops/s`, `${f2(q.vsTanstack)}× / ${f2(q.vsWorkbox)}×`, 'none', '—');
+    rows.push(...tabsRows(m.tabs, d));
   }
   row('6. Size, wasm + glue, brotli', 'both', `${kb(size.total.brotli)} (raw ${kb(size.total.raw)}, gzip ${kb(size.total.gzip)})`, `wasm ${kb(size.wasm.brotli)} + glue ${kb(size.glue.brotli)} brotli`, `${f1(size.brotliKB)} KB`, `≤ ${GOALS.sizeBrotliKB.value} KB`, mark(size.met));
 
@@ -485,7 +487,20 @@ function table(results) {
       diag.push(`| ${label} | ${d} | ${x.jsToWasmPerOp} | ${x.wasmToJsPerOp} | ${x.transactionsPerOp} |`);
     }
   }
-  const head = [
+  const bytes = size.breakdown ? ['', '### Where the wasm bytes go', '', breakdownMarkdown(size.breakdown)] : [];
+  return [...heading(env), ...rows, ...diag, ...bytes].join('\n');
+}
+
+const TABLE_HEAD = ['| Metric | Durability | outbox-sync | Baseline | Ratio | Goal | |', '|---|---|---|---|---|---|---|'];
+
+/** A run of the tabs phase alone (`--only`): its rows, under the same heading. */
+function tabsTable(results) {
+  const rows = DURABILITIES.flatMap((d) => tabsRows(results.metrics[d].tabs, d));
+  return [...heading(results.env), ...TABLE_HEAD, ...rows].join('\n');
+}
+
+function heading(env) {
+  return [
     `outbox-sync benchmark — ${env.date}, ${env.mode} run, commit ${env.commit}, ${env.samples} samples after ${env.warmup} warm-up round(s), interleaved round robin`,
     `Chromium: ${env.userAgent}; Node ${env.node}; ${env.cpus} CPUs; load average (1/5/15 min) ${env.loadavg.start.join(' / ')} at start, ${env.loadavg.end.join(' / ')} at end; server ${env.server}; ${env.seconds} s`,
     `Peers: ${Object.entries(env.peers).map(([k, v]) => `${k}@${v}`).join(', ')}`,
@@ -494,8 +509,6 @@ function table(results) {
       : []),
     '',
   ];
-  const bytes = size.breakdown ? ['', '### Where the wasm bytes go', '', breakdownMarkdown(size.breakdown)] : [];
-  return [...head, ...rows, ...diag, ...bytes].join('\n');
 }
 
 /** Smoke mode checks the runner, not the machine: every metric must exist and be a finite, positive number. */
@@ -518,22 +531,34 @@ function checkComplete(results) {
     need(`${d}.peers.drain.vsWorkbox`, m.peers.drain.vsWorkbox);
     need(`${d}.burst.outboxTransactionsPerOp`, m.burst.outboxTransactionsPerOp);
     for (const [label, x] of Object.entries(results.diagnostics[d])) need(`${d}.diagnostics.${label}.jsToWasmPerOp`, x.jsToWasmPerOp);
+    checkTabs(m.tabs, d, need);
   }
   need('size.total.brotli', results.size.total.brotli);
   return problems;
 }
 
+function checkPartial(results, d) {
+  const problems = [];
+  checkTabs(results.metrics[d].tabs, d, (path, x) => {
+    if (!(typeof x === 'number' && Number.isFinite(x) && x > 0)) problems.push(`${path} = ${x}`);
+  });
+  return problems;
+}
+
 const results = await main();
 if (!results) process.exit(0);
-const text = table(results);
+const text = results.partial ? tabsTable(results) : table(results);
 console.log(text);
 const outDir = cli.out ?? (cli.smoke ? mkdtempSync(join(tmpdir(), 'outbox-bench-smoke-')) : join(repoRoot, 'bench/results'));
 mkdirSync(outDir, { recursive: true });
-writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-writeFileSync(join(outDir, 'latest.md'), `# Benchmark results\n\n${text}\n`);
-log(`wrote ${join(outDir, 'latest.json')} and latest.md in ${Math.round((Date.now() - started) / 1000)} s`);
+// A partial run never replaces latest.* (the full table): it has a file of its own.
+const base = results.partial ? `${results.partial}-latest` : 'latest';
+const title = results.partial ? `Benchmark results: the ${results.partial} phase alone (a full run puts the same rows in latest.md)` : 'Benchmark results';
+writeFileSync(join(outDir, `${base}.json`), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(join(outDir, `${base}.md`), `# ${title}\n\n${text}\n`);
+log(`wrote ${join(outDir, `${base}.json`)} and ${base}.md in ${Math.round((Date.now() - started) / 1000)} s`);
 if (cli.smoke) {
-  const problems = checkComplete(results);
+  const problems = results.partial ? DURABILITIES.flatMap((d) => checkPartial(results, d)) : checkComplete(results);
   if (problems.length) {
     console.error(`bench smoke: missing or invalid metrics:\n  ${problems.join('\n  ')}`);
     process.exit(1);

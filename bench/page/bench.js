@@ -3,6 +3,8 @@
 // timing stops when the data is durable by the measured library's own promise (for raw IndexedDB: the
 // transaction's `complete` event), never when a request succeeds.
 import { Outbox, ready } from 'outbox-sync';
+// The multi-tab phase's page side (two tabs of one context), kept in its own module.
+import * as tabs from './tabs.js';
 
 const API = `${location.origin}/api`;
 const WASM_URL = new URL('./vendor/outbox-sync/wasm/outbox_sync_bg.wasm', location.href);
@@ -628,5 +630,6 @@ window.bench = {
   workboxDrain,
   countCrossings,
   ping,
+  ...tabs,
 };
 document.getElementById('state').textContent = 'ready';
