@@ -186,3 +186,85 @@ fn a_follower_holding_ops_asks_for_no_wake_up_in_the_past() {
     assert!(fx.iter().any(|f| matches!(f, Effect::PersistClock(_))));
     assert!(leader.next_wake().unwrap() > 3_600_000);
 }
+
+/// The "one user conflicts with themself across two tabs": tab B makes an op on the state the
+/// leader's op started from, and the leader's op is acked before B's op reaches it. Queued behind it in
+/// one tab, B's op would have moved to the version the ack produced; adopted after it, it must too, or
+/// our own write comes back as a 412.
+#[test]
+fn an_op_made_on_the_state_an_acked_op_started_from_follows_that_ack() {
+    let cfg = config(ConflictStrategy::Manual, true);
+    let v1 = || outbox_core::ConfirmedDoc {
+        collection: "todos".into(),
+        key: "a".into(),
+        version: Some("\"1\"".into()),
+        doc: json!({ "v": 1 }).into(),
+        deleted: false,
+    };
+    let mut leader = Engine::restore_with_docs(cfg.clone(), 1, vec![], vec![v1()], 0).unwrap();
+    let mut follower = Engine::restore_with_docs(cfg.clone(), 2, vec![], vec![v1()], 0).unwrap();
+    follower.set_passive(true);
+    let (_, fx) = enqueue(&mut leader, put("a", json!({ "v": "leader" })), 1);
+    let sent = only_send(&fx);
+    assert_eq!(sent.ops[0].base_version.as_deref(), Some("\"1\""));
+    // B saw the leader's op (seq 0) and made its own after it, on the same confirmed state.
+    follower.adopt(stored(&fx), 1).unwrap();
+    let (id, fx) = follower.enqueue(put("a", json!({ "v": "b" })), 2).unwrap();
+    let record = stored(&fx).pop().unwrap();
+    assert_eq!(record.base_version.as_deref(), Some("\"1\""));
+    reply(
+        &mut leader,
+        &sent,
+        Response::status(200).with_header("etag", "\"2\""),
+        3,
+    );
+
+    let fx = leader.adopt(vec![record], 4).unwrap();
+    let batch = only_send(&fx);
+    assert_eq!(batch.ops[0].id, id);
+    assert_eq!(
+        batch.ops[0].base_version.as_deref(),
+        Some("\"2\""),
+        "made on the state our own ack replaced: it follows the ack"
+    );
+    let mark = stored(&fx).into_iter().rfind(|r| r.id == id).unwrap();
+    assert_eq!(
+        mark.base_version.as_deref(),
+        Some("\"2\""),
+        "stored before it is sent"
+    );
+
+    // Someone else's change since (a newer confirmed version) is a real conflict: no follow then.
+    let mut leader = Engine::restore_with_docs(cfg.clone(), 3, vec![], vec![v1()], 0).unwrap();
+    let (_, fx) = enqueue(&mut leader, put("a", json!({ "v": "leader" })), 1);
+    reply(
+        &mut leader,
+        &only_send(&fx),
+        Response::status(200).with_header("etag", "\"2\""),
+        2,
+    );
+    let newer = outbox_core::ConfirmedDoc {
+        version: Some("\"7\"".into()),
+        ..v1()
+    };
+    leader.ingest(vec![newer], 3);
+    let mut other = tab_records_versioned(&cfg, "a");
+    other.seq = 5;
+    let fx = leader.adopt(vec![other], 4).unwrap();
+    assert_eq!(only_send(&fx).ops[0].base_version.as_deref(), Some("\"1\""));
+}
+
+/// One op made by a tab that knew version 1 of `todos/key`.
+fn tab_records_versioned(cfg: &outbox_core::Config, key: &str) -> OpRecord {
+    let doc = outbox_core::ConfirmedDoc {
+        collection: "todos".into(),
+        key: key.into(),
+        version: Some("\"1\"".into()),
+        doc: json!({ "v": 1 }).into(),
+        deleted: false,
+    };
+    let mut tab = Engine::restore_with_docs(cfg.clone(), 9, vec![], vec![doc], 0).unwrap();
+    tab.set_passive(true);
+    let (_, fx) = tab.enqueue(put(key, json!({ "v": "other" })), 0).unwrap();
+    stored(&fx).pop().unwrap()
+}

@@ -11,7 +11,31 @@
 //! Seqs are a Lamport clock: every engine hands out seqs above all it has seen, so an op made after
 //! another tab's op was adopted sorts after it.
 
+use std::collections::VecDeque;
+
 use super::*;
+
+/// How many entities' last acks an engine remembers for adoption: far more than can be acked in the
+/// moments a follower's op takes to reach the leader.
+const RECENT_ACKS: usize = 4096;
+
+/// The last ack of an entity: the state it was made on, and the state it produced.
+#[derive(Debug)]
+struct LastAck {
+    collection: Arc<str>,
+    key: Arc<str>,
+    order: (u64, OpId),
+    base_version: Option<String>,
+    create_only: bool,
+    result: Confirmed,
+}
+
+/// The last acks of recently acked entities, oldest first out.
+#[derive(Debug, Default)]
+pub(super) struct RecentAcks {
+    by_lane: FastMap<u64, LastAck>,
+    order: VecDeque<u64>,
+}
 
 impl Engine {
     /// A follower's engine (`true`) sends nothing, writes no clock marks and keeps the writes `restore`
@@ -51,6 +75,7 @@ impl Engine {
             record.collection = self.intern_collection(record.collection.to_string());
             let before = record.clone();
             self.read_stored(&mut record);
+            self.follow_earlier_ack(&mut record);
             if record != before && !self.passive {
                 fx.push(Effect::Persist(record.clone()));
             }
@@ -71,6 +96,56 @@ impl Engine {
         }
         self.finish(&mut fx);
         Ok(fx)
+    }
+
+    /// Remembers what an ack produced, for the adoption of ops made on the same state in other tabs.
+    pub(super) fn remember_ack(&mut self, acked: &OpRecord, result: &Confirmed) {
+        let hash = self.lanes.hash(&acked.collection, &acked.key);
+        let last = LastAck {
+            collection: acked.collection.clone(),
+            key: acked.key.clone(),
+            order: (acked.seq, acked.id),
+            base_version: acked.base_version.clone(),
+            create_only: acked.create_only,
+            result: result.clone(),
+        };
+        let acks = &mut self.recent_acks;
+        if acks.by_lane.insert(hash, last).is_none() {
+            acks.order.push_back(hash);
+            if acks.order.len() > RECENT_ACKS {
+                if let Some(old) = acks.order.pop_front() {
+                    acks.by_lane.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Another tab made `record` on the state an op of ours started from, and that op, which comes
+    /// before it in lane order, was acked before the record got here. In one tab the record would have
+    /// been queued behind it and moved to the state the ack produced (`follow_acked_version`); so it
+    /// moves now, or our own write would come back as a conflict with ourselves. Only while that ack is
+    /// still the entity's confirmed state: anything newer is someone else's change.
+    fn follow_earlier_ack(&self, record: &mut OpRecord) {
+        if !record.auto_base || record.attempts > 0 {
+            return;
+        }
+        let hash = self.lanes.hash(&record.collection, &record.key);
+        let Some(last) = self.recent_acks.by_lane.get(&hash) else {
+            return;
+        };
+        let same_state =
+            last.base_version == record.base_version && last.create_only == record.create_only;
+        let confirmed = self.view.confirmed(&record.collection, &record.key);
+        if (&*last.collection, &*last.key) != (&*record.collection, &*record.key)
+            || last.order >= (record.seq, record.id)
+            || !same_state
+            || confirmed.map(|c| &c.version) != Some(&last.result.version)
+        {
+            return;
+        }
+        let (base, create_only) = settling::precondition_on(&record.kind, Some(&last.result));
+        record.base_version = base;
+        record.create_only = create_only;
     }
 
     /// Puts a stored (durable) record into its lane at its `(seq, id)` place, behind a head that holds

@@ -294,18 +294,35 @@ impl Engine {
         let mut fx = Vec::new();
         self.advance(now, &mut fx);
         if online && !self.online {
-            let waiting: Vec<OpId> = self.waiting.values().copied().collect();
-            for id in waiting {
-                self.unslot(id);
-                let now = self.now;
-                let entry = self.ops.get_mut(&id).expect("waiting op exists");
-                entry.record.next_attempt_at = entry.record.not_before.filter(|t| *t > now);
-                self.schedule_if_head(id);
-            }
+            self.end_backoffs();
         }
         self.online = online;
         self.finish(&mut fx);
         fx
+    }
+
+    /// The platform says the network works again without this engine having seen it go (a service
+    /// worker's `sync` event): as coming online, backing-off ops are retried at once, except where the
+    /// server asked for a later time.
+    pub fn reconnected(&mut self, now: u64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.advance(now, &mut fx);
+        self.end_backoffs();
+        self.online = true;
+        self.finish(&mut fx);
+        fx
+    }
+
+    /// Ends every jittered backoff (a wait the server asked for stays).
+    fn end_backoffs(&mut self) {
+        let waiting: Vec<OpId> = self.waiting.values().copied().collect();
+        for id in waiting {
+            self.unslot(id);
+            let now = self.now;
+            let entry = self.ops.get_mut(&id).expect("waiting op exists");
+            entry.record.next_attempt_at = entry.record.not_before.filter(|t| *t > now);
+            self.schedule_if_head(id);
+        }
     }
 
     /// Documents from the server that did not come with an ack: a pull, or the app's own loading

@@ -171,6 +171,9 @@ pub struct Engine {
     clock_set_back: bool,
     /// The most ops the server takes in one push (`413 batch-too-large`), once it said.
     learned_max_ops: Option<usize>,
+    /// The last ack of each entity lately acked, for ops other tabs made on the same state that arrive
+    /// after it ([`Engine::adopt`]).
+    recent_acks: adopt::RecentAcks,
 }
 
 impl Engine {
@@ -219,6 +222,7 @@ impl Engine {
             clock_marked: 0,
             clock_set_back: false,
             learned_max_ops: None,
+            recent_acks: adopt::RecentAcks::default(),
         })
     }
 

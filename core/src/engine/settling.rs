@@ -106,6 +106,7 @@ impl Engine {
         };
         let version = confirmed.version.clone();
         self.follow_acked_version(&record, &confirmed, fx);
+        self.remember_ack(&record, &confirmed);
         fx.push(Effect::Delete(id));
         fx.push(Effect::Emit(Event::Acked {
             id,

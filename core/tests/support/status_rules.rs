@@ -43,7 +43,7 @@ pub fn check_status(
         return Err(format!("status counts {told:?}, the ops {counts:?}"));
     }
 
-    // Lanes in seq order, and what each head is doing.
+    // Lanes in the engine's order (see `OpRecord::holds_lane_head`), and what each head is doing.
     let mut lanes: HashMap<(&str, &str), Vec<&OpRecord>> = HashMap::new();
     for r in records {
         lanes.entry(r.entity()).or_default().push(r);
@@ -51,7 +51,7 @@ pub fn check_status(
     let (mut moving, mut halted, mut to_settle) = (false, false, 0);
     let mut backoffs = Vec::new();
     for lane in lanes.values_mut() {
-        lane.sort_by_key(|r| r.seq);
+        lane.sort_by_key(|r| (!r.holds_lane_head(), r.seq, r.id));
         let head = lane[0];
         if !lane[1..]
             .iter()
