@@ -73,6 +73,12 @@ export interface SyncStatusLabels {
   useMerged: SyncLabel;
   /** `{action}`, `{title}`: the accessible name of an op's button. */
   actionFor: SyncLabel;
+  /** The indicator's tooltip when this tab sends for every open tab (`status().role` is `leader`). */
+  roleLeader: SyncLabel;
+  /** … when another tab sends for this one (`follower`). */
+  roleFollower: SyncLabel;
+  /** … where tabs cannot coordinate (`uncoordinated`): each sends its own changes. */
+  roleUncoordinated: SyncLabel;
 }
 
 /** The English labels. */

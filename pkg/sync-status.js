@@ -151,6 +151,10 @@ export const SYNC_STATUS_LABELS = Object.freeze({
   useMerged: 'Use merged',
   /** The accessible name of an op's button: the action and the op's title. */
   actionFor: '{action} {title}',
+  /** The indicator's tooltip: which open tab of the app sends (see `status().role`). */
+  roleLeader: 'This tab sends changes for every open tab',
+  roleFollower: 'Another open tab sends changes for this one',
+  roleUncoordinated: 'This tab sends its own changes',
 });
 
 /** Fills `{name}` placeholders of a label (or calls it, when it is a function). */
@@ -432,6 +436,12 @@ export class SyncStatusElement extends Base {
     const L = this.#labels;
     const state = syncStatusState(status);
     if (this.getAttribute('state') !== state) this.setAttribute('state', state);
+    // Which tab sends: an attribute to style by (`tab-role="follower"`), and the indicator's tooltip.
+    const role = status.role ?? 'uncoordinated';
+    if (this.getAttribute('tab-role') !== role) this.setAttribute('tab-role', role);
+    const tooltip = formatLabel({ leader: L.roleLeader, follower: L.roleFollower }[role] ?? L.roleUncoordinated);
+    const indicator = this.#root.querySelector("[part~='indicator']");
+    if (indicator.title !== tooltip) indicator.title = tooltip;
     const text = describeSyncStatus(status, this.#formatTime, L);
     if (this.#label.textContent !== text) this.#label.textContent = text;
     // The live region speaks when the state or the number of failures changes, not on every count of a

@@ -491,6 +491,12 @@ export interface SyncStatus {
    * `null` when nothing is left to settle. `total - current` ops are still pending or in flight.
    */
   progress: { current: number; total: number } | null;
+  /**
+   * This context's part among the tabs (and workers) that opened the outbox: `leader` sends and pulls for
+   * all of them; a `follower` enqueues and shows the leader's status; `uncoordinated` where Web Locks or
+   * BroadcastChannel are missing: every context sends on its own (idempotency keeps each op's effect single).
+   */
+  role: "leader" | "follower" | "uncoordinated";
 }
 
 /** The events about one op of collection `C`, whose documents are `T`. */
@@ -570,4 +576,6 @@ export type SyncErrorCode =
   | "CLOSED"
   | "PULL_FAILED"
   | "REENTRANT"
+  | "ALREADY_OPEN"
+  | "SYNC_INCOMPLETE"
   | "INTERNAL";

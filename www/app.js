@@ -77,6 +77,18 @@ function attach() {
   };
   outbox.subscribe(showFailed);
   showFailed(outbox.status());
+  // Open the demo in two tabs: one of them sends for both, and each says which it is.
+  const TAB_ROLES = {
+    leader: 'This tab sends for every open tab',
+    follower: 'Another tab is sending',
+    uncoordinated: 'This tab sends its own changes',
+  };
+  const showRole = (status) => {
+    $('tab-role').textContent = TAB_ROLES[status.role] ?? '';
+    $('tab-role').dataset.role = status.role;
+  };
+  outbox.subscribe(showRole);
+  showRole(outbox.status());
   // The view tells about every change of a note; failures and conflicts change the badges too.
   outbox.watch(COLLECTION, scheduleRender);
   for (const type of ['failed', 'conflict', 'discarded', 'retry_scheduled']) outbox.on(type, scheduleRender);

@@ -52,6 +52,8 @@ test('npm pack ships only what users need', () => {
     'wasm/snippets/<hash>/src/js/sync-error.js',
     'wasm/snippets/<hash>/src/js/validate.js',
     'wasm/sync-error.js',
+    'worker.d.ts',
+    'worker.js',
   ]);
   // The tarball is the wasm module plus a little JS; anything much bigger means something leaked in.
   assert.ok(pack.size < 600_000, `tarball is ${pack.size} bytes`);
