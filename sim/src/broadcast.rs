@@ -1,55 +1,101 @@
-//! What tabs tell each other (BroadcastChannel), and what they do about it.
+//! What tabs tell each other (BroadcastChannel), and what they do about it, as `pkg/tabs.js` and
+//! `src/runtime/tabs.rs` do.
 //!
-//! After every group commit that stored new ops, the committing tab posts `Ops(ids)` to every other
-//! open tab; after every group commit of the leader it also posts `Changed`. Messages between two live
-//! tabs arrive in order, after a small delay, and are never lost; a tab that dies between a commit and
-//! its post never posts. A follower rebuilds its passive mirror from the store once its own queue is
-//! idle, coalescing the messages of one delay window.
+//! After **every** successful group commit the committing tab posts `commit { records, changed }`:
+//! `records` are the op records the group stored for the first time (its enqueues, `Committed::stored`),
+//! exactly as stored; `changed` says the group wrote anything else (a put of an op already stored, a
+//! delete, a document): a group of clock marks alone is neither. Messages between two live tabs arrive
+//! in order after 1–20 ms and are never lost; a tab can die between its commit and its post.
 //!
-//! The leader, on `Ops`, adopts **every** stored op it does not know, not only the ones named: an op
-//! is made after the ops its tab showed, which were committed before it, but their own `Ops` may
-//! never come (their tab died between commit and post) or come later (messages from two tabs are not
-//! ordered). Adopting only the named ones sent an op before one it was made after (seed 17, 5 tabs).
-//! As a safety net the leader also scans the store every few seconds, which catches an op whose tab
-//! died before posting when nobody else commits.
+//! - Every tab adopts `records` at once (a follower shows other tabs' enqueues without reading the
+//!   store).
+//! - The leader, on every commit message, also reads every stored op id and adopts each stored op it
+//!   does not know (reading those records), leaving out ops it deleted in the last 10 minutes of its
+//!   engine time. An op is made after the ops its tab showed, which were committed before it, but their
+//!   own message may never come (their tab died between commit and post) or come later (messages from
+//!   two tabs are not ordered): adopting only the named ones sent an op before one it was made after
+//!   (seed 17, 5 tabs). Every 2 s it makes the same call with no records (its safety net for a tab that
+//!   died before posting, when nobody else commits).
+//! - The leader posts its status after each change; a follower keeps the last one (promotion applies
+//!   its pause). A follower that opens says `hello`, and the leader posts its status.
 //!
-//! Every read of the store is a snapshot taken when it begins and handed over after a latency, as an
-//! IndexedDB read transaction is: what the reader did meanwhile decides what of it still holds.
+//! Messages and the work they start are handled one at a time per tab, in order (`serially` in
+//! `tabs.js`): see [`crate::rebuild`].
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
-use outbox_core::{Engine, OpId, Stored};
+use outbox_core::{OpId, OpRecord, Stored, SyncState, Write};
 
 use crate::lock::Role;
-use crate::profile::{UNVERSIONED, VERSIONED};
-use crate::store::version;
+use crate::rebuild::{Answer, Task};
 use crate::world::{Ev, World};
 
 /// The longest a message takes between two tabs, ms.
 pub const MESSAGE_DELAY_MS: u64 = 20;
 
-/// A follower coalesces the messages of one delay window into one rebuild.
-const REFRESH_DEBOUNCE_MS: u64 = MESSAGE_DELAY_MS;
+/// How often the leader scans the whole store for ops nobody told it of, ms (`SCAN_INTERVAL_MS`).
+const SCAN_INTERVAL_MS: u64 = 2_000;
 
-/// How often the leader scans the whole store for ops nobody told it of, ms.
-const SCAN_INTERVAL_MS: u64 = 3_000;
+/// How long a tab remembers the ops it deleted, engine ms (`DELETED_MEMORY_MS`).
+const DELETED_MEMORY_MS: u64 = 10 * 60_000;
 
 #[derive(Clone, Debug)]
 pub enum Msg {
-    /// These ops were just committed.
-    Ops(Vec<OpId>),
-    /// The leader committed: the store changed.
-    Changed,
+    /// A group commit of the sender: the records it stored for the first time, and whether it wrote
+    /// anything else.
+    Commit {
+        records: Vec<OpRecord>,
+        changed: bool,
+    },
+    /// The leader's status: only whether it says `paused` matters here.
+    Status { paused: bool },
+    /// A follower opened and asks for the leader's status.
+    Hello,
+    /// The leader's answer to a command this tab forwarded.
+    Reply(Answer),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReadPurpose {
-    /// A follower's rebuild of its passive mirror.
-    Mirror,
-    /// The new leader's rebuild as an active engine.
-    Promotion,
-    /// The leader's read of ops to adopt: those a message named, or (`scan`) every stored op.
-    Adopt { scan: bool },
+/// The multi-tab state of one tab (what `tabs.js` and `Tabs` in `src/runtime/tabs.rs` hold).
+#[derive(Debug, Default)]
+pub struct TabSync {
+    /// `serially`: the tab's messages and the work they start, one at a time, in order.
+    pub tasks: VecDeque<Task>,
+    pub task_running: bool,
+    /// Ops this tab deleted, with when (engine time): kept 10 minutes.
+    pub deleted: VecDeque<(u64, OpId)>,
+    pub deleted_ids: HashSet<OpId>,
+    /// A rebuild was asked for while this tab's own writes were on their way (`refresh_wanted`).
+    pub refresh_wanted: bool,
+    /// The throttled refresh's timer is set (`refreshTimer`)...
+    pub refresh_timer: bool,
+    /// ...spaced by the last refresh's duration, ms (`lastRefreshMs`).
+    pub last_refresh_ms: u64,
+    /// Reads of the store for a rebuild on their way.
+    pub rebuild_reads: u32,
+    /// When this tab's latest read ends: a tab's reads end in the order they began.
+    pub last_read_end: u64,
+    /// A rebuild that waits for the tab's own writes to be idle (as specified; see
+    /// [`World::runtime_gaps`]).
+    pub waiting_rebuild: Option<crate::rebuild::Rebuild>,
+    /// The promotion set the runtime's role to leader (before its rebuild).
+    pub promote_role_set: bool,
+    /// Polls of the promotion waiting for the tab's own writes to be idle.
+    pub promote_polls: u32,
+    /// Whether the last status the follower heard from the leader said `paused`.
+    pub leader_paused: Option<bool>,
+    /// The leader: whether the last status it posted said `paused`.
+    pub posted_paused: Option<bool>,
+    /// The last group this tab's writes joined, and how many engine calls wrote.
+    pub last_group: u64,
+    pub writing_calls: u64,
+    /// The leader's answer to a forwarded command, waiting for this group to be durable.
+    pub answering: Option<(u64, Answer)>,
+    /// When the leader's scans started (they run on a grid of times from it).
+    pub scan_origin: u64,
+    /// The store's commit count at the last scan.
+    pub scanned_commits: Option<u64>,
+    /// The scan timer sleeps until the store changes.
+    pub scan_asleep: bool,
 }
 
 /// A read of the store on its way.
@@ -62,56 +108,53 @@ pub struct StoreRead {
     /// The tab's enqueue count when the read began: one made during the read went into the old
     /// engine, and the snapshot may lack it.
     pub enqueues_at_start: u64,
-    /// Ops the leader deleted while the read ran, or whose delete was not committed when it began:
-    /// the snapshot may still hold them, and adopting them would bring back an op already settled.
-    pub excluded: HashSet<OpId>,
+}
+
+pub enum ReadPurpose {
+    /// A rebuild of the engine (see [`crate::rebuild`]).
+    Rebuild(crate::rebuild::Rebuild),
+    /// The leader's read of the stored ops it does not know; `records` came in the message (none:
+    /// the scan).
+    Adopt { records: Vec<OpRecord> },
 }
 
 impl World {
-    /// After a commit of `tab`: its deletes are durable now, the leader's scan has something to look
-    /// at, and the tab posts what it stored — unless it dies first.
-    pub fn after_commit(&mut self, tab: usize, stored: &[OpId], deleted: &[OpId]) {
+    /// After a successful commit of `tab`'s `writes`: the tab posts the records it stored for the
+    /// first time and whether it changed anything else — unless it dies first.
+    pub fn after_commit(&mut self, tab: usize, stored: &[OpId], writes: &[Write]) {
         if !self.multi() {
             return;
         }
-        for id in deleted {
-            self.tabs[tab].deletes_in_commit.remove(id);
-        }
         self.wake_scan();
-        let changed = self.tabs[tab].role == Role::Leader;
-        if stored.is_empty() && !changed {
-            return;
-        }
+        let new: HashSet<&OpId> = stored.iter().collect();
+        let changed = writes.iter().any(|w| match w {
+            Write::PutOp(record) => !new.contains(&record.id),
+            Write::PutMeta { .. } => false,
+            Write::DeleteOp(_) | Write::PutDoc(_) => true,
+        });
+        // Exactly as stored: parsed back from the stored text.
+        let records = stored
+            .iter()
+            .filter_map(|id| self.store.record(id))
+            .collect();
         // Crash point: the commit is durable, its message never leaves.
         self.crash_point(tab);
         let epoch = self.tabs[tab].epoch;
         self.in_transit += 1;
-        self.at(
-            0,
-            Ev::Post {
-                tab,
-                epoch,
-                ops: stored.to_vec(),
-                changed,
-            },
-        );
+        let msg = Msg::Commit { records, changed };
+        self.at(0, Ev::Post { tab, epoch, msg });
     }
 
-    pub fn post(&mut self, from: usize, ops: Vec<OpId>, changed: bool) {
+    /// `tab` posts `msg` to every other open tab.
+    pub fn post(&mut self, from: usize, msg: Msg) {
         for to in 0..self.tabs.len() {
-            if to == from || !self.tabs[to].alive {
-                continue;
-            }
-            if !ops.is_empty() {
-                self.send_message(from, to, Msg::Ops(ops.clone()));
-            }
-            if changed {
-                self.send_message(from, to, Msg::Changed);
+            if to != from && self.tabs[to].alive {
+                self.send_message(from, to, msg.clone());
             }
         }
     }
 
-    fn send_message(&mut self, from: usize, to: usize, msg: Msg) {
+    pub fn send_message(&mut self, from: usize, to: usize, msg: Msg) {
         self.stats.messages += 1;
         let earliest = self.time + self.rng.u64(1..MESSAGE_DELAY_MS);
         let at = earliest.max(self.channels.get(&(from, to)).copied().unwrap_or(0));
@@ -121,100 +164,154 @@ impl World {
         self.at(at - self.time, Ev::Message { to, epoch, msg });
     }
 
+    /// `tabs.js`'s `onMessage`. A promoting tab still handles messages as a follower.
     pub fn on_message(&mut self, to: usize, msg: Msg) -> Result<(), String> {
-        match (self.tabs[to].role, msg) {
-            (Role::Leader, Msg::Ops(_)) => self.start_adopt_read(to, false),
-            (Role::Promoting, Msg::Ops(_)) => self.tabs[to].heard_while_promoting = true,
-            (Role::Follower, _) if !self.tabs[to].refresh_scheduled => {
-                self.tabs[to].refresh_scheduled = true;
-                let epoch = self.tabs[to].epoch;
-                self.at(REFRESH_DEBOUNCE_MS, Ev::Refresh { tab: to, epoch });
+        let leader = self.tabs[to].role == Role::Leader;
+        match msg {
+            Msg::Commit { records, .. } if leader => self.queue_task(to, Task::Adopt(records)),
+            Msg::Commit { records, changed } => {
+                if !records.is_empty() {
+                    self.queue_task(to, Task::Adopt(records))?;
+                }
+                if changed {
+                    self.schedule_refresh(to);
+                }
+                Ok(())
             }
-            _ => {}
+            Msg::Hello if leader => {
+                self.post_status(to, true);
+                Ok(())
+            }
+            Msg::Status { paused } if !leader => {
+                self.tabs[to].sync.leader_paused = Some(paused);
+                Ok(())
+            }
+            Msg::Reply(answer) if !leader => self.queue_task(to, Task::Reply(answer)),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
-    /// A follower's debounced refresh: rebuild the mirror once the queue is idle.
-    pub fn refresh(&mut self, tab: usize) -> Result<(), String> {
-        self.tabs[tab].refresh_scheduled = false;
-        if self.tabs[tab].role == Role::Follower {
-            self.tabs[tab].rebuild_wanted = true;
-            self.rebuild_when_idle(tab);
-        }
-        Ok(())
-    }
-
-    /// Starts the read for a wanted rebuild if the tab's own queue is idle: no group committing and
-    /// none pending, so every enqueue it resolved is in what it reads.
-    pub fn rebuild_when_idle(&mut self, tab: usize) {
-        let t = &self.tabs[tab];
-        if !t.rebuild_wanted
-            || t.rebuild_reading
-            || t.commit_active
-            || !t.queue.is_idle()
-            || t.role == Role::Leader
-        {
+    /// The leader posts its status when whether it says `paused` changed (or always, `force`).
+    pub fn post_status(&mut self, tab: usize, force: bool) {
+        if !self.multi() || self.tabs[tab].role != Role::Leader {
             return;
         }
-        let purpose = if t.role == Role::Promoting {
-            ReadPurpose::Promotion
-        } else {
-            ReadPurpose::Mirror
+        let Some(engine) = self.tabs[tab].engine.as_ref() else {
+            return;
         };
-        let enqueues_at_start = t.enqueues;
-        self.tabs[tab].rebuild_wanted = false;
-        self.tabs[tab].rebuild_reading = true;
-        let (stored, cursor) = self.store.load();
-        self.begin_read(StoreRead {
-            tab,
-            epoch: self.tabs[tab].epoch,
-            purpose,
-            stored,
-            cursor,
-            enqueues_at_start,
-            excluded: HashSet::new(),
-        });
+        let paused = engine.status().state == SyncState::Paused;
+        if force || self.tabs[tab].sync.posted_paused != Some(paused) {
+            self.tabs[tab].sync.posted_paused = Some(paused);
+            self.post(tab, Msg::Status { paused });
+        }
     }
 
-    /// The leader reads the stored ops it does not know, to adopt them (after a message, or by its
-    /// timer: `scan`). Ops it knows when the read begins are left out of the snapshot: adopting them
-    /// would be a no-op, or (if deleted meanwhile) they are excluded anyway.
-    pub fn start_adopt_read(&mut self, tab: usize, scan: bool) {
-        let excluded = self.tabs[tab].deletes_in_commit.clone();
-        let engine = self.tabs[tab].engine.as_ref().expect("alive");
+    /// The runtime's role for `tab_adopt` and `tab_refresh`: a promoting tab is a follower until its
+    /// promotion sets it, before the rebuild.
+    pub fn runtime_leads(&self, tab: usize) -> bool {
+        let t = &self.tabs[tab];
+        t.role == Role::Leader || (t.role == Role::Promoting && t.sync.promote_role_set)
+    }
+
+    /// `tab_adopt(records)`, a task: a follower adopts the records at once; the leader reads the store
+    /// first, for every other op it does not know. Ends the task unless a read is on its way.
+    pub fn adopt_task(&mut self, tab: usize, records: Vec<OpRecord>) -> Result<bool, String> {
+        if !self.runtime_leads(tab) {
+            if !records.is_empty() {
+                self.adopt(tab, records, false)?;
+                self.check_mirror(tab)?;
+            }
+            return Ok(true);
+        }
+        self.forget_old_deletes(tab);
+        let t = &self.tabs[tab];
+        let engine = t.engine.as_ref().expect("alive");
+        let named: HashSet<OpId> = records.iter().map(|r| r.id).collect();
         let unknown: Vec<OpId> = self
             .store
             .op_ids()
-            .filter(|id| engine.op(**id).is_none() && !excluded.contains(id))
+            .filter(|id| {
+                engine.op(**id).is_none() && !t.sync.deleted_ids.contains(id) && !named.contains(id)
+            })
             .copied()
             .collect();
-        let records = unknown
+        let mut stored = Stored::default();
+        stored.records = unknown
             .iter()
             .filter_map(|id| self.store.record(id))
             .collect();
-        self.begin_read(StoreRead {
-            tab,
-            epoch: self.tabs[tab].epoch,
-            purpose: ReadPurpose::Adopt { scan },
-            stored: Stored {
-                records,
-                ..Stored::default()
+        self.begin_read(
+            StoreRead {
+                tab,
+                epoch: t.epoch,
+                purpose: ReadPurpose::Adopt { records },
+                stored,
+                cursor: None,
+                enqueues_at_start: 0,
             },
-            cursor: None,
-            enqueues_at_start: 0,
-            excluded,
-        });
+            0,
+        );
+        Ok(false)
     }
 
-    fn begin_read(&mut self, read: StoreRead) {
+    /// The leader's read for adoption ended: what it knows or deleted meanwhile is left out.
+    pub fn adopt_read_done(
+        &mut self,
+        tab: usize,
+        named: Vec<OpRecord>,
+        stored: Stored,
+    ) -> Result<(), String> {
+        if !self.runtime_leads(tab) {
+            return Ok(());
+        }
+        let named_ids: HashSet<OpId> = named.iter().map(|r| r.id).collect();
+        let records: Vec<OpRecord> = named.into_iter().chain(stored.records).collect();
+        let adopted = self.adopt(tab, records, true)?;
+        self.stats.adopted_by_scan +=
+            adopted.iter().filter(|id| !named_ids.contains(id)).count() as u64;
+        Ok(())
+    }
+
+    /// Adopts the records the tab does not know and did not delete; returns their ids.
+    fn adopt(
+        &mut self,
+        tab: usize,
+        records: Vec<OpRecord>,
+        leader: bool,
+    ) -> Result<Vec<OpId>, String> {
+        let t = &self.tabs[tab];
+        let engine = t.engine.as_ref().expect("alive");
+        let records: Vec<OpRecord> = records
+            .into_iter()
+            .filter(|r| engine.op(r.id).is_none() && !t.sync.deleted_ids.contains(&r.id))
+            .collect();
+        let ids: Vec<OpId> = records.iter().map(|r| r.id).collect();
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        if leader {
+            self.stats.adopted += ids.len() as u64;
+        }
+        let now = self.now(tab);
+        let fx = self.tabs[tab]
+            .engine()
+            .adopt(records, now)
+            .map_err(|e| format!("adopt failed: {e}"))?;
+        self.run(tab, fx)?;
+        Ok(ids)
+    }
+
+    /// Starts a read of the store; it ends after an IndexedDB transaction's latency plus `extra` ms,
+    /// and after every earlier read of the same tab.
+    pub fn begin_read(&mut self, read: StoreRead, extra: u64) {
         let (tab, epoch) = (read.tab, read.epoch);
         let id = self.next_read;
         self.next_read += 1;
         self.reads.insert(id, read);
-        let latency = self.rng.u64(1..8);
+        let end = (self.time + self.rng.u64(1..8) + extra).max(self.tabs[tab].sync.last_read_end);
+        self.tabs[tab].sync.last_read_end = end;
         self.at(
-            latency,
+            end - self.time,
             Ev::ReadDone {
                 tab,
                 epoch,
@@ -223,120 +320,60 @@ impl World {
         );
     }
 
-    /// The leader's engine deleted these ops: no read still running may bring them back.
+    pub fn read_done(&mut self, tab: usize, read: StoreRead) -> Result<(), String> {
+        match read.purpose {
+            ReadPurpose::Rebuild(rebuild) => self.rebuild_read_done(
+                tab,
+                rebuild,
+                read.stored,
+                read.cursor,
+                read.enqueues_at_start,
+            ),
+            ReadPurpose::Adopt { records } => {
+                self.adopt_read_done(tab, records, read.stored)?;
+                self.task_done(tab)
+            }
+        }
+    }
+
+    /// The tab's engine is about to delete these ops: it remembers them for 10 minutes, so no read
+    /// of a store that may still hold them brings them back.
     pub fn note_deletes(&mut self, tab: usize, ids: &[OpId]) {
         if ids.is_empty() || !self.multi() {
             return;
         }
-        self.tabs[tab].deletes_in_commit.extend(ids.iter().copied());
-        for read in self.reads.values_mut() {
-            if read.tab == tab && matches!(read.purpose, ReadPurpose::Adopt { .. }) {
-                read.excluded.extend(ids.iter().copied());
-            }
-        }
-    }
-
-    pub fn read_done(&mut self, tab: usize, read: StoreRead) -> Result<(), String> {
-        match read.purpose {
-            ReadPurpose::Mirror | ReadPurpose::Promotion => {
-                let t = &mut self.tabs[tab];
-                t.rebuild_reading = false;
-                let role = if read.purpose == ReadPurpose::Promotion {
-                    Role::Promoting
-                } else {
-                    Role::Follower
-                };
-                if t.role != role || t.enqueues != read.enqueues_at_start {
-                    // Granted the lock meanwhile, or an enqueue of its own went into the old engine
-                    // during the read: read again once the queue is idle.
-                    t.rebuild_wanted = t.role != Role::Leader;
-                    self.rebuild_when_idle(tab);
-                    return Ok(());
-                }
-                self.rebuild(tab, read)
-            }
-            ReadPurpose::Adopt { scan } => {
-                if self.tabs[tab].role != Role::Leader {
-                    return Ok(());
-                }
-                let records: Vec<_> = read
-                    .stored
-                    .records
-                    .into_iter()
-                    .filter(|r| !read.excluded.contains(&r.id))
-                    .collect();
-                let engine = self.tabs[tab].engine();
-                let new = records.iter().filter(|r| engine.op(r.id).is_none()).count() as u64;
-                self.stats.adopted += new;
-                if scan {
-                    self.stats.adopted_by_scan += new;
-                }
-                let now = self.now(tab);
-                let fx = self.tabs[tab]
-                    .engine()
-                    .adopt(records, now)
-                    .map_err(|e| format!("adopt failed: {e}"))?;
-                self.run(tab, fx)
-            }
-        }
-    }
-
-    /// Rebuilds the tab's engine from a snapshot: a passive mirror, or (promotion) the leader's
-    /// active engine, exactly as a restore at open.
-    fn rebuild(&mut self, tab: usize, read: StoreRead) -> Result<(), String> {
-        let active = read.purpose == ReadPurpose::Promotion;
         let now = self.now(tab);
-        let seed = self.rng.u64(..);
-        let seen = read
-            .stored
-            .docs
-            .iter()
-            .map(|d| ((d.collection.clone(), d.key.clone()), version(d)))
-            .collect();
-        let mut engine = Engine::restore_from(self.profile.config.clone(), seed, read.stored, now)
-            .map_err(|e| format!("restore failed: {e}"))?;
-        engine.set_passive(!active);
-        self.stats.rebuilds += 1;
-        let t = &mut self.tabs[tab];
-        t.engine = Some(engine);
-        t.cursor = read.cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
-        t.seen = seen;
-        // The old engine's timer is dropped with it.
-        t.wake_generation += 1;
-        if active {
-            t.role = Role::Leader;
-            self.note(format!("tab {tab} leads"));
-            // Crash point: the new leader dies after its read, before anything it decided is stored.
-            self.crash_point(tab);
+        let sync = &mut self.tabs[tab].sync;
+        for id in ids {
+            sync.deleted.push_back((now, *id));
+            sync.deleted_ids.insert(*id);
         }
-        self.check_confirmed(tab)?;
-        if !self.tabs[tab].online {
-            let fx = self.tabs[tab].engine().set_online(false, now);
-            self.run(tab, fx)?;
-        }
-        let fx = self.tabs[tab].engine().drain(now);
-        self.run(tab, fx)?;
-        if active {
-            if std::mem::take(&mut self.tabs[tab].heard_while_promoting) {
-                self.start_adopt_read(tab, false);
+        self.forget_old_deletes(tab);
+    }
+
+    fn forget_old_deletes(&mut self, tab: usize) {
+        let now = self.now(tab);
+        let sync = &mut self.tabs[tab].sync;
+        while let Some((at, id)) = sync.deleted.front().copied() {
+            if now.saturating_sub(at) < DELETED_MEMORY_MS {
+                break;
             }
-            self.start_scans(tab);
-            self.run_orphaned_commands(tab)
-        } else {
-            self.check_mirror(tab)
+            sync.deleted.pop_front();
+            sync.deleted_ids.remove(&id);
         }
     }
 
-    /// The leader's safety net: every few seconds it scans the store and adopts what nobody told it
-    /// of (a follower that died between its commit and its post). A scan of a store unchanged since
-    /// the last one finds nothing, so the timer sleeps until the next commit and wakes on the same
-    /// grid of times (this keeps hours of idle time cheap; what is scanned and when is unchanged).
+    /// The leader's safety net: every 2 s it scans the store and adopts what nobody told it of. A
+    /// scan of a store unchanged since the last one finds nothing, so the timer sleeps until the next
+    /// commit and wakes on the same grid of times (this keeps hours of idle time cheap; what is
+    /// scanned and when is unchanged).
     pub fn start_scans(&mut self, tab: usize) {
-        let t = &mut self.tabs[tab];
-        t.scan_origin = self.time;
-        t.scanned_commits = None;
-        t.scan_asleep = false;
-        let epoch = t.epoch;
+        let now = self.time;
+        let sync = &mut self.tabs[tab].sync;
+        sync.scan_origin = now;
+        sync.scanned_commits = None;
+        sync.scan_asleep = false;
+        let epoch = self.tabs[tab].epoch;
         self.at(SCAN_INTERVAL_MS, Ev::Scan { tab, epoch });
     }
 
@@ -345,107 +382,32 @@ impl World {
             return Ok(());
         }
         let commits = self.store.commits;
-        if self.tabs[tab].scanned_commits == Some(commits) {
-            self.tabs[tab].scan_asleep = true;
+        let sync = &mut self.tabs[tab].sync;
+        if sync.scanned_commits == Some(commits) {
+            sync.scan_asleep = true;
             return Ok(());
         }
-        self.tabs[tab].scanned_commits = Some(commits);
-        self.start_adopt_read(tab, true);
+        sync.scanned_commits = Some(commits);
         let epoch = self.tabs[tab].epoch;
         self.at(SCAN_INTERVAL_MS, Ev::Scan { tab, epoch });
-        Ok(())
+        self.queue_task(tab, Task::Adopt(Vec::new()))
     }
 
     fn wake_scan(&mut self) {
         let Some(leader) = self.leader() else {
             return;
         };
+        let now = self.time;
         let t = &mut self.tabs[leader];
-        if !t.scan_asleep {
+        if !t.sync.scan_asleep {
             return;
         }
-        t.scan_asleep = false;
-        let since = self.time - t.scan_origin;
+        t.sync.scan_asleep = false;
+        let since = now - t.sync.scan_origin;
         let epoch = t.epoch;
         self.at(
             SCAN_INTERVAL_MS - since % SCAN_INTERVAL_MS,
             Ev::Scan { tab: leader, epoch },
         );
-    }
-
-    /// Nothing of the protocol is under way: no message, post, read, refresh or promotion, every
-    /// queue idle, and a leader.
-    pub fn calm(&self) -> bool {
-        self.in_transit == 0
-            && self.orphaned_commands.is_empty()
-            && self.leader().is_some()
-            && self.reads.values().all(|r| !self.alive(r.tab, r.epoch))
-            && self.tabs.iter().all(|t| {
-                !t.alive
-                    || (t.queue.is_idle()
-                        && !t.commit_active
-                        && t.unconfirmed.is_empty()
-                        && !t.refresh_scheduled
-                        && !t.rebuild_wanted
-                        && !t.rebuild_reading
-                        && !t.heard_while_promoting
-                        && t.role != Role::Promoting)
-            })
-    }
-
-    /// A follower's mirror, rebuilt while all is calm, shows what the leader shows: the same view of
-    /// every entity, from the same ops in the same lane order.
-    pub fn check_mirror(&self, tab: usize) -> Result<(), String> {
-        let Some(leader) = self.leader() else {
-            return Ok(());
-        };
-        if tab == leader || !self.tabs[tab].alive || !self.calm() {
-            return Ok(());
-        }
-        let (lead, mirror) = (
-            self.tabs[leader].engine.as_ref().expect("alive"),
-            self.tabs[tab].engine.as_ref().expect("alive"),
-        );
-        // An op whose tab died before posting it waits for the leader's scan: not settled yet.
-        if self.store.op_ids().any(|id| lead.op(*id).is_none()) {
-            return Ok(());
-        }
-        for collection in [VERSIONED, UNVERSIONED] {
-            for k in 0..self.profile.keys {
-                let key = format!("k{k}");
-                let item = |e: &Engine| {
-                    let lane: Vec<OpId> =
-                        e.ops_for(collection, &key).iter().map(|r| r.id).collect();
-                    let view = e
-                        .view_item(collection, &key)
-                        .map(|i| (i.value.cloned(), i.version.map(str::to_owned), i.pending));
-                    (view, lane)
-                };
-                let (want, got) = (item(lead), item(mirror));
-                if want != got {
-                    let only = |a: &[OpId], b: &[OpId]| -> Vec<OpId> {
-                        a.iter()
-                            .filter(|id| !b.contains(id))
-                            .take(5)
-                            .copied()
-                            .collect()
-                    };
-                    let first_difference = want.1.iter().zip(&got.1).position(|(a, b)| a != b);
-                    return Err(format!(
-                        "tab {tab} mirrors {collection}/{key} unlike the leader (tab {leader}): view \
-                         {:?} / leader's {:?}; lanes of {} / {} ops, first differing at {:?}; only \
-                         the mirror has {:?}, only the leader {:?}",
-                        got.0,
-                        want.0,
-                        got.1.len(),
-                        want.1.len(),
-                        first_difference,
-                        only(&got.1, &want.1),
-                        only(&want.1, &got.1),
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 }

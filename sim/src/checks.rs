@@ -53,7 +53,7 @@ impl World {
 
     /// A conflict needs another writer: a foreign client, or an op of ours that was applied without
     /// being acked (discarded, or of unknown outcome). A conflict with nobody is a false one (a
-    /// precondition naming a tombstone's version, say).
+    /// precondition naming a tombstone's version, say), and so is one with our own tabs' acks.
     pub fn check_conflict_has_a_cause(&mut self, id: &OpId) -> Result<(), String> {
         let entity = &self.oracle.ops[id].entity;
         let foreign = self.server.foreign.get(entity).copied().unwrap_or(0);
@@ -63,21 +63,31 @@ impl World {
             || self.oracle.lanes[entity].iter().any(|other| {
                 self.server.ledger.contains_key(other) && self.oracle.ops[other].fate != Fate::Acked
             });
-        // With several tabs, an op made on the base its tab confirmed, behind an op of ours that the
-        // leader acked before adopting it, still names that base: the ack could not rewrite its
-        // precondition as it does for an op already in its lane. Counted, not yet fixed: the leader
-        // cannot tell this version of ours from a foreign one after a promotion (see README).
-        let acked_ours = self.multi()
-            && self.oracle.lanes[entity].iter().any(|other| {
-                other != id
-                    && self.server.ledger.contains_key(other)
-                    && self.oracle.ops[other].fate == Fate::Acked
-            });
-        if foreign == 0 && !ours && acked_ours {
-            self.stats.conflicts_with_own_tabs += 1;
-            return Ok(());
-        }
         if foreign == 0 && !ours {
+            // With several tabs, an op made on the state its tab confirmed, behind an op of ours that
+            // the leader acked before adopting it, must follow that ack (`follow_earlier_ack`): a 412
+            // from our own write is a conflict of our tabs with each other.
+            let acked_ours: Vec<OpId> = self.oracle.lanes[entity]
+                .iter()
+                .filter(|other| {
+                    *other != id
+                        && self.server.ledger.contains_key(*other)
+                        && self.oracle.ops[*other].fate == Fate::Acked
+                })
+                .copied()
+                .collect();
+            if self.multi() && !acked_ours.is_empty() {
+                if self.count_own_conflicts {
+                    self.stats.own_tab_conflicts += 1;
+                    return Ok(());
+                }
+                return Err(format!(
+                    "op {id} (tab {}) met a conflict on {entity:?}, whose only cause is our own \
+                     tabs' earlier acks of {:?}",
+                    self.oracle.ops[id].tab,
+                    &acked_ours[acked_ours.len().saturating_sub(3)..]
+                ));
+            }
             return Err(format!(
                 "op {id} met a conflict on {entity:?}, which nobody else wrote"
             ));

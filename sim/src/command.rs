@@ -4,9 +4,13 @@
 //! op from its own mirror, which may be behind: an op the leader has settled meanwhile, or one in
 //! another state, makes the forwarded command a no-op, as it would be in the runtime.
 //!
+//! The leader runs a forwarded command in its serial queue and answers once what it wrote is durable;
+//! the follower rebuilds before the command's promise settles ([`crate::rebuild`]). A command whose
+//! leader died before answering is not sent again here (the runtime sends it to the next leader).
+//!
 //! Pause is the outbox's, held by the leader: a follower's pause or resume toggles the leader's
-//! switch, and like everything else the leader holds only in memory, it ends with the leader (as it
-//! ends with a reload in one tab).
+//! switch. Followers hear it in the leader's status, and a tab promoted next applies the last status
+//! it heard (a reload in one tab still ends it).
 
 use outbox_core::{CoreError, OpId, OpState};
 use serde_json::json;
@@ -14,6 +18,7 @@ use serde_json::json;
 use crate::broadcast::MESSAGE_DELAY_MS;
 use crate::lock::Role;
 use crate::oracle::Fate;
+use crate::rebuild::{Forward, Task};
 use crate::world::{Ev, World};
 
 #[derive(Clone, Debug)]
@@ -46,32 +51,29 @@ impl World {
         }
         self.in_transit += 1;
         let delay = self.rng.u64(1..MESSAGE_DELAY_MS);
-        self.at(delay, Ev::Forwarded { cmd });
+        let forward = Forward {
+            cmd,
+            from: (tab, self.tabs[tab].epoch),
+        };
+        self.at(delay, Ev::Forwarded { forward });
         Ok(())
     }
 
-    /// A follower's command reaches the leader's side.
-    pub fn forwarded(&mut self, cmd: Command) -> Result<(), String> {
+    /// A follower's command reaches the leader's side: it joins the leader's serial queue, or waits
+    /// for the next leader.
+    pub fn forwarded(&mut self, forward: Forward) -> Result<(), String> {
         match self.leader() {
-            Some(leader) => self.execute(leader, cmd, true),
+            Some(leader) => self.queue_task(leader, Task::Answer(forward)),
             None => {
-                self.orphaned_commands.push_back(cmd);
+                self.orphaned_commands.push_back(forward);
                 Ok(())
             }
         }
     }
 
-    /// A new leader takes the commands that waited for it.
-    pub fn run_orphaned_commands(&mut self, leader: usize) -> Result<(), String> {
-        while let Some(cmd) = self.orphaned_commands.pop_front() {
-            self.execute(leader, cmd, true)?;
-        }
-        Ok(())
-    }
-
     /// Does `cmd` in the leader's engine. A forwarded command may name an op the leader settled
     /// meanwhile or that is in flight now: the engine refuses it, and nothing happens.
-    fn execute(&mut self, tab: usize, cmd: Command, forwarded: bool) -> Result<(), String> {
+    pub fn execute(&mut self, tab: usize, cmd: Command, forwarded: bool) -> Result<(), String> {
         let now = self.now(tab);
         match cmd {
             Command::Retry(id) => {

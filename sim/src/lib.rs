@@ -24,6 +24,7 @@ mod net;
 pub mod oracle;
 mod payload;
 pub mod profile;
+pub mod rebuild;
 pub mod sends;
 pub mod server;
 pub mod store;
@@ -59,8 +60,9 @@ pub struct Stats {
     /// The same in seeds with no fault at all.
     pub faultless_op_sends: u64,
     pub faultless_ops_sent: u64,
-    /// Conflicts whose only cause is an op of ours another tab made the conflicting op after.
-    pub conflicts_with_own_tabs: u64,
+    /// Conflicts whose only cause is our own tabs' earlier acks, counted (not failed) only with
+    /// `SIM_COUNT_OWN_CONFLICTS=1`.
+    pub own_tab_conflicts: u64,
 }
 
 impl Stats {
@@ -85,7 +87,7 @@ impl Stats {
         self.fault_resends += other.fault_resends;
         self.faultless_op_sends += other.faultless_op_sends;
         self.faultless_ops_sent += other.faultless_ops_sent;
-        self.conflicts_with_own_tabs += other.conflicts_with_own_tabs;
+        self.own_tab_conflicts += other.own_tab_conflicts;
     }
 
     /// Sends per op sent: all of them, and without the resends faults caused.

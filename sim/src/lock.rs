@@ -4,8 +4,8 @@
 //! while it is free takes it at open.
 //!
 //! A tab granted the lock is *promoting* until it has read the store and rebuilt its engine as an
-//! active one: its read comes after the grant, and the grant after the previous holder died, so
-//! nothing it sends is older than the previous leader's last commit.
+//! active one ([`crate::rebuild`]): its read comes after the grant, and the grant after the previous
+//! holder died, so nothing it sends is older than the previous leader's last commit.
 
 use std::collections::VecDeque;
 
@@ -60,15 +60,12 @@ impl World {
         self.at(0, Ev::Granted { tab: next, epoch });
     }
 
-    /// The lock's callback: the tab rebuilds as the leader once its own queue is idle (its enqueues
-    /// committed, so its read holds them).
+    /// The lock's callback: the promotion joins the tab's serial queue (see [`crate::rebuild`]).
     pub fn granted(&mut self, tab: usize) -> Result<(), String> {
         if self.tabs[tab].role != Role::Promoting {
             return Ok(());
         }
-        self.tabs[tab].rebuild_wanted = true;
-        self.rebuild_when_idle(tab);
-        Ok(())
+        self.queue_task(tab, crate::rebuild::Task::Promote)
     }
 
     /// The tab that holds the lock and runs an active engine, if any.

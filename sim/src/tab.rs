@@ -12,6 +12,7 @@ use outbox_core::{
     ConflictResolution, Effect, EffectQueue, Engine, Event, Group, OpId, StorageError,
 };
 
+use crate::broadcast::{Msg, TabSync};
 use crate::lock::Role;
 use crate::oracle::Fate;
 use crate::server::Entity;
@@ -54,22 +55,8 @@ pub struct Tab {
     pub enqueues: u64,
     /// The ops this session enqueued: the only ones a passive engine may write.
     pub own_ops: HashSet<OpId>,
-    /// A rebuild of the engine from the store waits for the queue to be idle...
-    pub rebuild_wanted: bool,
-    /// ...or its read is on the way.
-    pub rebuild_reading: bool,
-    /// A follower's refresh is due at the end of the debounce window.
-    pub refresh_scheduled: bool,
-    /// `Ops` heard while promoting: the tab adopts once it leads.
-    pub heard_while_promoting: bool,
-    /// Ops the leader's engine deleted whose delete is not committed yet.
-    pub deletes_in_commit: HashSet<OpId>,
-    /// When the leader's scans started (they run on a grid of times from it).
-    pub scan_origin: u64,
-    /// The store's commit count at the last scan.
-    pub scanned_commits: Option<u64>,
-    /// The scan timer sleeps until the store changes.
-    pub scan_asleep: bool,
+    /// The multi-tab protocol's state.
+    pub sync: TabSync,
 }
 
 impl Tab {
@@ -97,14 +84,7 @@ impl Tab {
             role: Role::Follower,
             enqueues: 0,
             own_ops: HashSet::new(),
-            rebuild_wanted: false,
-            rebuild_reading: false,
-            refresh_scheduled: false,
-            heard_while_promoting: false,
-            deletes_in_commit: HashSet::new(),
-            scan_origin: 0,
-            scanned_commits: None,
-            scan_asleep: false,
+            sync: TabSync::default(),
         }
     }
 
@@ -127,6 +107,7 @@ impl World {
     pub fn run(&mut self, tab: usize, effects: Vec<Effect>) -> Result<(), String> {
         self.check_writes(tab, &effects)?;
         let accepted = self.tabs[tab].queue.accept(effects);
+        self.note_group(tab, &accepted);
         self.carry_out(tab, accepted)
     }
 
@@ -141,12 +122,28 @@ impl World {
         t.own_ops.insert(id);
         self.check_writes(tab, &effects)?;
         let accepted = self.tabs[tab].queue.accept_enqueue(id, effects);
+        self.note_group(tab, &accepted);
         self.carry_out(tab, accepted)
     }
 
+    fn note_group(&mut self, tab: usize, accepted: &outbox_core::Accepted) {
+        if let Some(group) = accepted.group {
+            self.tabs[tab].sync.last_group = group;
+            self.tabs[tab].sync.writing_calls += 1;
+        }
+    }
+
     /// A passive engine writes only its own enqueues (and takes back one whose commit failed) and
-    /// never sends. The leader's deletes are noted, so no read on its way brings the ops back.
+    /// never sends. Every tab's deletes are noted, so no read brings the ops back.
     fn check_writes(&mut self, tab: usize, effects: &[Effect]) -> Result<(), String> {
+        let deleted: Vec<OpId> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Delete(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        self.note_deletes(tab, &deleted);
         let t = &self.tabs[tab];
         if t.engine.as_ref().is_some_and(Engine::is_passive) {
             for effect in effects {
@@ -165,16 +162,7 @@ impl World {
                     ));
                 }
             }
-            return Ok(());
         }
-        let deleted: Vec<OpId> = effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Delete(id) => Some(*id),
-                _ => None,
-            })
-            .collect();
-        self.note_deletes(tab, &deleted);
         Ok(())
     }
 
@@ -190,6 +178,7 @@ impl World {
         if accepted.group.is_some() {
             self.schedule_commit(tab);
         }
+        self.post_status(tab, false);
         self.check_status(tab)?;
         self.check_confirmed(tab)
     }
@@ -207,7 +196,6 @@ impl World {
         let t = &mut self.tabs[tab];
         let Some(group) = t.queue.begin_commit() else {
             t.commit_active = false;
-            self.rebuild_when_idle(tab);
             return Ok(());
         };
         t.committing = Some(group);
@@ -247,14 +235,6 @@ impl World {
             return Ok(());
         }
         self.store.commit(&group.writes, self.time)?;
-        let deleted: Vec<OpId> = group
-            .writes
-            .iter()
-            .filter_map(|w| match w {
-                outbox_core::Write::DeleteOp(id) => Some(*id),
-                _ => None,
-            })
-            .collect();
         let done = self.tabs[tab].queue.commit_succeeded(group.id);
         for id in &done.stored {
             let model = self.oracle.op(id);
@@ -263,7 +243,7 @@ impl World {
             }
             self.tabs[tab].unconfirmed.push(*id);
         }
-        self.after_commit(tab, &done.stored, &deleted);
+        self.after_commit(tab, &done.stored, &group.writes);
         if !done.stored.is_empty() && !self.tabs[tab].confirm_scheduled {
             self.tabs[tab].confirm_scheduled = true;
             let epoch = self.tabs[tab].epoch;
@@ -278,6 +258,10 @@ impl World {
         }
         let epoch = self.tabs[tab].epoch;
         self.at(0, Ev::CommitBegin { tab, epoch });
+        if self.multi() {
+            self.answer_durable(tab)?;
+            self.deferred_rebuild(tab)?;
+        }
         Ok(())
     }
 
@@ -490,8 +474,13 @@ impl World {
         self.check_confirmed(tab)?;
         let fx = self.tabs[tab].engine().drain(now);
         self.run(tab, fx)?;
-        if leads && self.multi() {
-            self.start_scans(tab);
+        if self.multi() {
+            if leads {
+                self.start_scans(tab);
+                self.post_status(tab, true);
+            } else {
+                self.post(tab, Msg::Hello);
+            }
         }
         Ok(())
     }

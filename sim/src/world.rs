@@ -8,13 +8,13 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use outbox_core::{Batch, OpId, Reply};
+use outbox_core::{Batch, Reply};
 
 use crate::broadcast::Msg;
-use crate::command::Command;
 use crate::lock::Lock;
 use crate::oracle::Oracle;
 use crate::profile::Profile;
+use crate::rebuild::Forward;
 use crate::sends::SendLog;
 use crate::server::Server;
 use crate::store::Store;
@@ -85,17 +85,16 @@ pub enum Ev {
     Crash { tab: usize },
     /// A tab opens on the store.
     Reopen { tab: usize },
-    /// After a commit, the tab posts what it stored (and, as the leader, that the store changed).
-    Post {
-        tab: usize,
-        epoch: u64,
-        ops: Vec<OpId>,
-        changed: bool,
-    },
+    /// After a commit, the tab posts what it stored and whether it changed anything else.
+    Post { tab: usize, epoch: u64, msg: Msg },
     /// A message between tabs arrives (BroadcastChannel).
     Message { to: usize, epoch: u64, msg: Msg },
-    /// A follower's debounced refresh of its mirror.
-    Refresh { tab: usize, epoch: u64 },
+    /// A follower's throttled refresh of its mirror is due.
+    RefreshTimer { tab: usize, epoch: u64 },
+    /// A promotion looks again whether the tab's own writes are idle.
+    PromotePoll { tab: usize, epoch: u64 },
+    /// A rebuild that waits for the tab's own writes looks again.
+    RebuildPoll { tab: usize, epoch: u64 },
     /// A read of the store ends (its snapshot was taken when it began).
     ReadDone { tab: usize, epoch: u64, read: u64 },
     /// The lock's callback runs in the tab it was granted to.
@@ -103,7 +102,7 @@ pub enum Ev {
     /// The leader's safety-net scan of the whole store.
     Scan { tab: usize, epoch: u64 },
     /// An app command a follower forwarded reaches the leader's side.
-    Forwarded { cmd: Command },
+    Forwarded { forward: Forward },
 }
 
 pub struct World {
@@ -121,7 +120,7 @@ pub struct World {
     /// The outbox's leader lock.
     pub lock: Lock,
     /// Forwarded commands waiting for the next leader.
-    pub orphaned_commands: std::collections::VecDeque<Command>,
+    pub orphaned_commands: std::collections::VecDeque<Forward>,
     /// Messages and forwarded commands on their way, posts not yet made.
     pub in_transit: u64,
     /// The latest delivery time per (from, to): messages between two tabs arrive in order.
@@ -138,6 +137,14 @@ pub struct World {
     pub healed: bool,
     /// Ops still to enqueue.
     pub budget: usize,
+    /// Model the runtime's rebuilds as they are (`SIM_RUNTIME_GAPS=reply`, `promote` or `1` for
+    /// both): a forwarded command's answer and a promotion do not rebuild while the tab's own writes
+    /// are on their way (they defer, and the promise settles or the tab leads without it). By default
+    /// they wait for those writes, as specified.
+    pub runtime_gaps: (bool, bool),
+    /// Count conflicts whose only cause is our own tabs' acks instead of failing
+    /// (`SIM_COUNT_OWN_CONFLICTS=1`), to measure them.
+    pub count_own_conflicts: bool,
     /// The last events, for a failure's report (`SIM_TRACE` of them, default 80).
     pub trace: Vec<String>,
     trace_len: usize,
@@ -171,6 +178,13 @@ impl World {
             next_request: 0,
             stats: Stats::default(),
             healed: false,
+            count_own_conflicts: std::env::var("SIM_COUNT_OWN_CONFLICTS").is_ok_and(|v| v == "1"),
+            runtime_gaps: match std::env::var("SIM_RUNTIME_GAPS").as_deref() {
+                Ok("1") => (true, true),
+                Ok("reply") => (true, false),
+                Ok("promote") => (false, true),
+                _ => (false, false),
+            },
             budget: ops,
             trace: Vec::new(),
             trace_len: std::env::var("SIM_TRACE")
@@ -249,15 +263,10 @@ impl World {
             }
             Ev::Crash { tab } => self.crash(tab),
             Ev::Reopen { tab } => self.reopen(tab),
-            Ev::Post {
-                tab,
-                epoch,
-                ops,
-                changed,
-            } => {
+            Ev::Post { tab, epoch, msg } => {
                 self.in_transit -= 1;
                 if self.alive(tab, epoch) {
-                    self.post(tab, ops, changed);
+                    self.post(tab, msg);
                 }
                 Ok(())
             }
@@ -275,11 +284,13 @@ impl World {
                 }
                 Ok(())
             }
-            Ev::Forwarded { cmd } => {
+            Ev::Forwarded { forward } => {
                 self.in_transit -= 1;
-                self.forwarded(cmd)
+                self.forwarded(forward)
             }
-            Ev::Refresh { tab, epoch } if self.alive(tab, epoch) => self.refresh(tab),
+            Ev::RefreshTimer { tab, epoch } if self.alive(tab, epoch) => self.refresh_timer(tab),
+            Ev::PromotePoll { tab, epoch } if self.alive(tab, epoch) => self.promote_poll(tab),
+            Ev::RebuildPoll { tab, epoch } if self.alive(tab, epoch) => self.rebuild_poll(tab),
             Ev::Granted { tab, epoch } if self.alive(tab, epoch) => self.granted(tab),
             Ev::Scan { tab, epoch } if self.alive(tab, epoch) => self.scan(tab),
             // An event of a tab that has died since it was scheduled.
