@@ -235,11 +235,13 @@ impl World {
             })
             .copied()
             .collect();
-        let mut stored = Stored::default();
-        stored.records = unknown
-            .iter()
-            .filter_map(|id| self.store.record(id))
-            .collect();
+        let stored = Stored {
+            records: unknown
+                .iter()
+                .filter_map(|id| self.store.record(id))
+                .collect(),
+            ..Stored::default()
+        };
         self.begin_read(
             StoreRead {
                 tab,

@@ -112,7 +112,18 @@ pub struct Violation {
 
 /// Runs one seed: `ops` enqueues over `tabs` tabs, then the settling phase and the final checks.
 pub fn run_seed(seed: u64, ops: usize, tabs: usize) -> Result<Stats, Violation> {
+    run_seed_with(seed, ops, tabs, |_| {})
+}
+
+/// [`run_seed`], with the world's switches (`runtime_gaps`, `count_own_conflicts`) set by `configure`.
+pub fn run_seed_with(
+    seed: u64,
+    ops: usize,
+    tabs: usize,
+    configure: impl FnOnce(&mut world::World),
+) -> Result<Stats, Violation> {
     let mut world = world::World::new(seed, ops, tabs);
+    configure(&mut world);
     let result = (|| {
         while world.budget > 0 {
             if !world.step()? {
@@ -145,16 +156,33 @@ pub fn run_many(
     tabs: usize,
     threads: usize,
 ) -> Result<Stats, Violation> {
+    let (stats, mut violations) = run_seeds(first, seeds, ops, tabs, threads, true);
+    match violations.is_empty() {
+        true => Ok(stats),
+        false => Err(violations.remove(0)),
+    }
+}
+
+/// Runs every seed (`stop_at_first`: stops at the first violation); returns the figures of the seeds
+/// that passed and the violations, by seed.
+pub fn run_seeds(
+    first: u64,
+    seeds: u64,
+    ops: usize,
+    tabs: usize,
+    threads: usize,
+    stop_at_first: bool,
+) -> (Stats, Vec<Violation>) {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
     let next = Arc::new(AtomicU64::new(first));
     let stop = Arc::new(AtomicBool::new(false));
     let total = Arc::new(Mutex::new(Stats::default()));
-    let failure: Arc<Mutex<Option<Violation>>> = Arc::default();
+    let failures: Arc<Mutex<Vec<Violation>>> = Arc::default();
     let workers: Vec<_> = (0..threads.max(1))
         .map(|_| {
-            let (next, stop, total, failure) =
-                (next.clone(), stop.clone(), total.clone(), failure.clone());
+            let (next, stop, total, failures) =
+                (next.clone(), stop.clone(), total.clone(), failures.clone());
             std::thread::spawn(move || loop {
                 let seed = next.fetch_add(1, Ordering::SeqCst);
                 if seed >= first + seeds || stop.load(Ordering::SeqCst) {
@@ -163,11 +191,10 @@ pub fn run_many(
                 match run_seed(seed, ops, tabs) {
                     Ok(stats) => total.lock().unwrap().add(&stats),
                     Err(v) => {
-                        stop.store(true, Ordering::SeqCst);
-                        let mut f = failure.lock().unwrap();
-                        if f.as_ref().is_none_or(|old| v.seed < old.seed) {
-                            *f = Some(v);
+                        if stop_at_first {
+                            stop.store(true, Ordering::SeqCst);
                         }
+                        failures.lock().unwrap().push(v);
                     }
                 }
             })
@@ -176,9 +203,11 @@ pub fn run_many(
     for w in workers {
         w.join().expect("a simulation thread panicked");
     }
-    if let Some(v) = failure.lock().unwrap().take() {
-        return Err(v);
+    let mut violations = std::mem::take(&mut *failures.lock().unwrap());
+    violations.sort_by_key(|v| v.seed);
+    if stop_at_first {
+        violations.truncate(1);
     }
     let stats = total.lock().unwrap().clone();
-    Ok(stats)
+    (stats, violations)
 }

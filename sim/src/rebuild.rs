@@ -360,7 +360,11 @@ impl World {
         t.paused = paused == Some(true);
         let (paused, online) = (t.paused, t.online);
         let engine = t.engine();
-        let mut fx = if paused { engine.pause(now) } else { Vec::new() };
+        let mut fx = if paused {
+            engine.pause(now)
+        } else {
+            Vec::new()
+        };
         fx.extend(engine.set_online(online, now));
         fx.extend(engine.drain(now));
         self.run(tab, fx)?;

@@ -20,6 +20,31 @@ fn main() {
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let started = Instant::now();
+    if std::env::var("SIM_KEEP_GOING").is_ok_and(|v| v == "1") {
+        let (stats, violations) = outbox_sim::run_seeds(first, seeds, ops, tabs, threads, false);
+        println!(
+            "outbox-sim: {seeds} seeds, {} ops in the seeds that passed, {tabs} tabs: {} violations in \
+             {:.1} s",
+            stats.ops,
+            violations.len(),
+            started.elapsed().as_secs_f64()
+        );
+        println!("  {stats:?}");
+        let (all, without_faults) = stats.sends_per_op();
+        println!(
+            "  sends per op: {all:.3} ({without_faults:.3} without the resends faults caused); {} \
+             promotions, {} adopted ({} by the scan), {} rebuilds",
+            stats.promotions, stats.adopted, stats.adopted_by_scan, stats.rebuilds
+        );
+        for v in &violations {
+            println!(
+                "  seed {}: {}",
+                v.seed,
+                v.message.chars().take(160).collect::<String>()
+            );
+        }
+        std::process::exit(i32::from(!violations.is_empty()));
+    }
     match outbox_sim::run_many(first, seeds, ops, tabs, threads) {
         Ok(stats) => {
             println!(
