@@ -268,3 +268,46 @@ fn tab_records_versioned(cfg: &outbox_core::Config, key: &str) -> OpRecord {
     let (_, fx) = tab.enqueue(put(key, json!({ "v": "other" })), 0).unwrap();
     stored(&fx).pop().unwrap()
 }
+
+/// The two gaps the simulator found (3 tabs seed 80, 2 tabs seed 27): an op made at the same moment as
+/// ours on the same state, which sorts before it; and an op made before a chain of our own acks.
+#[test]
+fn an_adopted_op_follows_a_chain_of_our_acks_whatever_its_order() {
+    let cfg = config(ConflictStrategy::Manual, true);
+    let doc = |v: u32| outbox_core::ConfirmedDoc {
+        collection: "todos".into(),
+        key: "a".into(),
+        version: Some(format!("\"{v}\"")),
+        doc: json!({ "v": v }).into(),
+        deleted: false,
+    };
+    let other_tab = |v: u32, seq: u64| {
+        let mut tab = Engine::restore_with_docs(cfg.clone(), 9, vec![], vec![doc(v)], 0).unwrap();
+        tab.set_passive(true);
+        let (_, fx) = tab.enqueue(put("a", json!({ "v": "other" })), 0).unwrap();
+        let mut record = stored(&fx).pop().unwrap();
+        record.seq = seq;
+        record
+    };
+    // (a) Ours has a higher seq and was acked first; theirs sorts before it.
+    let mut leader = Engine::restore_with_docs(cfg.clone(), 1, vec![], vec![doc(1)], 0).unwrap();
+    for _ in 0..5 {
+        leader.enqueue(put("x", json!(0)), 0).unwrap();
+    }
+    let (_, fx) = enqueue(&mut leader, put("a", json!({ "v": "ours" })), 1);
+    let sent = sends(&fx).into_iter().find(|b| b.ops.iter().any(|o| &*o.key == "a")).unwrap();
+    reply(&mut leader, &sent, Response::status(200).with_header("etag", "\"2\""), 2);
+    let fx = leader.adopt(vec![other_tab(1, 0)], 3).unwrap();
+    let theirs = sends(&fx).into_iter().flat_map(|b| b.ops).find(|o| &*o.key == "a").unwrap();
+    assert_eq!(theirs.base_version.as_deref(), Some("\"2\""), "made at the same moment: follows ours");
+
+    // (b) Two of ours acked (2 -> 3, 3 -> 4) before theirs, made on 2, arrives.
+    let mut leader = Engine::restore_with_docs(cfg.clone(), 2, vec![], vec![doc(2)], 0).unwrap();
+    for (v, at) in [(3u32, 1u64), (4, 3)] {
+        let (_, fx) = enqueue(&mut leader, put("a", json!({ "v": v })), at);
+        let etag = format!("\"{v}\"");
+        reply(&mut leader, &only_send(&fx), Response::status(200).with_header("etag", etag), at + 1);
+    }
+    let fx = leader.adopt(vec![other_tab(2, 0)], 5).unwrap();
+    assert_eq!(only_send(&fx).ops[0].base_version.as_deref(), Some("\"4\""), "follows the chain");
+}

@@ -15,25 +15,32 @@ use std::collections::VecDeque;
 
 use super::*;
 
-/// How many entities' last acks an engine remembers for adoption: far more than can be acked in the
+/// How many entities' recent acks an engine remembers for adoption: far more than can be acked in the
 /// moments a follower's op takes to reach the leader.
-const RECENT_ACKS: usize = 4096;
+const RECENT_ENTITIES: usize = 4096;
+/// How many acks of one entity are remembered: a chain of our own writes an adopted op may follow.
+const ACKS_PER_ENTITY: usize = 8;
 
-/// The last ack of an entity: the state it was made on, and the state it produced.
+/// One ack of an entity: the state it was made on, and the state it produced.
 #[derive(Debug)]
-struct LastAck {
-    collection: Arc<str>,
-    key: Arc<str>,
-    order: (u64, OpId),
+struct Ack {
     base_version: Option<String>,
     create_only: bool,
     result: Confirmed,
 }
 
-/// The last acks of recently acked entities, oldest first out.
+/// The recent acks of one entity, oldest first.
+#[derive(Debug)]
+struct EntityAcks {
+    collection: Arc<str>,
+    key: Arc<str>,
+    acks: VecDeque<Ack>,
+}
+
+/// The recent acks of recently acked entities; the entity acked longest ago is forgotten first.
 #[derive(Debug, Default)]
 pub(super) struct RecentAcks {
-    by_lane: FastMap<u64, LastAck>,
+    by_lane: FastMap<u64, EntityAcks>,
     order: VecDeque<u64>,
 }
 
@@ -58,6 +65,50 @@ impl Engine {
     /// view and (on a leader) is sent in its turn. Records are read as `restore` reads them. Ops already
     /// known are ignored, so adopting the same record twice is harmless.
     pub fn adopt(&mut self, records: Vec<OpRecord>, now: u64) -> Result<Vec<Effect>, CoreError> {
+        self.adopt_with(records, true, now)
+    }
+
+    /// [`Engine::adopt`], but the ops wait for [`Engine::confirm_stored`] before they may be sent, as
+    /// this tab's own enqueues do: a runtime that holds its own ops until the app drains
+    /// (`autoDrain: false`), or gathers a burst into full batches, treats adopted ones alike.
+    pub fn adopt_unconfirmed(
+        &mut self,
+        records: Vec<OpRecord>,
+        now: u64,
+    ) -> Result<Vec<Effect>, CoreError> {
+        self.adopt_with(records, false, now)
+    }
+
+    /// Takes over from `from` (the engine this one replaces, rebuilt from a store read) the ops of
+    /// `ids` that the read missed: this tab's enqueues whose commit had not landed when the read began,
+    /// or that were made while it ran. Each keeps its place, its durability and its pending commit.
+    /// It decides nothing (no effects): the engine's next call sends what became sendable.
+    pub fn carry_over(&mut self, from: &Engine, ids: &[OpId]) {
+        let mut ignored = Vec::new();
+        for id in ids {
+            let Some(entry) = from.ops.get(id) else {
+                continue;
+            };
+            if self.ops.contains_key(id) {
+                continue;
+            }
+            let mut record = entry.record.clone();
+            record.collection = self.intern_collection(record.collection.to_string());
+            self.next_seq = self.next_seq.max(record.seq + 1);
+            *self.counts.slot(record.state) += 1;
+            let (collection, key) = (record.collection.clone(), record.key.clone());
+            self.insert_in_order(record, entry.durable);
+            // Nothing is told: the rebuilt view is compared with the old one as a whole.
+            self.refold_entity(&collection, &key, &mut ignored);
+        }
+    }
+
+    fn adopt_with(
+        &mut self,
+        records: Vec<OpRecord>,
+        durable: bool,
+        now: u64,
+    ) -> Result<Vec<Effect>, CoreError> {
         let mut fx = Vec::new();
         self.advance(now, &mut fx);
         let mut records = records;
@@ -83,7 +134,7 @@ impl Engine {
             *self.counts.slot(record.state) += 1;
             let (id, collection, key) = (record.id, record.collection.clone(), record.key.clone());
             let has_error = record.last_error.is_some();
-            self.insert_in_order(record);
+            self.insert_in_order(record, durable);
             if has_error {
                 self.note_error(id);
             }
@@ -101,56 +152,88 @@ impl Engine {
     /// Remembers what an ack produced, for the adoption of ops made on the same state in other tabs.
     pub(super) fn remember_ack(&mut self, acked: &OpRecord, result: &Confirmed) {
         let hash = self.lanes.hash(&acked.collection, &acked.key);
-        let last = LastAck {
-            collection: acked.collection.clone(),
-            key: acked.key.clone(),
-            order: (acked.seq, acked.id),
+        let ack = Ack {
             base_version: acked.base_version.clone(),
             create_only: acked.create_only,
             result: result.clone(),
         };
-        let acks = &mut self.recent_acks;
-        if acks.by_lane.insert(hash, last).is_none() {
-            acks.order.push_back(hash);
-            if acks.order.len() > RECENT_ACKS {
-                if let Some(old) = acks.order.pop_front() {
-                    acks.by_lane.remove(&old);
-                }
+        let recent = &mut self.recent_acks;
+        let entity = recent.by_lane.entry(hash).or_insert_with(|| EntityAcks {
+            collection: acked.collection.clone(),
+            key: acked.key.clone(),
+            acks: VecDeque::new(),
+        });
+        if (&*entity.collection, &*entity.key) != (&*acked.collection, &*acked.key) {
+            // Another entity with the same hash: the newer one is remembered.
+            *entity = EntityAcks {
+                collection: acked.collection.clone(),
+                key: acked.key.clone(),
+                acks: VecDeque::new(),
+            };
+        }
+        if entity.acks.is_empty() {
+            recent.order.push_back(hash);
+        }
+        entity.acks.push_back(ack);
+        if entity.acks.len() > ACKS_PER_ENTITY {
+            entity.acks.pop_front();
+        }
+        if recent.order.len() > RECENT_ENTITIES {
+            if let Some(old) = recent.order.pop_front() {
+                recent.by_lane.remove(&old);
             }
         }
     }
 
-    /// Another tab made `record` on the state an op of ours started from, and that op, which comes
-    /// before it in lane order, was acked before the record got here. In one tab the record would have
-    /// been queued behind it and moved to the state the ack produced (`follow_acked_version`); so it
-    /// moves now, or our own write would come back as a conflict with ourselves. Only while that ack is
-    /// still the entity's confirmed state: anything newer is someone else's change.
+    /// Another tab made `record` on a state one of our acked ops started from, and the record got here
+    /// after that ack. In one tab it would have queued behind that op and moved to the state the ack
+    /// produced (`follow_acked_version`), then to the state of each of our later acks; so it moves now
+    /// along the same chain of our own acks, or our own writes come back to it as a conflict. It
+    /// follows only a chain that ends at the entity's confirmed state: anything else there is someone
+    /// else's change, and a real conflict. Ops two tabs made at the same moment on the same state are
+    /// ordered as the leader sent them: the later one is applied over the earlier, as in one tab.
     fn follow_earlier_ack(&self, record: &mut OpRecord) {
         if !record.auto_base || record.attempts > 0 {
             return;
         }
         let hash = self.lanes.hash(&record.collection, &record.key);
-        let Some(last) = self.recent_acks.by_lane.get(&hash) else {
+        let Some(entity) = self.recent_acks.by_lane.get(&hash) else {
             return;
         };
-        let same_state =
-            last.base_version == record.base_version && last.create_only == record.create_only;
-        let confirmed = self.view.confirmed(&record.collection, &record.key);
-        if (&*last.collection, &*last.key) != (&*record.collection, &*record.key)
-            || last.order >= (record.seq, record.id)
-            || !same_state
-            || confirmed.map(|c| &c.version) != Some(&last.result.version)
-        {
+        if (&*entity.collection, &*entity.key) != (&*record.collection, &*record.key) {
             return;
         }
-        let (base, create_only) = settling::precondition_on(&record.kind, Some(&last.result));
+        let Some(confirmed) = self.view.confirmed(&record.collection, &record.key) else {
+            return;
+        };
+        let mut state = (record.base_version.clone(), record.create_only);
+        let mut reached: Option<&Confirmed> = None;
+        for _ in 0..entity.acks.len() {
+            let next = entity
+                .acks
+                .iter()
+                .rev()
+                .find(|ack| (ack.base_version.clone(), ack.create_only) == state);
+            let Some(ack) = next else {
+                break;
+            };
+            reached = Some(&ack.result);
+            state = settling::precondition_on(&record.kind, Some(&ack.result));
+            if ack.result.version == confirmed.version {
+                break;
+            }
+        }
+        let Some(result) = reached.filter(|r| r.version == confirmed.version) else {
+            return;
+        };
+        let (base, create_only) = settling::precondition_on(&record.kind, Some(result));
         record.base_version = base;
         record.create_only = create_only;
     }
 
-    /// Puts a stored (durable) record into its lane at its `(seq, id)` place, behind a head that holds
+    /// Puts a record into its lane at its `(seq, id)` place, behind a head that holds
     /// its place, and schedules whichever op heads the lane afterwards.
-    fn insert_in_order(&mut self, record: OpRecord) {
+    fn insert_in_order(&mut self, record: OpRecord, durable: bool) {
         let lane_hash = self.lanes.hash(&record.collection, &record.key);
         let order = (record.seq, record.id);
         let ops = &self.ops;
@@ -185,7 +268,7 @@ impl Engine {
             Some((_, true)) => self.held += 1,
             _ => {}
         }
-        self.add_entry(record, lane_hash, true);
+        self.add_entry(record, lane_hash, durable);
         self.schedule_if_head(id);
     }
 }
