@@ -7,7 +7,9 @@
 // lock already answers who leads.
 //
 // What crosses the channel (`outbox-sync:<name>`):
-//   commit  {ids}            any tab, after each of its commits: the leader adopts `ids`, followers re-read
+//   commit  {records, changed} any tab, after each of its commits: every tab adopts the ops stored for the
+//                            first time (`records`); after a commit that `changed` stored state (the
+//                            leader's), followers re-read the store
 //   event   {event}          the leader's outcome events, re-emitted by followers after they re-read
 //   status  {status}         the leader's status, shown by followers
 //   hello                    a new follower asks the leader for its status
@@ -22,8 +24,15 @@ export const FORWARDED = ['drain', 'retry', 'retryAll', 'discard', 'resolve', 'p
 
 /** How often a leader looks in the store for ops whose tab died before it could say so (ms). */
 const SCAN_INTERVAL_MS = 2000;
-/** How long a follower gathers messages before it re-reads the store (ms). */
+/**
+ * How long a follower gathers messages before it re-reads the store (ms), at least; and at least this many
+ * times the last re-read took, so that followers of a busy leader with a big queue spend a bounded share of
+ * the CPU re-reading (the leader's commits come every few ms while it drains).
+ */
 const REFRESH_DELAY_MS = 10;
+const REFRESH_SPACING = 4;
+/** The longest a follower holds a leader's event back waiting for the commit that goes with it (ms). */
+const EVENT_WAIT_MS = 200;
 
 /** The outboxes open (or opening) in this context, by name: one instance per name. */
 const openNames = new Set();
@@ -108,8 +117,11 @@ async function openCoordinated(openAs, options, name) {
     queue: Promise.resolve(),
     /** Forwarded commands not yet answered, by id. */
     pending: new Map(),
-    /** Leader events waiting for the next re-read. */
+    /** Leader events heard, waiting for the commit of what they tell. */
     events: [],
+    /** Leader events whose commit was heard: told after the next re-read. */
+    due: [],
+    eventTimer: null,
     refreshTimer: null,
     scanTimer: null,
     abort: new AbortController(),
@@ -142,7 +154,8 @@ async function openCoordinated(openAs, options, name) {
 
 function serially(tab, task) {
   tab.queue = tab.queue.then(task).catch((error) => {
-    if (!(error instanceof SyncError && error.code === 'CLOSED')) report(error);
+    // Once this context closed, whatever a task met (the closed database, say) concerns nobody.
+    if (!tab.closed && !(error instanceof SyncError && error.code === 'CLOSED')) report(error);
   });
   return tab.queue;
 }
@@ -162,7 +175,7 @@ async function promote(outbox, tab) {
 
 function startScanning(outbox, tab) {
   tab.scanTimer = setInterval(() => {
-    serially(tab, () => outbox.__tabAdopt(null));
+    serially(tab, () => outbox.__tabAdopt([], null));
   }, SCAN_INTERVAL_MS);
 }
 
@@ -171,13 +184,17 @@ function onMessage(outbox, tab, message) {
   if (tab.role === 'leader') {
     switch (message.type) {
       case 'commit':
-        if (message.ids?.length) serially(tab, () => outbox.__tabAdopt(message.ids));
+        serially(tab, () => outbox.__tabAdopt(message.records ?? [], message.after ?? []));
         return;
       case 'hello':
         outbox.__tabPostStatus();
         return;
       case 'cmd':
-        serially(tab, () => answer(outbox, tab, message));
+        // Started after the messages before it (a follower's enqueue, then its drain), but not awaited:
+        // a drain must not hold up the adoption of what other tabs commit meanwhile.
+        serially(tab, () => {
+          answer(outbox, tab, message);
+        });
         return;
       default:
         return;
@@ -185,14 +202,25 @@ function onMessage(outbox, tab, message) {
   }
   switch (message.type) {
     case 'commit':
-      scheduleRefresh(outbox, tab);
+      if (message.records?.length) serially(tab, () => outbox.__tabAdopt(message.records, []));
+      if (message.changed) {
+        // The leader emits an event when it decides, and commits what it decided afterwards; the events
+        // heard before this commit are told once the store read includes it.
+        tab.due.push(...tab.events.splice(0));
+        scheduleRefresh(outbox, tab);
+      }
       return;
     case 'event':
       tab.events.push(message.event);
-      scheduleRefresh(outbox, tab);
+      // An event with no write of its own (drained, unblocked) is told at the latest after this long.
+      clearTimeout(tab.eventTimer);
+      tab.eventTimer = setTimeout(() => {
+        tab.due.push(...tab.events.splice(0));
+        scheduleRefresh(outbox, tab);
+      }, EVENT_WAIT_MS);
       return;
     case 'status':
-      outbox.__tabLeaderStatus(message.status);
+      outbox.__tabLeaderStatus(message.status, message.paused === true);
       return;
     case 'leader':
       for (const [id, command] of tab.pending) post(tab, command.message ?? { type: 'cmd', id });
@@ -220,17 +248,21 @@ function post(tab, message) {
 
 function scheduleRefresh(outbox, tab) {
   if (tab.refreshTimer !== null) return;
+  const delay = Math.max(REFRESH_DELAY_MS, REFRESH_SPACING * (tab.lastRefreshMs ?? 0));
   tab.refreshTimer = setTimeout(() => {
     tab.refreshTimer = null;
     serially(tab, () => refresh(outbox, tab));
-  }, REFRESH_DELAY_MS);
+  }, delay);
 }
 
 /** A follower re-reads the store, then tells its listeners the leader's events that led there. */
 async function refresh(outbox, tab) {
   if (tab.closed || tab.role !== 'follower') return;
+  const due = tab.due.splice(0);
+  const started = performance.now();
   await outbox.__tabRefresh();
-  for (const event of tab.events.splice(0)) outbox.__tabRemoteEvent(event);
+  tab.lastRefreshMs = performance.now() - started;
+  for (const event of due) outbox.__tabRemoteEvent(event);
 }
 
 /** The leader's own method for a forwarded command (the prototype's, without forwarding). */
@@ -276,6 +308,7 @@ function closeTab(tab, name) {
   if (!tab.channel) return;
   clearInterval(tab.scanTimer);
   clearTimeout(tab.refreshTimer);
+  clearTimeout(tab.eventTimer);
   tab.abort.abort();
   tab.channel.close();
   for (const command of tab.pending.values()) command.reject(new SyncError('CLOSED', 'the outbox was closed'));

@@ -69,20 +69,34 @@ impl Outbox {
         })
     }
 
-    /// `tabs.js`: the leader adopts the ops another tab committed (`ids`), or scans the store (`null`).
+    /// `tabs.js`: the op records another tab committed, and for each the id of the op before it in its
+    /// lane there (`after`), from its message; with no `after`, the leader looks in the store for ops no
+    /// message told it of.
     #[wasm_bindgen(js_name = __tabAdopt, skip_typescript)]
-    pub fn tab_adopt(&self, ids: Option<Vec<String>>) -> Promise {
+    pub fn tab_adopt(&self, records: Vec<String>, after: Option<Vec<String>>) -> Promise {
         let runtime = Rc::clone(&self.runtime);
         panic_guard::promise(async move {
-            runtime.tab_adopt(ids).await?;
+            runtime.tab_adopt(records, after).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
 
+    /// A test hook: the commit machinery's state.
+    #[wasm_bindgen(js_name = __debugState, skip_typescript)]
+    pub fn debug_state(&self) -> JsValue {
+        self.runtime.debug_state()
+    }
+
+    /// `worker.js`: a `sync` event said the network works again.
+    #[wasm_bindgen(js_name = __reconnected, skip_typescript)]
+    pub fn reconnected(&self) -> Result<(), Error> {
+        self.runtime.reconnected()
+    }
+
     /// `tabs.js`: the leader's status, for a follower to show.
     #[wasm_bindgen(js_name = __tabLeaderStatus, skip_typescript)]
-    pub fn tab_leader_status(&self, status: JsValue) {
-        self.runtime.tab_leader_status(status);
+    pub fn tab_leader_status(&self, status: JsValue, paused: bool) {
+        self.runtime.tab_leader_status(status, paused);
     }
 
     /// `tabs.js`: the leader posts its status (a new follower asked for it).

@@ -89,7 +89,7 @@ fn a_follower_stores_and_the_leader_adopts_and_sends() {
         "a follower writes only its own enqueues"
     );
     assert_eq!(
-        follower.view_item("todos", "a").unwrap().value.as_deref(),
+        follower.view_item("todos", "a").unwrap().value,
         Some(&json!({ "from": "b" }))
     );
 
@@ -295,19 +295,44 @@ fn an_adopted_op_follows_a_chain_of_our_acks_whatever_its_order() {
         leader.enqueue(put("x", json!(0)), 0).unwrap();
     }
     let (_, fx) = enqueue(&mut leader, put("a", json!({ "v": "ours" })), 1);
-    let sent = sends(&fx).into_iter().find(|b| b.ops.iter().any(|o| &*o.key == "a")).unwrap();
-    reply(&mut leader, &sent, Response::status(200).with_header("etag", "\"2\""), 2);
+    let sent = sends(&fx)
+        .into_iter()
+        .find(|b| b.ops.iter().any(|o| &*o.key == "a"))
+        .unwrap();
+    reply(
+        &mut leader,
+        &sent,
+        Response::status(200).with_header("etag", "\"2\""),
+        2,
+    );
     let fx = leader.adopt(vec![other_tab(1, 0)], 3).unwrap();
-    let theirs = sends(&fx).into_iter().flat_map(|b| b.ops).find(|o| &*o.key == "a").unwrap();
-    assert_eq!(theirs.base_version.as_deref(), Some("\"2\""), "made at the same moment: follows ours");
+    let theirs = sends(&fx)
+        .into_iter()
+        .flat_map(|b| b.ops)
+        .find(|o| &*o.key == "a")
+        .unwrap();
+    assert_eq!(
+        theirs.base_version.as_deref(),
+        Some("\"2\""),
+        "made at the same moment: follows ours"
+    );
 
     // (b) Two of ours acked (2 -> 3, 3 -> 4) before theirs, made on 2, arrives.
     let mut leader = Engine::restore_with_docs(cfg.clone(), 2, vec![], vec![doc(2)], 0).unwrap();
     for (v, at) in [(3u32, 1u64), (4, 3)] {
         let (_, fx) = enqueue(&mut leader, put("a", json!({ "v": v })), at);
         let etag = format!("\"{v}\"");
-        reply(&mut leader, &only_send(&fx), Response::status(200).with_header("etag", etag), at + 1);
+        reply(
+            &mut leader,
+            &only_send(&fx),
+            Response::status(200).with_header("etag", etag),
+            at + 1,
+        );
     }
     let fx = leader.adopt(vec![other_tab(2, 0)], 5).unwrap();
-    assert_eq!(only_send(&fx).ops[0].base_version.as_deref(), Some("\"4\""), "follows the chain");
+    assert_eq!(
+        only_send(&fx).ops[0].base_version.as_deref(),
+        Some("\"4\""),
+        "follows the chain"
+    );
 }

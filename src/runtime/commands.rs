@@ -29,7 +29,9 @@ impl Runtime {
         self.validate(&op, &given)?;
         let now = clock::now();
         let (id, fx) = self.engine_mut()?.enqueue(op, now)?;
-        self.tabs.enqueues.set(self.tabs.enqueues.get() + 1);
+        if let Some(during) = self.tabs.enqueued_during_read.borrow_mut().as_mut() {
+            during.push(id);
+        }
         let idempotency_key = self
             .engine
             .borrow()

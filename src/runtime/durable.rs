@@ -104,6 +104,16 @@ impl Runtime {
         }
     }
 
+    /// A commit loop runs (or is scheduled).
+    pub(super) fn durable_flushing(&self) -> bool {
+        self.durable.flushing.get()
+    }
+
+    /// This tab's enqueues whose commit has not landed yet.
+    pub(super) fn unstored_enqueues(&self) -> Vec<OpId> {
+        self.durable.enqueues.borrow().keys().copied().collect()
+    }
+
     /// Starts the commit loop after the current task, unless it runs already.
     pub(super) fn schedule_commit(self: &Rc<Self>) {
         if self.durable.flushing.replace(true) {
@@ -137,7 +147,10 @@ impl Runtime {
                 break;
             }
             match result {
-                Ok(()) => self.committed(group.id),
+                Ok(()) => {
+                    let stored = self.committed(group.id);
+                    self.tab_committed(&writes, group.writes.len(), &stored);
+                }
                 Err(error) => {
                     self.history.put_back(history);
                     // The loop stays "running" through the backoff: the retry timer resumes it, and
@@ -150,7 +163,8 @@ impl Runtime {
         self.durable.flushing.set(false);
     }
 
-    fn committed(self: &Rc<Self>, id: u64) {
+    /// Releases what waited for group `id`; returns the ops it stored for the first time.
+    fn committed(self: &Rc<Self>, id: u64) -> Vec<OpId> {
         let done = self.durable.queue.borrow_mut().commit_succeeded(id);
         let through = done.durable_through;
         let ready: Vec<Vec<Waiter>> = {
@@ -172,11 +186,11 @@ impl Runtime {
         for batch in done.sends {
             self.start_send(batch);
         }
-        self.tab_committed(&done.stored);
         if self.engine.borrow().status().storage_error.is_some() {
             let fx = self.engine.borrow_mut().storage_recovered(clock::now());
             self.run_in_background(fx);
         }
+        done.stored
     }
 
     fn commit_failed(self: &Rc<Self>, group: Group, error: StoreError) {

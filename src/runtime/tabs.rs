@@ -3,24 +3,26 @@
 //! The election itself (Web Locks) and the messages between tabs (`BroadcastChannel`) live in the
 //! package's `tabs.js`; this module is what a tab does in each role, with IndexedDB as the truth:
 //! - **leader**: sends and pulls; after each commit it tells the other tabs (`post`), forwards its
-//!   events and status, and adopts the ops other tabs committed (by the ids they post, and by a scan
-//!   of the store now and then, for a tab that died between its commit and its message);
-//! - **follower**: its engine is passive (it never sends and writes only its own enqueues); after
-//!   any other tab's commit it rebuilds its engine from the store, so its view, `failed()` and
-//!   `conflicts()` are the stored truth, and it shows the leader's status;
+//!   events and status, and adopts the ops other tabs committed (from the records in their messages,
+//!   and by a scan of the store now and then, for a tab that died between its commit and its message);
+//! - **follower**: its engine is passive (it never sends and writes only its own enqueues); it shows
+//!   the ops other tabs commit from their messages at once, and after a commit of the leader's that
+//!   changed stored state it rebuilds its engine from the store (`tabs.js` spaces these out), so its
+//!   view, `failed()` and `conflicts()` are the stored truth; it shows the leader's status;
 //! - **uncoordinated**: no Web Locks (or no `BroadcastChannel`): every tab sends on its own, as one
 //!   tab always did; the server's idempotency keeps each op's effect single.
 //!
-//! A rebuild reads the store only while this tab has no write of its own waiting or committing, and
-//! throws the read away if the tab enqueued during it: its own ops must all be in what it reads.
+//! A rebuild may miss this tab's own latest enqueues (their commit had not landed when the read began,
+//! or they were made while it ran): the new engine takes those over from the old one, with their
+//! place and durability (`Engine::carry_over`).
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use js_sys::Function;
-use outbox_core::{Effect, Engine, Event, OpId};
+use outbox_core::{Effect, Engine, Event, OpId, OpRecord};
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 
@@ -29,6 +31,7 @@ use crate::clock;
 use crate::convert;
 use crate::error::Result;
 use crate::events;
+use crate::store::Write;
 
 /// What this tab does for its outbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +64,9 @@ impl Role {
     }
 }
 
+/// How long a tab remembers the ops it deleted (ms): far longer than a commit takes.
+const DELETED_MEMORY_MS: u64 = 10 * 60_000;
+
 /// Events a leader forwards to the other tabs: outcomes and sync milestones. The view is rebuilt by
 /// each tab from the store, the status travels on its own, and `enqueued` is told by the tab that
 /// enqueued.
@@ -78,13 +84,14 @@ pub(super) struct Tabs {
     post: RefCell<Option<Function>>,
     /// The leader's last status, shown by a follower.
     leader_status: RefCell<Option<Value>>,
-    /// Bumped by every enqueue: a store read that overlapped one is not a complete picture.
-    pub(super) enqueues: Cell<u64>,
-    /// A scan of the store is running: the ops deleted meanwhile must not be adopted back.
-    scanning: Cell<bool>,
-    deleted_while_scanning: RefCell<HashSet<OpId>>,
-    /// A rebuild was asked for while this tab's own writes were on their way.
-    refresh_wanted: Cell<bool>,
+    /// Whether the leader last said the outbox is paused.
+    leader_paused: Cell<Option<bool>>,
+    /// While a store read for a rebuild runs: the ops this tab enqueues meanwhile.
+    pub(super) enqueued_during_read: RefCell<Option<Vec<OpId>>>,
+    /// The ops this tab deleted lately (acked, discarded), with when: a read of the store may still
+    /// find one whose delete is not committed yet, and it must not be adopted back (and sent again).
+    deleted: RefCell<VecDeque<(u64, OpId)>>,
+    deleted_ids: RefCell<HashSet<OpId>>,
 }
 
 impl Tabs {
@@ -93,23 +100,31 @@ impl Tabs {
             role: Cell::new(role),
             post: RefCell::new(None),
             leader_status: RefCell::new(None),
-            enqueues: Cell::new(0),
-            scanning: Cell::new(false),
-            deleted_while_scanning: RefCell::new(HashSet::new()),
-            refresh_wanted: Cell::new(false),
+            leader_paused: Cell::new(None),
+            enqueued_during_read: RefCell::new(None),
+            deleted: RefCell::new(VecDeque::new()),
+            deleted_ids: RefCell::new(HashSet::new()),
         }
     }
 
-    /// Notes the deletes among effects about to run, while a scan is reading the store.
+    /// Notes the deletes among effects about to run (see `deleted`), and forgets the old ones: a delete
+    /// commits within moments, and an op id never comes back.
     pub(super) fn note_effects(&self, effects: &[Effect]) {
-        if !self.scanning.get() {
-            return;
-        }
-        let mut deleted = self.deleted_while_scanning.borrow_mut();
+        let now = clock::now();
+        let mut deleted = self.deleted.borrow_mut();
+        let mut ids = self.deleted_ids.borrow_mut();
         for effect in effects {
             if let Effect::Delete(id) = effect {
-                deleted.insert(*id);
+                deleted.push_back((now, *id));
+                ids.insert(*id);
             }
+        }
+        while let Some((at, id)) = deleted.front().copied() {
+            if now.saturating_sub(at) < DELETED_MEMORY_MS {
+                break;
+            }
+            deleted.pop_front();
+            ids.remove(&id);
         }
     }
 
@@ -140,19 +155,42 @@ impl Runtime {
         }
     }
 
-    /// After each commit: the other tabs re-read the store, and the leader adopts the ops in it.
-    pub(super) fn tab_committed(self: &Rc<Self>, stored: &[OpId]) {
+    /// After each commit, the other tabs hear of it: the records of ops stored for the first time go
+    /// in the message (the leader adopts them, followers show them at once, without reading the store),
+    /// and `changed` says the commit also changed what was stored before (a follower re-reads the store).
+    /// `writes` are the commit's writes; the first `ops` of them are the engine's, in the group's order.
+    pub(super) fn tab_committed(self: &Rc<Self>, writes: &[Write], ops: usize, stored: &[OpId]) {
         if self.tabs.role.get() == Role::Uncoordinated {
             return;
         }
-        let ids: Vec<String> = stored.iter().map(|id| id.to_string()).collect();
-        self.post(json!({ "type": "commit", "ids": ids }));
-        if self.tabs.refresh_wanted.get() && self.storage_idle() {
-            let this = Rc::clone(self);
-            wasm_bindgen_futures::spawn_local(async move {
-                let _ = this.tab_refresh().await;
-            });
+        let new: HashSet<String> = stored.iter().map(|id| id.to_string()).collect();
+        let mut records = Vec::new();
+        let mut changed = false;
+        for write in &writes[..ops.min(writes.len())] {
+            match write {
+                Write::PutOp { id, record } if new.contains(id) => {
+                    records.extend(record.as_string());
+                }
+                Write::PutMeta { .. } => {}
+                _ => changed = true,
+            }
         }
+        // For each new op, the op before it in its lane here: the leader must know it first.
+        let after: Vec<String> = {
+            let engine = self.engine.borrow();
+            stored
+                .iter()
+                .filter_map(|id| {
+                    let record = engine.op(*id)?;
+                    let lane = engine.ops_for(&record.collection, &record.key);
+                    let at = lane.iter().position(|r| r.id == *id)?;
+                    Some(lane.get(at.checked_sub(1)?)?.id.to_string())
+                })
+                .collect()
+        };
+        self.post(
+            json!({ "type": "commit", "records": records, "after": after, "changed": changed }),
+        );
     }
 
     /// A leader's event, told to the other tabs too.
@@ -172,15 +210,19 @@ impl Runtime {
     /// The leader's status, posted to the other tabs.
     pub fn tab_post_status(&self) {
         if self.tabs.role.get() == Role::Leader {
-            self.post(json!({ "type": "status", "status": self.status_json() }));
+            // The pause travels on its own: the state can hide it (`stalled` ranks above `paused`).
+            let paused = self.engine.borrow().is_paused();
+            self.post(json!({ "type": "status", "status": self.status_json(), "paused": paused }));
         }
     }
 
-    /// A follower hears the leader's status: it shows it from now on.
-    pub fn tab_leader_status(&self, status: JsValue) {
+    /// A follower hears the leader's status: it shows it from now on, and keeps whether the outbox
+    /// is paused, for when it leads itself.
+    pub fn tab_leader_status(&self, status: JsValue, paused: bool) {
         let Ok(status) = convert::from_js(&status, usize::MAX) else {
             return;
         };
+        self.tabs.leader_paused.set(Some(paused));
         *self.tabs.leader_status.borrow_mut() = Some(status);
         let status = self.engine.borrow().status();
         self.emit(&Event::StatusChanged { status });
@@ -196,13 +238,32 @@ impl Runtime {
         }
     }
 
-    /// No write of this tab's is waiting or committing.
-    fn storage_idle(&self) -> bool {
-        self.durable.queue.borrow().is_idle()
+    /// A test hook: the commit machinery's state.
+    pub fn debug_state(&self) -> JsValue {
+        let queue = self.durable.queue.borrow();
+        let engine = self.engine.borrow();
+        convert::to_js(&json!({
+            "flushing": self.durable_flushing(),
+            "idle": queue.is_idle(),
+            "openGroup": queue.has_open_group(),
+            "failures": queue.failures(),
+            "durableThrough": queue.durable_through(),
+            "heldSends": queue.held_sends().count(),
+            "passive": engine.is_passive(),
+            "batches": engine.batches_in_flight().count(),
+            "unconfirmed": self.unconfirmed.borrow().len(),
+        }))
     }
 
-    /// A follower rebuilds its engine from the store (after another tab committed). Deferred while
-    /// its own writes are on their way; a read that overlapped an enqueue is read again.
+    /// A service worker's `sync` event: the network works again; backing-off ops go at once.
+    pub fn reconnected(self: &Rc<Self>) -> Result<()> {
+        self.check_usable()?;
+        let fx = self.engine_mut()?.reconnected(clock::now());
+        self.run_in_background(fx);
+        Ok(())
+    }
+
+    /// A follower rebuilds its engine from the store (after another tab committed).
     pub async fn tab_refresh(self: &Rc<Self>) -> Result<()> {
         self.check_usable()?;
         if self.tabs.role.get() != Role::Follower {
@@ -218,19 +279,7 @@ impl Runtime {
         if self.tabs.role.get() == Role::Leader {
             return Ok(());
         }
-        // Wait for this tab's own writes: every op it made must be in the store it reads.
-        for _ in 0..100 {
-            if self.storage_idle() {
-                break;
-            }
-            gloo_timers::future::TimeoutFuture::new(5).await;
-        }
-        let paused = self
-            .tabs
-            .leader_status
-            .borrow()
-            .as_ref()
-            .map(|s| s["state"] == "paused");
+        let paused = self.tabs.leader_paused.get();
         self.tabs.role.set(Role::Leader);
         self.rebuild(false).await?;
         let now = clock::now();
@@ -249,86 +298,129 @@ impl Runtime {
         self.run_in_background(fx);
         self.pull.reload(&self.store).await;
         self.start_periodic_pull();
+        // The last leader may have died between a commit and its message: followers read the store.
+        self.post(json!({ "type": "commit", "records": [], "changed": true }));
         self.tab_post_status();
         Ok(())
     }
 
-    /// The leader adopts ops other tabs committed: `ids` from their message, or (`None`) every op in
-    /// the store it does not know. A scan runs only while this tab has no write on its way, so no
-    /// delete of its own is still uncommitted, and skips what it deleted while reading.
-    pub async fn tab_adopt(self: &Rc<Self>, ids: Option<Vec<String>>) -> Result<()> {
+    /// Another tab stored these op records (JSON, from its commit message): a follower shows them at
+    /// once, without reading the store. The leader adopts them to send them, together with every other
+    /// op in the store it does not know: the tab that posted may have seen (and made its op on top of)
+    /// an op whose own tab died before it could post it, and that op must not be sent after this one.
+    /// With no records, this is the leader's periodic look for such ops.
+    pub async fn tab_adopt(
+        self: &Rc<Self>,
+        records: Vec<String>,
+        after: Option<Vec<String>>,
+    ) -> Result<()> {
         self.check_usable()?;
-        if self.tabs.role.get() != Role::Leader {
+        let role = self.tabs.role.get();
+        if role == Role::Uncoordinated || (role == Role::Follower && records.is_empty()) {
             return Ok(());
         }
-        let scan = ids.is_none();
-        let entries = match ids {
-            Some(ids) => self.store.load_op_entries_by_id(&ids).await,
-            None if self.storage_idle() => {
-                self.tabs.scanning.set(true);
-                let entries = self.store.load_op_entries().await;
-                self.tabs.scanning.set(false);
-                entries
-            }
-            None => return Ok(()),
-        }?;
-        let deleted = std::mem::take(&mut *self.tabs.deleted_while_scanning.borrow_mut());
-        let (records, _) = super::input::decode_records(entries);
-        let records: Vec<_> = {
+        let mut records: Vec<OpRecord> = records
+            .iter()
+            .filter_map(|text| serde_json::from_str::<OpRecord>(text).ok())
+            .collect();
+        // The store is read when asked (`None`: the periodic look), or when the posting tab put an op
+        // behind one this tab does not know: an op whose own tab died before it could post it.
+        let must_read = after.is_none_or(|after| {
             let engine = self.engine.borrow();
+            let deleted = self.tabs.deleted_ids.borrow();
+            let named: HashSet<OpId> = records.iter().map(|r| r.id).collect();
+            after
+                .iter()
+                .filter_map(|id| id.parse::<OpId>().ok())
+                .any(|id| engine.op(id).is_none() && !deleted.contains(&id) && !named.contains(&id))
+        });
+        if role == Role::Leader && must_read {
+            let keys = self.store.load_op_keys().await?;
+            let unknown: Vec<String> = {
+                let engine = self.engine.borrow();
+                let deleted = self.tabs.deleted_ids.borrow();
+                let named: HashSet<OpId> = records.iter().map(|r| r.id).collect();
+                keys.into_iter()
+                    .filter(|key| {
+                        key.parse::<OpId>().is_ok_and(|id| {
+                            engine.op(id).is_none()
+                                && !deleted.contains(&id)
+                                && !named.contains(&id)
+                        })
+                    })
+                    .collect()
+            };
+            if !unknown.is_empty() {
+                let entries = self.store.load_op_entries_by_id(&unknown).await?;
+                records.extend(super::input::decode_records(entries).0);
+            }
+        }
+        // Awaited reads above: what this tab knows or deleted meanwhile is left out now.
+        let records: Vec<OpRecord> = {
+            let engine = self.engine.borrow();
+            let deleted = self.tabs.deleted_ids.borrow();
             records
                 .into_iter()
-                .filter(|r| engine.op(r.id).is_none() && !(scan && deleted.contains(&r.id)))
+                .filter(|r| engine.op(r.id).is_none() && !deleted.contains(&r.id))
                 .collect()
         };
-        if records.is_empty() || self.tabs.role.get() != Role::Leader {
+        if records.is_empty() || self.tabs.role.get() != role {
             return Ok(());
         }
-        let fx = self.engine_mut()?.adopt(records, clock::now())?;
+        if role == Role::Follower {
+            let fx = self.engine_mut()?.adopt(records, clock::now())?;
+            self.run_in_background(fx);
+            return Ok(());
+        }
+        // The leader sends adopted ops as it sends its own: once confirmed, so that a burst forms full
+        // batches and `autoDrain: false` holds them until the app drains.
+        let ids: Vec<OpId> = records.iter().map(|r| r.id).collect();
+        let fx = self
+            .engine_mut()?
+            .adopt_unconfirmed(records, clock::now())?;
         self.run_in_background(fx);
+        for id in ids {
+            self.queue_confirmation(id);
+        }
         Ok(())
     }
 
     /// Replaces the engine with one restored from the store (`passive`: a follower's), carrying over
-    /// the pause and online state, and tells the watchers what changed in the view.
+    /// this tab's enqueues the read missed and the pause, and tells the watchers what changed.
     async fn rebuild(self: &Rc<Self>, passive: bool) -> Result<()> {
-        for _ in 0..5 {
-            if !self.storage_idle() {
-                self.tabs.refresh_wanted.set(true);
-                return Ok(());
-            }
-            self.tabs.refresh_wanted.set(false);
-            let enqueues = self.tabs.enqueues.get();
-            let (stored, quarantined) = load_stored(&self.store).await?;
-            if self.closed.get() {
-                return Ok(());
-            }
-            if enqueues != self.tabs.enqueues.get() || !self.storage_idle() {
-                continue;
-            }
-            let mut engine = Engine::restore_from(
-                self.config.clone(),
-                clock::randomness(),
-                stored,
-                clock::now(),
-            )?;
-            engine.set_passive(passive);
-            engine.set_mutator(mutator(Rc::clone(&self.mutations)));
-            let changed = {
-                let old = self.engine.borrow();
-                if old.is_paused() {
-                    engine.pause(clock::now());
-                }
-                changed_entities(&old, &engine, &self.watchers.collections())
-            };
-            *self.engine.borrow_mut() = engine;
-            *self.quarantined.borrow_mut() = quarantined;
-            self.notify_watchers(&changed);
-            let status = self.engine.borrow().status();
-            self.emit(&Event::StatusChanged { status });
+        // This tab's ops whose commit has not landed yet, and those it makes while the read runs.
+        let mut missed: Vec<OpId> = self.unstored_enqueues();
+        *self.tabs.enqueued_during_read.borrow_mut() = Some(Vec::new());
+        let read = load_stored(&self.store).await;
+        let during = self.tabs.enqueued_during_read.borrow_mut().take();
+        let (stored, quarantined) = read?;
+        // Closed meanwhile, or promoted while a follower's re-read ran: that read is not wanted any more.
+        let role = self.tabs.role.get();
+        if self.closed.get() || passive != (role == Role::Follower) {
             return Ok(());
         }
-        self.tabs.refresh_wanted.set(true);
+        missed.extend(during.unwrap_or_default());
+        let now = clock::now();
+        let mut engine =
+            Engine::restore_from(self.config.clone(), clock::randomness(), stored, now)?;
+        engine.set_passive(passive);
+        engine.set_mutator(mutator(Rc::clone(&self.mutations)));
+        let mut fx = Vec::new();
+        let changed = {
+            let old = self.engine.borrow();
+            engine.carry_over(&old, &missed);
+            if old.is_paused() {
+                fx = engine.pause(now);
+            }
+            changed_entities(&old, &engine, &self.watchers.collections())
+        };
+        *self.engine.borrow_mut() = engine;
+        *self.quarantined.borrow_mut() = quarantined;
+        self.notify_watchers(&changed);
+        // The new engine's first effects (a leader's: the writes its restore decided) run as any do.
+        self.run_in_background(fx);
+        let status = self.engine.borrow().status();
+        self.emit(&Event::StatusChanged { status });
         Ok(())
     }
 }

@@ -205,6 +205,21 @@ impl IdbStore {
         .await
     }
 
+    /// The ids of every stored op record.
+    pub async fn load_op_keys(&self) -> Result<Vec<String>, StoreError> {
+        self.with_reconnect(async |db: Database| {
+            let tx = db.transaction(schema::OPS).build()?;
+            let keys: Vec<JsValue> = tx
+                .object_store(schema::OPS)?
+                .get_all_keys::<JsValue>()
+                .await?
+                .collect::<Result<_, _>>()
+                .map_err(StoreError::from)?;
+            Ok(keys.iter().filter_map(JsValue::as_string).collect())
+        })
+        .await
+    }
+
     /// The stored op records of these ids, with their keys; ids not stored (any more) are left out.
     pub async fn load_op_entries_by_id(
         &self,

@@ -174,9 +174,56 @@ test('when the leader closes, the follower takes over and sends what was in flig
   const status = await eventually(
     () => inTab(b, () => { const s = window.outbox.status(); return s.role === 'leader' && s.pending === 0 && s.inFlight === 0 ? s : null; }),
     { what: 'B leads and has sent everything' },
-  );
+  ).catch(async (error) => {
+    throw new Error(`${error.message}: B ${JSON.stringify(await inTab(b, () => window.outbox.status()))}`);
+  });
   assert.equal(status.state, 'idle');
   const ledger = await env.server.admin('ledger');
   for (const key of keys) assert.equal(ledger[`handover/${key}`], 1, 'applied once under its one key');
+  await context.close();
+});
+
+test('one op under client-wins is rebased and applied once, by the one sender', async () => {
+  const context = await env.browser.newContext();
+  const name = fresh();
+  // The document exists on the server; neither tab has seen it, so the op is sent as a create (412).
+  const put = await fetch(new URL('api/docs/cw/doc', env.server.url), {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', 'idempotency-key': `"${crypto.randomUUID()}"` },
+    body: JSON.stringify({ by: 'someone else' }),
+  });
+  assert.ok(put.ok);
+  const options = { name, endpoint: '/api', clientId: 'cw', collections: { cw: { conflict: 'client-wins', versioned: true } } };
+  const [a, b] = [await openTab(context, env.server), await openTab(context, env.server)];
+  await openOutbox(a, options);
+  await openOutbox(b, options);
+  const outcome = await inTab(b, async () => {
+    const { acked } = await window.outbox.enqueue({ collection: 'cw', key: 'doc', op: 'put', value: { by: 'me' } });
+    return acked;
+  });
+  assert.equal(outcome.state, 'acked');
+  const ledger = await env.server.admin('ledger');
+  const applied = Object.entries(ledger).filter(([key]) => key.startsWith('cw/'));
+  assert.equal(applied.length, 1, `applied under one key only: ${JSON.stringify(applied)}`);
+  assert.equal(applied[0][1], 1);
+  const response = await fetch(new URL('api/docs/cw/doc', env.server.url));
+  assert.deepEqual(await response.json(), { by: 'me' });
+  assert.equal(response.headers.get('etag'), '"2"', 'the external write, then ours: nothing more');
+  await context.close();
+});
+
+test('without Web Locks every tab sends on its own, and the status says so', async () => {
+  const context = await env.browser.newContext();
+  await context.addInitScript(() => {
+    Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined, configurable: true });
+  });
+  const page = await openTab(context, env.server);
+  const role = await openOutbox(page, { name: fresh(), endpoint: '/api' });
+  assert.equal(role, 'uncoordinated');
+  const done = await inTab(page, async () => {
+    const { acked } = await window.outbox.enqueue({ collection: 'solo', key: 's1', op: 'put', value: { n: 1 } });
+    return (await acked).state;
+  });
+  assert.equal(done, 'acked', 'it still sends');
   await context.close();
 });
