@@ -135,6 +135,15 @@ async function openCoordinated(openAs, options, name) {
     if (!tab.closed) tab.channel.postMessage(message);
   });
   tab.channel.onmessage = (event) => onMessage(outbox, tab, event.data);
+  // A tab that slept (hidden, frozen, restored from the back/forward cache) may have missed messages: it
+  // catches up from the store when it shows again.
+  if (typeof document !== 'undefined') {
+    tab.onVisible = () => {
+      if (document.visibilityState === 'visible' && tab.role === 'follower') scheduleRefresh(outbox, tab);
+    };
+    document.addEventListener('visibilitychange', tab.onVisible);
+    globalThis.addEventListener?.('pageshow', tab.onVisible);
+  }
   if (granted) {
     startScanning(outbox, tab);
     outbox.__tabPostStatus();
@@ -311,6 +320,10 @@ function closeTab(tab, name) {
   clearTimeout(tab.eventTimer);
   tab.abort.abort();
   tab.channel.close();
+  if (tab.onVisible) {
+    document.removeEventListener('visibilitychange', tab.onVisible);
+    globalThis.removeEventListener?.('pageshow', tab.onVisible);
+  }
   for (const command of tab.pending.values()) command.reject(new SyncError('CLOSED', 'the outbox was closed'));
   tab.pending.clear();
 }

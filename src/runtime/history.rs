@@ -192,6 +192,53 @@ impl Recorder {
 }
 
 impl Runtime {
+    /// Reads the history again from the store, where another tab (the leader) wrote its entries: a
+    /// follower shows them, and a tab that becomes the leader numbers its entries after them instead of
+    /// overwriting them. The watchers hear of each entry that is new here.
+    pub(super) async fn reload_history(&self) -> Result<()> {
+        if !self.history.unwritten.borrow().is_empty() {
+            return Ok(());
+        }
+        let stored: Vec<HistoryEntry> = self
+            .store
+            .load_history()
+            .await?
+            .into_iter()
+            .filter_map(|v| v.as_string())
+            .filter_map(|text| serde_json::from_str(&text).ok())
+            .collect();
+        let seen = self
+            .history
+            .log
+            .borrow()
+            .entries()
+            .next_back()
+            .map(|e| e.id);
+        let (log, _) = History::restore(stored, self.history.bounds, clock::now());
+        let new: Vec<String> = log
+            .entries()
+            .filter(|e| seen.is_none_or(|seen| e.id > seen))
+            .map(|e| serde_json::to_string(e).unwrap_or_default())
+            .collect();
+        *self.history.log.borrow_mut() = log;
+        let watchers: Vec<Function> = self
+            .history
+            .watchers
+            .borrow()
+            .iter()
+            .map(|(_, f)| f.clone())
+            .collect();
+        for text in new.iter().filter(|_| !watchers.is_empty()) {
+            let js = json_to_js(text);
+            for watcher in &watchers {
+                if let Err(error) = watcher.call1(&JsValue::UNDEFINED, &js) {
+                    report_error(&error);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Records one attempt: into the bounded log, the unwritten buffer, and to the watchers.
     pub(super) fn record(self: &Rc<Self>, attempt: Attempt) {
         let entry = {

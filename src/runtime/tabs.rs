@@ -417,6 +417,8 @@ impl Runtime {
         *self.engine.borrow_mut() = engine;
         *self.quarantined.borrow_mut() = quarantined;
         self.notify_watchers(&changed);
+        // History is only history: a read that fails leaves the one this tab has.
+        let _ = self.reload_history().await;
         // The new engine's first effects (a leader's: the writes its restore decided) run as any do.
         self.run_in_background(fx);
         let status = self.engine.borrow().status();
