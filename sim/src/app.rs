@@ -191,8 +191,9 @@ impl World {
             guard += 1;
             if guard > 5_000_000 || self.time - start > bound {
                 return Err(format!(
-                    "the outbox did not settle within {} s of the faults stopping",
-                    bound / 1000
+                    "the outbox did not settle within {} s of the faults stopping ({})",
+                    bound / 1000,
+                    self.unsettled()
                 ));
             }
         }
@@ -221,6 +222,44 @@ impl World {
         })
     }
 
+    /// What keeps the outbox from settling, for the report.
+    fn unsettled(&self) -> String {
+        let mut what = Vec::new();
+        if self.multi() && !self.calm() {
+            what.push(format!(
+                "not calm: in transit {}, orphaned {}, leader {:?}",
+                self.in_transit,
+                self.orphaned_commands.len(),
+                self.leader()
+            ));
+        }
+        for (i, t) in self.tabs.iter().enumerate() {
+            if let Some(e) = t.engine.as_ref() {
+                let s = e.status();
+                what.push(format!(
+                    "tab {i} ({:?}, passive {}): idle {}, queue idle {}, commit {}, outstanding {}, \
+                     unconfirmed {}, tasks {} running {}, state {:?}, paused {}/{}, pending {}, in \
+                     flight {}",
+                    t.role,
+                    e.is_passive(),
+                    t.is_idle(),
+                    t.queue.is_idle(),
+                    t.commit_active,
+                    t.outstanding.len(),
+                    t.unconfirmed.len(),
+                    t.sync.tasks.len(),
+                    t.sync.task_running,
+                    s.state,
+                    e.is_paused(),
+                    t.paused,
+                    s.pending,
+                    s.in_flight
+                ));
+            }
+        }
+        what.join("; ")
+    }
+
     /// The settling phase and the final checks.
     pub fn settle(&mut self) -> Result<(), String> {
         self.healed = true;
@@ -228,6 +267,11 @@ impl World {
             if !self.tabs[tab].alive {
                 self.reopen(tab)?;
             }
+        }
+        // A command the app forwarded before (a pause, say) lands before the app settles.
+        let start = self.time;
+        while self.multi() && !self.calm() && self.time - start < 3_600_000 && self.step()? {}
+        for tab in 0..self.tabs.len() {
             if !self.tabs[tab].online {
                 self.set_online(tab, true)?;
             }

@@ -1,21 +1,24 @@
 //! What tabs tell each other (BroadcastChannel), and what they do about it, as `pkg/tabs.js` and
 //! `src/runtime/tabs.rs` do.
 //!
-//! After **every** successful group commit the committing tab posts `commit { records, changed }`:
-//! `records` are the op records the group stored for the first time (its enqueues, `Committed::stored`),
-//! exactly as stored; `changed` says the group wrote anything else (a put of an op already stored, a
-//! delete, a document): a group of clock marks alone is neither. Messages between two live tabs arrive
-//! in order after 1–20 ms and are never lost; a tab can die between its commit and its post.
+//! After **every** successful group commit the committing tab posts `commit { records, after, changed
+//! }`: `records` are the op records the group stored for the first time (its enqueues,
+//! `Committed::stored`), exactly as stored; `after` names, for each of them, the op before it in its
+//! lane in the posting tab's engine at that moment (none for the lane's first); `changed` says the
+//! group wrote anything else (a put of an op already stored, a delete, a document): a group of clock
+//! marks alone is neither. Messages between two live tabs arrive in order after 1–20 ms and are never
+//! lost; a tab can die between its commit and its post.
 //!
-//! - Every tab adopts `records` at once (a follower shows other tabs' enqueues without reading the
+//! - A follower adopts `records` at once (`adopt`: it shows other tabs' enqueues without reading the
 //!   store).
-//! - The leader, on every commit message, also reads every stored op id and adopts each stored op it
-//!   does not know (reading those records), leaving out ops it deleted in the last 10 minutes of its
-//!   engine time. An op is made after the ops its tab showed, which were committed before it, but their
-//!   own message may never come (their tab died between commit and post) or come later (messages from
-//!   two tabs are not ordered): adopting only the named ones sent an op before one it was made after
-//!   (seed 17, 5 tabs). Every 2 s it makes the same call with no records (its safety net for a tab that
-//!   died before posting, when nobody else commits).
+//! - The leader adopts them with `adopt_unconfirmed`: they become sendable at its debounced
+//!   confirmation, as its own enqueues do. It reads the store first only when `after` names an op it
+//!   does not know, did not delete in the last 10 minutes of its engine time, and that is not among the
+//!   records: an op the posting tab showed whose own message never came (its tab died between commit
+//!   and post) or has not come yet (messages from two tabs are not ordered); it then adopts every stored
+//!   op it does not know with them (adopting only the named ones sent an op before one it was made
+//!   after: seed 17, 5 tabs). Every 2 s it reads the store with no records (its scan, for a tab that
+//!   died before posting).
 //! - The leader posts its status after each change; a follower keeps the last one (promotion applies
 //!   its pause). A follower that opens says `hello`, and the leader posts its status.
 //!
@@ -24,7 +27,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use outbox_core::{OpId, OpRecord, Stored, SyncState, Write};
+use outbox_core::{OpId, OpRecord, Stored, Write};
 
 use crate::lock::Role;
 use crate::rebuild::{Answer, Task};
@@ -45,6 +48,7 @@ pub enum Msg {
     /// anything else.
     Commit {
         records: Vec<OpRecord>,
+        after: Vec<OpId>,
         changed: bool,
     },
     /// The leader's status: only whether it says `paused` matters here.
@@ -64,8 +68,6 @@ pub struct TabSync {
     /// Ops this tab deleted, with when (engine time): kept 10 minutes.
     pub deleted: VecDeque<(u64, OpId)>,
     pub deleted_ids: HashSet<OpId>,
-    /// A rebuild was asked for while this tab's own writes were on their way (`refresh_wanted`).
-    pub refresh_wanted: bool,
     /// The throttled refresh's timer is set (`refreshTimer`)...
     pub refresh_timer: bool,
     /// ...spaced by the last refresh's duration, ms (`lastRefreshMs`).
@@ -74,13 +76,10 @@ pub struct TabSync {
     pub rebuild_reads: u32,
     /// When this tab's latest read ends: a tab's reads end in the order they began.
     pub last_read_end: u64,
-    /// A rebuild that waits for the tab's own writes to be idle (as specified; see
-    /// [`World::runtime_gaps`]).
-    pub waiting_rebuild: Option<crate::rebuild::Rebuild>,
-    /// The promotion set the runtime's role to leader (before its rebuild).
-    pub promote_role_set: bool,
-    /// Polls of the promotion waiting for the tab's own writes to be idle.
-    pub promote_polls: u32,
+    /// While a rebuild's read runs: the ops this tab enqueues meanwhile (`enqueued_during_read`).
+    pub enqueued_during_read: Option<Vec<OpId>>,
+    /// The promotion started: the runtime's role is leader (before its rebuild).
+    pub promote_started: bool,
     /// Whether the last status the follower heard from the leader said `paused`.
     pub leader_paused: Option<bool>,
     /// The leader: whether the last status it posted said `paused`.
@@ -88,8 +87,8 @@ pub struct TabSync {
     /// The last group this tab's writes joined, and how many engine calls wrote.
     pub last_group: u64,
     pub writing_calls: u64,
-    /// The leader's answer to a forwarded command, waiting for this group to be durable.
-    pub answering: Option<(u64, Answer)>,
+    /// The leader's answers to forwarded commands, each waiting for its group to be durable.
+    pub answering: VecDeque<(u64, Answer)>,
     /// When the leader's scans started (they run on a grid of times from it).
     pub scan_origin: u64,
     /// The store's commit count at the last scan.
@@ -105,9 +104,6 @@ pub struct StoreRead {
     pub purpose: ReadPurpose,
     pub stored: Stored,
     pub cursor: Option<String>,
-    /// The tab's enqueue count when the read began: one made during the read went into the old
-    /// engine, and the snapshot may lack it.
-    pub enqueues_at_start: u64,
 }
 
 pub enum ReadPurpose {
@@ -137,11 +133,26 @@ impl World {
             .iter()
             .filter_map(|id| self.store.record(id))
             .collect();
+        // For each new op, the op before it in its lane here: the leader must know it first.
+        let engine = self.tabs[tab].engine.as_ref().expect("alive");
+        let after = stored
+            .iter()
+            .filter_map(|id| {
+                let record = engine.op(*id)?;
+                let lane = engine.ops_for(&record.collection, &record.key);
+                let at = lane.iter().position(|r| r.id == *id)?;
+                Some(lane.get(at.checked_sub(1)?)?.id)
+            })
+            .collect();
         // Crash point: the commit is durable, its message never leaves.
         self.crash_point(tab);
         let epoch = self.tabs[tab].epoch;
         self.in_transit += 1;
-        let msg = Msg::Commit { records, changed };
+        let msg = Msg::Commit {
+            records,
+            after,
+            changed,
+        };
         self.at(0, Ev::Post { tab, epoch, msg });
     }
 
@@ -168,10 +179,16 @@ impl World {
     pub fn on_message(&mut self, to: usize, msg: Msg) -> Result<(), String> {
         let leader = self.tabs[to].role == Role::Leader;
         match msg {
-            Msg::Commit { records, .. } if leader => self.queue_task(to, Task::Adopt(records)),
-            Msg::Commit { records, changed } => {
+            Msg::Commit { records, after, .. } if leader => {
+                let after = Some(after);
+                self.queue_task(to, Task::Adopt { records, after })
+            }
+            Msg::Commit {
+                records, changed, ..
+            } => {
                 if !records.is_empty() {
-                    self.queue_task(to, Task::Adopt(records))?;
+                    let after = Some(Vec::new());
+                    self.queue_task(to, Task::Adopt { records, after })?;
                 }
                 if changed {
                     self.schedule_refresh(to);
@@ -191,15 +208,17 @@ impl World {
         }
     }
 
-    /// The leader posts its status when whether it says `paused` changed (or always, `force`).
+    /// The leader posts its status when whether it says `paused` changed (or always, `force`). The
+    /// runtime's role decides: a tab whose promotion started posts its status, its passive engine's
+    /// during the promotion's read.
     pub fn post_status(&mut self, tab: usize, force: bool) {
-        if !self.multi() || self.tabs[tab].role != Role::Leader {
+        if !self.multi() || !self.runtime_leads(tab) {
             return;
         }
         let Some(engine) = self.tabs[tab].engine.as_ref() else {
             return;
         };
-        let paused = engine.status().state == SyncState::Paused;
+        let paused = engine.is_paused();
         if force || self.tabs[tab].sync.posted_paused != Some(paused) {
             self.tabs[tab].sync.posted_paused = Some(paused);
             self.post(tab, Msg::Status { paused });
@@ -210,12 +229,18 @@ impl World {
     /// promotion sets it, before the rebuild.
     pub fn runtime_leads(&self, tab: usize) -> bool {
         let t = &self.tabs[tab];
-        t.role == Role::Leader || (t.role == Role::Promoting && t.sync.promote_role_set)
+        t.role == Role::Leader || (t.role == Role::Promoting && t.sync.promote_started)
     }
 
-    /// `tab_adopt(records)`, a task: a follower adopts the records at once; the leader reads the store
-    /// first, for every other op it does not know. Ends the task unless a read is on its way.
-    pub fn adopt_task(&mut self, tab: usize, records: Vec<OpRecord>) -> Result<bool, String> {
+    /// `tab_adopt(records, after)`, a task: a follower adopts the records at once; the leader reads
+    /// the store first when `after` names an op it does not know (or for its scan, with no `after`).
+    /// Ends the task unless a read is on its way.
+    pub fn adopt_task(
+        &mut self,
+        tab: usize,
+        records: Vec<OpRecord>,
+        after: Option<Vec<OpId>>,
+    ) -> Result<bool, String> {
         if !self.runtime_leads(tab) {
             if !records.is_empty() {
                 self.adopt(tab, records, false)?;
@@ -223,21 +248,27 @@ impl World {
             }
             return Ok(true);
         }
-        self.forget_old_deletes(tab);
         let t = &self.tabs[tab];
         let engine = t.engine.as_ref().expect("alive");
         let named: HashSet<OpId> = records.iter().map(|r| r.id).collect();
-        let unknown: Vec<OpId> = self
-            .store
-            .op_ids()
-            .filter(|id| {
-                engine.op(**id).is_none() && !t.sync.deleted_ids.contains(id) && !named.contains(id)
-            })
-            .copied()
-            .collect();
+        let unknown = |id: &OpId| {
+            engine.op(*id).is_none() && !t.sync.deleted_ids.contains(id) && !named.contains(id)
+        };
+        let must_read = after.as_ref().is_none_or(|after| after.iter().any(unknown));
+        if !must_read {
+            self.adopt(tab, records, true)?;
+            return Ok(true);
+        }
+        if after.is_some() {
+            self.stats.adopt_reads += 1;
+        } else {
+            self.stats.scan_reads += 1;
+        }
         let stored = Stored {
-            records: unknown
-                .iter()
+            records: self
+                .store
+                .op_ids()
+                .filter(|id| unknown(id))
                 .filter_map(|id| self.store.record(id))
                 .collect(),
             ..Stored::default()
@@ -249,7 +280,6 @@ impl World {
                 purpose: ReadPurpose::Adopt { records },
                 stored,
                 cursor: None,
-                enqueues_at_start: 0,
             },
             0,
         );
@@ -274,7 +304,9 @@ impl World {
         Ok(())
     }
 
-    /// Adopts the records the tab does not know and did not delete; returns their ids.
+    /// Adopts the records the tab does not know and did not delete; returns their ids. A follower
+    /// adopts them as durable (`adopt`); the leader `adopt_unconfirmed`, and confirms them with its
+    /// own enqueues (the debounced confirmation).
     fn adopt(
         &mut self,
         tab: usize,
@@ -291,15 +323,19 @@ impl World {
         if ids.is_empty() {
             return Ok(ids);
         }
-        if leader {
-            self.stats.adopted += ids.len() as u64;
-        }
         let now = self.now(tab);
-        let fx = self.tabs[tab]
-            .engine()
-            .adopt(records, now)
-            .map_err(|e| format!("adopt failed: {e}"))?;
+        let engine = self.tabs[tab].engine();
+        let fx = if leader {
+            self.stats.adopted += ids.len() as u64;
+            engine.adopt_unconfirmed(records, now)
+        } else {
+            engine.adopt(records, now)
+        }
+        .map_err(|e| format!("adopt failed: {e}"))?;
         self.run(tab, fx)?;
+        if leader {
+            self.queue_confirmation(tab, &ids);
+        }
         Ok(ids)
     }
 
@@ -324,13 +360,9 @@ impl World {
 
     pub fn read_done(&mut self, tab: usize, read: StoreRead) -> Result<(), String> {
         match read.purpose {
-            ReadPurpose::Rebuild(rebuild) => self.rebuild_read_done(
-                tab,
-                rebuild,
-                read.stored,
-                read.cursor,
-                read.enqueues_at_start,
-            ),
+            ReadPurpose::Rebuild(rebuild) => {
+                self.rebuild_read_done(tab, rebuild, read.stored, read.cursor)
+            }
             ReadPurpose::Adopt { records } => {
                 self.adopt_read_done(tab, records, read.stored)?;
                 self.task_done(tab)
@@ -341,7 +373,7 @@ impl World {
     /// The tab's engine is about to delete these ops: it remembers them for 10 minutes, so no read
     /// of a store that may still hold them brings them back.
     pub fn note_deletes(&mut self, tab: usize, ids: &[OpId]) {
-        if ids.is_empty() || !self.multi() {
+        if !self.multi() {
             return;
         }
         let now = self.now(tab);
@@ -392,7 +424,13 @@ impl World {
         sync.scanned_commits = Some(commits);
         let epoch = self.tabs[tab].epoch;
         self.at(SCAN_INTERVAL_MS, Ev::Scan { tab, epoch });
-        self.queue_task(tab, Task::Adopt(Vec::new()))
+        self.queue_task(
+            tab,
+            Task::Adopt {
+                records: Vec::new(),
+                after: None,
+            },
+        )
     }
 
     fn wake_scan(&mut self) {

@@ -60,6 +60,14 @@ pub struct Stats {
     /// The same in seeds with no fault at all.
     pub faultless_op_sends: u64,
     pub faultless_ops_sent: u64,
+    /// The leader's reads of the store for adoption: on a message whose `after` names an op it does
+    /// not know, and its scans.
+    pub adopt_reads: u64,
+    pub scan_reads: u64,
+    /// Ops of its own a rebuild carried over from the old engine (the read missed them).
+    pub carried_over: u64,
+    /// Follower reads dropped because the tab was promoted meanwhile.
+    pub dropped_reads: u64,
     /// Conflicts whose only cause is our own tabs' earlier acks, counted (not failed) only with
     /// `SIM_COUNT_OWN_CONFLICTS=1`.
     pub own_tab_conflicts: u64,
@@ -88,6 +96,10 @@ impl Stats {
         self.faultless_op_sends += other.faultless_op_sends;
         self.faultless_ops_sent += other.faultless_ops_sent;
         self.own_tab_conflicts += other.own_tab_conflicts;
+        self.adopt_reads += other.adopt_reads;
+        self.scan_reads += other.scan_reads;
+        self.carried_over += other.carried_over;
+        self.dropped_reads += other.dropped_reads;
     }
 
     /// Sends per op sent: all of them, and without the resends faults caused.
@@ -115,7 +127,7 @@ pub fn run_seed(seed: u64, ops: usize, tabs: usize) -> Result<Stats, Violation> 
     run_seed_with(seed, ops, tabs, |_| {})
 }
 
-/// [`run_seed`], with the world's switches (`runtime_gaps`, `count_own_conflicts`) set by `configure`.
+/// [`run_seed`], with the world's switches (`count_own_conflicts`) set by `configure`.
 pub fn run_seed_with(
     seed: u64,
     ops: usize,

@@ -6,20 +6,24 @@
 //!   duration of its previous refresh. A rebuild's duration is an IndexedDB read (1–7 ms) plus
 //!   [`REBUILD_US_PER_OP`] per stored op (parsing and restoring), so a follower of a leader with a big
 //!   queue re-reads less often.
-//! - **Rebuild.** It reads only while the tab's own writes are idle (no group pending or committing);
-//!   otherwise it is deferred (`refresh_wanted`) and made after the tab's next commit that leaves them
-//!   idle — that one outside the serial queue, as the runtime spawns it. A read that overlapped an
-//!   enqueue of its own, or after which writes are on their way again, is read again (5 attempts).
-//! - **Answers.** The leader runs a forwarded command in its serial queue and answers once what it
-//!   wrote is durable. The follower rebuilds before the command's promise settles: a discard the
-//!   leader made is then no longer shown (checked).
-//! - **Promotion.** Granted the lock, a tab waits for its own writes to be idle (polling every 5 ms, at
-//!   most 100 times), rebuilds as an active engine (exactly a restore at open: ops stored in flight
-//!   become pending and maybe applied, same keys), applies the pause of the last status it heard from
-//!   the leader, `set_online`, `drain`, then posts `commit { records: [], changed: true }` so followers
-//!   re-read, and its status. Its read follows the grant, which follows the previous leader's death,
-//!   so nothing it sends is older than that leader's last commit. Commands that waited for a leader
-//!   run now.
+//! - **Rebuild.** It never waits and never reads twice. It notes `missed`, the tab's own enqueues
+//!   whose commit has not landed (their futures still wait), and reads the store; the enqueues the tab
+//!   makes while the read runs join `missed`. A read that ends after the tab's role changed (a
+//!   follower's refresh after a promotion) is dropped. Otherwise the engine is restored from the read
+//!   (passive or not), takes `missed` over from the old one (`Engine::carry_over`: their place, their
+//!   durability, their pending commit; no effects), is paused if the old one was (running that call's
+//!   effects), and replaces it.
+//! - **Answers.** The leader starts a forwarded command in its serial queue, in order, and the queue
+//!   goes on at once; the answer leaves once what the command wrote is durable. The follower rebuilds
+//!   before the command's promise settles: a discard the leader made is then no longer shown
+//!   (checked).
+//! - **Promotion.** Granted the lock, the runtime's role becomes leader, the tab rebuilds as an active
+//!   engine (as above; ops stored in flight become pending and maybe applied, same keys, and its own
+//!   unstored enqueues are carried over), applies the pause of the last status it heard from the
+//!   leader (its `paused` flag), `set_online`, `drain`, then posts `commit { records: [], changed: true
+//!   }` so followers re-read, and its status. Its read follows the grant, which follows the previous
+//!   leader's death, so nothing it sends is older than that leader's last commit. Commands that waited
+//!   for a leader run now.
 //!
 //! The leader's events, which followers re-emit after a refresh that follows them, are not modelled:
 //! no check looks at a follower's events.
@@ -39,22 +43,21 @@ pub const REBUILD_US_PER_OP: u64 = 10;
 /// `REFRESH_DELAY_MS` and `REFRESH_SPACING`.
 const REFRESH_DELAY_MS: u64 = 10;
 const REFRESH_SPACING: u64 = 4;
-/// A rebuild's attempts at a read no enqueue overlapped.
-const REBUILD_ATTEMPTS: u32 = 5;
-/// The promotion's wait for the tab's own writes: polls, and the time between two.
-const PROMOTE_POLLS: u32 = 100;
-const PROMOTE_POLL_MS: u64 = 5;
 
 /// Work a tab does in its serial queue.
 #[derive(Clone, Debug)]
 pub enum Task {
-    /// `tab_adopt(records)`: records from a commit message; none, the leader's scan.
-    Adopt(Vec<OpRecord>),
+    /// `tab_adopt(records, after)`: records from a commit message and, for each, the op before it in
+    /// its lane in the posting tab; no records and no `after`, the leader's scan.
+    Adopt {
+        records: Vec<OpRecord>,
+        after: Option<Vec<OpId>>,
+    },
     /// A follower's throttled refresh.
     Refresh,
     /// The lock was granted.
     Promote,
-    /// The leader runs a command a follower forwarded, and answers.
+    /// The leader starts a command a follower forwarded; it answers later.
     Answer(Forward),
     /// The leader's answer reached the follower: it rebuilds, then the promise settles.
     Reply(Answer),
@@ -79,20 +82,15 @@ pub struct Answer {
 #[derive(Debug)]
 pub struct Rebuild {
     passive: bool,
-    attempt: u32,
+    /// The tab's own enqueues whose commit had not landed when the read began.
+    missed: Vec<OpId>,
     then: Then,
 }
 
 #[derive(Debug)]
 enum Then {
-    /// The rebuild the runtime spawns after a commit: no task waits for it.
-    Nothing,
-    Refresh {
-        started: u64,
-    },
-    Promote {
-        paused: Option<bool>,
-    },
+    Refresh { started: u64 },
+    Promote { paused: Option<bool> },
     Reply(Answer),
 }
 
@@ -118,24 +116,21 @@ impl World {
             return Ok(());
         };
         sync.task_running = true;
+        // tabs.js's role is a follower's until the promotion is done; the runtime's, until it starts.
+        let follows = t.role != Role::Leader && !self.runtime_leads(tab);
         match task {
-            Task::Adopt(records) => {
-                if self.adopt_task(tab, records)? {
+            Task::Adopt { records, after } => {
+                if self.adopt_task(tab, records, after)? {
                     return self.task_done(tab);
                 }
                 Ok(())
             }
-            // tabs.js's role is a follower's until the promotion is done; the runtime's, until it set it.
-            Task::Refresh if self.tabs[tab].role != Role::Leader && !self.runtime_leads(tab) => {
+            Task::Refresh if follows => {
                 let started = self.time;
-                self.rebuild(tab, true, 0, Then::Refresh { started })
+                self.rebuild(tab, true, Then::Refresh { started })
             }
-            Task::Reply(answer)
-                if self.tabs[tab].role != Role::Leader && !self.runtime_leads(tab) =>
-            {
-                self.rebuild(tab, true, 0, Then::Reply(answer))
-            }
-            Task::Promote if self.tabs[tab].role == Role::Promoting => self.promote_poll(tab),
+            Task::Reply(answer) if follows => self.rebuild(tab, true, Then::Reply(answer)),
+            Task::Promote if self.tabs[tab].role == Role::Promoting => self.promote(tab),
             Task::Answer(forward) => self.answer(tab, forward),
             _ => self.task_done(tab),
         }
@@ -158,49 +153,12 @@ impl World {
         self.queue_task(tab, Task::Refresh)
     }
 
-    /// After a commit of the tab's own: a rebuild deferred for its writes is made now if they are idle
-    /// (the runtime spawns it outside the serial queue).
-    pub fn deferred_rebuild(&mut self, tab: usize) -> Result<(), String> {
-        let t = &self.tabs[tab];
-        if self.multi() && t.sync.refresh_wanted && t.queue.is_idle() && !self.runtime_leads(tab) {
-            return self.rebuild(tab, true, 0, Then::Nothing);
-        }
-        Ok(())
-    }
-
-    /// The runtime's `rebuild`: reads the store if the tab's own writes are idle, else defers.
-    fn rebuild(
-        &mut self,
-        tab: usize,
-        passive: bool,
-        attempt: u32,
-        then: Then,
-    ) -> Result<(), String> {
+    /// The runtime's `rebuild`: notes the tab's own unstored enqueues and reads the store.
+    fn rebuild(&mut self, tab: usize, passive: bool, then: Then) -> Result<(), String> {
         let t = &mut self.tabs[tab];
-        let gives_up = attempt >= REBUILD_ATTEMPTS || !t.queue.is_idle();
-        let gap = match then {
-            Then::Reply(_) => self.runtime_gaps.0,
-            Then::Promote { .. } => self.runtime_gaps.1,
-            _ => true,
-        };
-        if gives_up && !gap {
-            // As specified: the answer's and the promotion's rebuilds wait for the tab's own writes.
-            t.sync.waiting_rebuild = Some(Rebuild {
-                passive,
-                attempt: 0,
-                then,
-            });
-            let epoch = t.epoch;
-            self.at(PROMOTE_POLL_MS, Ev::RebuildPoll { tab, epoch });
-            return Ok(());
-        }
-        if gives_up {
-            t.sync.refresh_wanted = true;
-            return self.rebuild_finished(tab, then);
-        }
-        t.sync.refresh_wanted = false;
+        let missed: Vec<OpId> = t.unstored.iter().copied().collect();
+        t.sync.enqueued_during_read = Some(Vec::new());
         t.sync.rebuild_reads += 1;
-        let enqueues_at_start = t.enqueues;
         let cost = self.store.op_ids().count() as u64 * REBUILD_US_PER_OP / 1000;
         let (stored, cursor) = self.store.load();
         let read = StoreRead {
@@ -208,12 +166,11 @@ impl World {
             epoch: self.tabs[tab].epoch,
             purpose: ReadPurpose::Rebuild(Rebuild {
                 passive,
-                attempt,
+                missed,
                 then,
             }),
             stored,
             cursor,
-            enqueues_at_start,
         };
         self.begin_read(read, cost);
         Ok(())
@@ -225,30 +182,44 @@ impl World {
         rebuild: Rebuild,
         stored: Stored,
         cursor: Option<String>,
-        enqueues_at_start: u64,
     ) -> Result<(), String> {
         let t = &mut self.tabs[tab];
         t.sync.rebuild_reads -= 1;
-        if t.enqueues != enqueues_at_start || !t.queue.is_idle() {
-            // An enqueue of its own went into the old engine during the read: read again.
-            let Rebuild {
-                passive,
-                attempt,
-                then,
-            } = rebuild;
-            return self.rebuild(tab, passive, attempt + 1, then);
+        let during = t.sync.enqueued_during_read.take();
+        let Rebuild {
+            passive,
+            mut missed,
+            then,
+        } = rebuild;
+        // Promoted while a follower's read ran: that read is not wanted any more.
+        if passive == self.runtime_leads(tab) {
+            self.stats.dropped_reads += 1;
+            return self.rebuild_finished(tab, then);
         }
-        self.install(tab, stored, cursor, rebuild.passive)?;
-        self.rebuild_finished(tab, rebuild.then)
+        missed.extend(during.unwrap_or_default());
+        self.stats.carried_over += missed
+            .iter()
+            .filter(|id| !stored.records.iter().any(|r| r.id == **id))
+            .filter(|id| {
+                self.tabs[tab]
+                    .engine
+                    .as_ref()
+                    .is_some_and(|e| e.op(**id).is_some())
+            })
+            .count() as u64;
+        self.install(tab, stored, cursor, passive, &missed)?;
+        self.rebuild_finished(tab, then)
     }
 
-    /// Replaces the tab's engine with one restored from a snapshot, carrying over its pause.
+    /// Replaces the tab's engine with one restored from a snapshot, carrying over the tab's own
+    /// enqueues the read missed, and its pause.
     fn install(
         &mut self,
         tab: usize,
         stored: Stored,
         cursor: Option<String>,
         passive: bool,
+        missed: &[OpId],
     ) -> Result<(), String> {
         let now = self.now(tab);
         let seed = self.rng.u64(..);
@@ -262,12 +233,13 @@ impl World {
         engine.set_passive(passive);
         self.stats.rebuilds += 1;
         let t = &mut self.tabs[tab];
-        let paused = t.engine.as_ref().is_some_and(Engine::is_paused);
+        let old = t.engine.take().expect("alive");
+        engine.carry_over(&old, missed);
         t.engine = Some(engine);
         t.cursor = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
         t.seen = seen;
         self.check_confirmed(tab)?;
-        if paused {
+        if old.is_paused() {
             let fx = self.tabs[tab].engine().pause(now);
             self.run(tab, fx)?;
         }
@@ -285,7 +257,6 @@ impl World {
 
     fn rebuild_finished(&mut self, tab: usize, then: Then) -> Result<(), String> {
         match then {
-            Then::Nothing => Ok(()),
             Then::Refresh { started } => {
                 self.tabs[tab].sync.last_refresh_ms = self.time - started;
                 self.task_done(tab)
@@ -297,8 +268,7 @@ impl World {
                     if t.role == Role::Follower && engine.op(id).is_some() {
                         return Err(format!(
                             "tab {tab}'s forwarded discard of op {id} settled, and the tab still \
-                             shows the op (its rebuild was deferred: {})",
-                            t.sync.refresh_wanted
+                             shows the op"
                         ));
                     }
                 }
@@ -311,30 +281,12 @@ impl World {
         }
     }
 
-    /// A rebuild that waits for the tab's own writes looks again.
-    pub fn rebuild_poll(&mut self, tab: usize) -> Result<(), String> {
-        match self.tabs[tab].sync.waiting_rebuild.take() {
-            Some(Rebuild {
-                passive,
-                attempt,
-                then,
-            }) => self.rebuild(tab, passive, attempt, then),
-            None => Ok(()),
-        }
-    }
-
-    /// The promotion waits for the tab's own writes to be idle, then rebuilds as the leader.
-    pub fn promote_poll(&mut self, tab: usize) -> Result<(), String> {
-        let t = &mut self.tabs[tab];
-        if !t.queue.is_idle() && t.sync.promote_polls < PROMOTE_POLLS {
-            t.sync.promote_polls += 1;
-            let epoch = t.epoch;
-            self.at(PROMOTE_POLL_MS, Ev::PromotePoll { tab, epoch });
-            return Ok(());
-        }
-        let paused = t.sync.leader_paused;
-        t.sync.promote_role_set = true;
-        self.rebuild(tab, false, 0, Then::Promote { paused })
+    /// `tab_promote`: the runtime's role becomes leader, and the tab rebuilds as an active engine.
+    fn promote(&mut self, tab: usize) -> Result<(), String> {
+        let sync = &mut self.tabs[tab].sync;
+        let paused = sync.leader_paused;
+        sync.promote_started = true;
+        self.rebuild(tab, false, Then::Promote { paused })
     }
 
     fn promoted(&mut self, tab: usize, paused: Option<bool>) -> Result<(), String> {
@@ -343,12 +295,7 @@ impl World {
             .as_ref()
             .is_some_and(Engine::is_passive)
         {
-            return Err(format!(
-                "tab {tab} leads with a passive engine: its promotion's rebuild was deferred ({} \
-                 polls; own writes on their way: {})",
-                self.tabs[tab].sync.promote_polls,
-                !self.tabs[tab].queue.is_idle()
-            ));
+            return Err(format!("tab {tab} leads with a passive engine"));
         }
         self.tabs[tab].role = Role::Leader;
         self.note(format!("tab {tab} leads"));
@@ -357,10 +304,12 @@ impl World {
         // One call's effects, as `tab_promote` runs them.
         let now = self.now(tab);
         let t = &mut self.tabs[tab];
-        t.paused = paused == Some(true);
-        let (paused, online) = (t.paused, t.online);
+        if paused == Some(true) {
+            t.paused = true;
+        }
+        let online = t.online;
         let engine = t.engine();
-        let mut fx = if paused {
+        let mut fx = if paused == Some(true) {
             engine.pause(now)
         } else {
             Vec::new()
@@ -370,6 +319,7 @@ impl World {
         self.run(tab, fx)?;
         let msg = Msg::Commit {
             records: Vec::new(),
+            after: Vec::new(),
             changed: true,
         };
         self.post(tab, msg);
@@ -381,7 +331,8 @@ impl World {
         Ok(())
     }
 
-    /// The leader runs a forwarded command, and answers once what it wrote is durable.
+    /// The leader starts a forwarded command; its answer leaves once what it wrote is durable. The
+    /// serial queue does not wait for it.
     fn answer(&mut self, tab: usize, forward: Forward) -> Result<(), String> {
         let target = match &forward.cmd {
             Command::Discard(id) | Command::Resolve(id, _) => Some(*id),
@@ -404,29 +355,32 @@ impl World {
         };
         let t = &mut self.tabs[tab];
         if t.sync.writing_calls > calls && t.queue.durable_through() < t.sync.last_group {
-            t.sync.answering = Some((t.sync.last_group, answer));
-            return Ok(());
+            t.sync.answering.push_back((t.sync.last_group, answer));
+        } else {
+            self.reply(tab, answer);
         }
-        self.reply(tab, answer);
         self.task_done(tab)
     }
 
-    /// After a commit of the leader's: the answer that waited for it leaves.
-    pub fn answer_durable(&mut self, tab: usize) -> Result<(), String> {
-        let t = &mut self.tabs[tab];
-        match t.sync.answering.take() {
-            Some((group, answer)) if t.queue.durable_through() >= group => {
-                self.reply(tab, answer);
-                self.task_done(tab)
-            }
-            other => {
-                t.sync.answering = other;
-                Ok(())
+    /// After a commit of the leader's: the answers that waited for it leave, in order.
+    pub fn answer_durable(&mut self, tab: usize) {
+        loop {
+            let t = &mut self.tabs[tab];
+            let through = t.queue.durable_through();
+            match t.sync.answering.front() {
+                Some((group, _)) if *group <= through => {
+                    let (_, answer) = t.sync.answering.pop_front().expect("just seen");
+                    // Posted after the awaited commit, so after that commit's own message.
+                    let epoch = t.epoch;
+                    self.in_transit += 1;
+                    self.at(0, Ev::Reply { tab, epoch, answer });
+                }
+                _ => return,
             }
         }
     }
 
-    fn reply(&mut self, tab: usize, answer: Answer) {
+    pub fn reply(&mut self, tab: usize, answer: Answer) {
         let (to, epoch) = answer.to;
         if to != tab && self.alive(to, epoch) {
             self.send_message(tab, to, Msg::Reply(answer));
@@ -448,9 +402,7 @@ impl World {
                         && t.sync.tasks.is_empty()
                         && !t.sync.task_running
                         && !t.sync.refresh_timer
-                        && !t.sync.refresh_wanted
                         && t.sync.rebuild_reads == 0
-                        && t.sync.waiting_rebuild.is_none()
                         && t.role != Role::Promoting)
             })
     }

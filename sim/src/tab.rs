@@ -6,7 +6,7 @@
 //! With several tabs on one store, a tab is the leader or a follower ([`crate::lock`]); a follower's
 //! engine is passive, and the only writes it may make are those of its own enqueues.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use outbox_core::{
     ConflictResolution, Effect, EffectQueue, Engine, Event, Group, OpId, StorageError,
@@ -51,8 +51,9 @@ pub struct Tab {
     /// Pages of pulls on their way.
     pub pulling: u32,
     pub role: Role,
-    /// Enqueues made in this session, counted: a rebuild whose read overlapped one is redone.
-    pub enqueues: u64,
+    /// This session's enqueues whose commit has not landed (their futures wait): a rebuild carries
+    /// them over (`unstored_enqueues`).
+    pub unstored: BTreeSet<OpId>,
     /// The ops this session enqueued: the only ones a passive engine may write.
     pub own_ops: HashSet<OpId>,
     /// The multi-tab protocol's state.
@@ -82,7 +83,7 @@ impl Tab {
             died_at: 0,
             pulling: 0,
             role: Role::Follower,
-            enqueues: 0,
+            unstored: BTreeSet::new(),
             own_ops: HashSet::new(),
             sync: TabSync::default(),
         }
@@ -118,7 +119,10 @@ impl World {
         effects: Vec<Effect>,
     ) -> Result<(), String> {
         let t = &mut self.tabs[tab];
-        t.enqueues += 1;
+        t.unstored.insert(id);
+        if let Some(during) = t.sync.enqueued_during_read.as_mut() {
+            during.push(id);
+        }
         t.own_ops.insert(id);
         self.check_writes(tab, &effects)?;
         let accepted = self.tabs[tab].queue.accept_enqueue(id, effects);
@@ -217,6 +221,7 @@ impl World {
             let rejected = self.tabs[tab].queue.commit_failed(group);
             for id in &rejected {
                 self.oracle.op(id).fate = Fate::Rejected;
+                self.tabs[tab].unstored.remove(id);
             }
             let fx = self.tabs[tab].engine().abandon_unstored(&rejected, now);
             self.run(tab, fx)?;
@@ -241,14 +246,9 @@ impl World {
             if model.fate == Fate::Enqueuing {
                 model.fate = Fate::Live;
             }
-            self.tabs[tab].unconfirmed.push(*id);
+            self.tabs[tab].unstored.remove(id);
         }
-        self.after_commit(tab, &done.stored, &group.writes);
-        if !done.stored.is_empty() && !self.tabs[tab].confirm_scheduled {
-            self.tabs[tab].confirm_scheduled = true;
-            let epoch = self.tabs[tab].epoch;
-            self.at(DRAIN_DELAY_MS, Ev::Confirm { tab, epoch });
-        }
+        self.queue_confirmation(tab, &done.stored);
         for batch in done.sends {
             self.start_send(tab, batch)?;
         }
@@ -256,13 +256,25 @@ impl World {
             let fx = self.tabs[tab].engine().storage_recovered(now);
             self.run(tab, fx)?;
         }
+        // `tab_committed`, after `committed`; the answers that waited for this commit leave after.
+        self.after_commit(tab, &done.stored, &group.writes);
+        if self.multi() {
+            self.answer_durable(tab);
+        }
         let epoch = self.tabs[tab].epoch;
         self.at(0, Ev::CommitBegin { tab, epoch });
-        if self.multi() {
-            self.answer_durable(tab)?;
-            self.deferred_rebuild(tab)?;
-        }
         Ok(())
+    }
+
+    /// `queue_confirmation`: the ops are confirmed to the engine after the debounce.
+    pub fn queue_confirmation(&mut self, tab: usize, ids: &[OpId]) {
+        let t = &mut self.tabs[tab];
+        t.unconfirmed.extend_from_slice(ids);
+        if !ids.is_empty() && !t.confirm_scheduled {
+            t.confirm_scheduled = true;
+            let epoch = t.epoch;
+            self.at(DRAIN_DELAY_MS, Ev::Confirm { tab, epoch });
+        }
     }
 
     pub fn confirm(&mut self, tab: usize) -> Result<(), String> {

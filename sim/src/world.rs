@@ -91,10 +91,12 @@ pub enum Ev {
     Message { to: usize, epoch: u64, msg: Msg },
     /// A follower's throttled refresh of its mirror is due.
     RefreshTimer { tab: usize, epoch: u64 },
-    /// A promotion looks again whether the tab's own writes are idle.
-    PromotePoll { tab: usize, epoch: u64 },
-    /// A rebuild that waits for the tab's own writes looks again.
-    RebuildPoll { tab: usize, epoch: u64 },
+    /// The leader posts its answer to a forwarded command, once what the command wrote is durable.
+    Reply {
+        tab: usize,
+        epoch: u64,
+        answer: crate::rebuild::Answer,
+    },
     /// A read of the store ends (its snapshot was taken when it began).
     ReadDone { tab: usize, epoch: u64, read: u64 },
     /// The lock's callback runs in the tab it was granted to.
@@ -137,11 +139,6 @@ pub struct World {
     pub healed: bool,
     /// Ops still to enqueue.
     pub budget: usize,
-    /// Model the runtime's rebuilds as they are (`SIM_RUNTIME_GAPS=reply`, `promote` or `1` for
-    /// both): a forwarded command's answer and a promotion do not rebuild while the tab's own writes
-    /// are on their way (they defer, and the promise settles or the tab leads without it). By default
-    /// they wait for those writes, as specified.
-    pub runtime_gaps: (bool, bool),
     /// Count conflicts whose only cause is our own tabs' acks instead of failing
     /// (`SIM_COUNT_OWN_CONFLICTS=1`), to measure them.
     pub count_own_conflicts: bool,
@@ -179,12 +176,6 @@ impl World {
             stats: Stats::default(),
             healed: false,
             count_own_conflicts: std::env::var("SIM_COUNT_OWN_CONFLICTS").is_ok_and(|v| v == "1"),
-            runtime_gaps: match std::env::var("SIM_RUNTIME_GAPS").as_deref() {
-                Ok("1") => (true, true),
-                Ok("reply") => (true, false),
-                Ok("promote") => (false, true),
-                _ => (false, false),
-            },
             budget: ops,
             trace: Vec::new(),
             trace_len: std::env::var("SIM_TRACE")
@@ -289,8 +280,13 @@ impl World {
                 self.forwarded(forward)
             }
             Ev::RefreshTimer { tab, epoch } if self.alive(tab, epoch) => self.refresh_timer(tab),
-            Ev::PromotePoll { tab, epoch } if self.alive(tab, epoch) => self.promote_poll(tab),
-            Ev::RebuildPoll { tab, epoch } if self.alive(tab, epoch) => self.rebuild_poll(tab),
+            Ev::Reply { tab, epoch, answer } => {
+                self.in_transit -= 1;
+                if self.alive(tab, epoch) {
+                    self.reply(tab, answer);
+                }
+                Ok(())
+            }
             Ev::Granted { tab, epoch } if self.alive(tab, epoch) => self.granted(tab),
             Ev::Scan { tab, epoch } if self.alive(tab, epoch) => self.scan(tab),
             // An event of a tab that has died since it was scheduled.

@@ -45,12 +45,20 @@ fn seeds_that_once_failed_pass() {
 /// - 1 (3 tabs): a check of the simulator itself (a mirror compared while the leader's scan had not
 ///   yet found an op whose post died with its tab);
 /// - 3 (2 tabs), 24 (3 tabs), 11 (5 tabs): a forwarded discard settled while the follower's own
-///   write was committing, its rebuild deferred, so the app still saw the op (the runtime as it is:
-///   see `runtime_gaps_are_found`);
+///   write was committing, its rebuild deferred, so the app still saw the op (fixed in the runtime:
+///   a rebuild never defers, it carries the tab's unstored enqueues over);
 /// - 68 (3 tabs): a promotion whose read overlapped an enqueue of its own deferred its second read and
-///   led with its follower's passive engine (the runtime as it is);
+///   led with its follower's passive engine (fixed likewise);
 /// - 21 (3 tabs): a check of the simulator itself (an answer posted before the commit it waited for,
-///   a failed group's kept id taken for "nothing written").
+///   a failed group's kept id taken for "nothing written");
+/// - 27 (2 tabs), 80 (3 tabs), 108 (5 tabs): conflicts of our own tabs with each other, an op adopted
+///   after a chain of our acks from its state, or made at the same moment as an acked op with a lower
+///   seq (fixed in the core: `follow_earlier_ack` follows any chain of our recent acks);
+/// - 179 (3 tabs): a check of the simulator itself (a pause forwarded before the settling phase
+///   landed after its resume).
+///
+/// The model changed under most of them (each seed draws differently now); they stay as seeds that
+/// once reached those corners.
 const MULTI_TAB_REGRESSIONS: &[(u64, usize)] = &[
     (0, 2),
     (17, 5),
@@ -60,6 +68,10 @@ const MULTI_TAB_REGRESSIONS: &[(u64, usize)] = &[
     (11, 5),
     (68, 3),
     (21, 3),
+    (27, 2),
+    (80, 3),
+    (108, 5),
+    (179, 3),
 ];
 
 #[test]
@@ -71,31 +83,6 @@ fn multi_tab_seeds_that_once_failed_pass() {
                 v.message,
                 outbox_sim::replay_command(seed, 200, tabs)
             );
-        }
-    }
-}
-
-/// The runtime's rebuilds as they are (`SIM_RUNTIME_GAPS`): an answer's and a promotion's rebuild
-/// give up while the tab's own writes are on their way. The simulator finds both.
-#[test]
-fn runtime_gaps_are_found() {
-    let reply = outbox_sim::run_seed_with(3, 200, 2, |w| w.runtime_gaps = (true, false));
-    let message = reply.expect_err("the deferred answer").message;
-    assert!(message.contains("forwarded discard"), "{message}");
-    let promote = outbox_sim::run_seed_with(68, 200, 3, |w| w.runtime_gaps = (false, true));
-    let message = promote.expect_err("the passive leader").message;
-    assert!(message.contains("passive engine"), "{message}");
-}
-
-/// Open (see README): an op a follower made on the state an op of ours was made on, adopted after that
-/// op was acked, meets a 412 from our own writes when it sorts before the acked op (made at the same
-/// time, with a lower seq: 80) or when a later ack of ours followed (27).
-#[test]
-#[ignore = "open: follow_earlier_ack skips concurrent ops with a lower seq, and acks before the last"]
-fn no_conflict_with_our_own_tabs() {
-    for (seed, tabs) in [(27, 2), (80, 3), (108, 5)] {
-        if let Err(v) = outbox_sim::run_seed(seed, 200, tabs) {
-            panic!("seed {seed}, {tabs} tabs: {}", v.message);
         }
     }
 }
