@@ -152,6 +152,7 @@ impl World {
 
     fn set_online(&mut self, tab: usize, online: bool) -> Result<(), String> {
         self.tabs[tab].online = online;
+        self.tabs[tab].sync.online_untold = false;
         let now = self.now(tab);
         let fx = self.tabs[tab].engine().set_online(online, now);
         self.run(tab, fx)

@@ -80,6 +80,8 @@ pub struct TabSync {
     pub enqueued_during_read: Option<Vec<OpId>>,
     /// The promotion started: the runtime's role is leader (before its rebuild).
     pub promote_started: bool,
+    /// The promotion's engine, restored online, has not been told the tab's switch yet.
+    pub online_untold: bool,
     /// Whether the last status the follower heard from the leader said `paused`.
     pub leader_paused: Option<bool>,
     /// The leader: whether the last status it posted said `paused`.

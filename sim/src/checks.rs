@@ -17,9 +17,11 @@ impl World {
         let Some(engine) = t.engine.as_ref() else {
             return Ok(());
         };
+        // A promoting tab's new engine is restored online, and told the tab's switch only once its
+        // history read is done (`tab_promote` calls `set_online` after the rebuild).
         let switches = crate::oracle::status_rules::Switches {
             paused: t.paused,
-            online: t.online,
+            online: t.online || t.sync.online_untold,
         };
         let status = engine.status();
         // The checker orders a lane by seq, which is the lane order within one engine. With several

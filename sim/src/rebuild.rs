@@ -11,24 +11,25 @@
 //!   makes while the read runs join `missed`. A read that ends after the tab's role changed (a
 //!   follower's refresh after a promotion) is dropped. Otherwise the engine is restored from the read
 //!   (passive or not), takes `missed` over from the old one (`Engine::carry_over`: their place, their
-//!   durability, their pending commit; no effects), is paused if the old one was (running that call's
-//!   effects), and replaces it.
+//!   durability, their pending commit; no effects), is paused if the old one was, and replaces it;
+//!   the tab then reads its history again (another read) and only then runs that pause's effects.
 //! - **Answers.** The leader starts a forwarded command in its serial queue, in order, and the queue
 //!   goes on at once; the answer leaves once what the command wrote is durable. The follower rebuilds
 //!   before the command's promise settles: a discard the leader made is then no longer shown
 //!   (checked).
 //! - **Promotion.** Granted the lock, the runtime's role becomes leader, the tab rebuilds as an active
 //!   engine (as above; ops stored in flight become pending and maybe applied, same keys, and its own
-//!   unstored enqueues are carried over), applies the pause of the last status it heard from the
-//!   leader (its `paused` flag), `set_online`, `drain`, then posts `commit { records: [], changed: true
-//!   }` so followers re-read, and its status. Its read follows the grant, which follows the previous
+//!   unstored enqueues are carried over; during its history read the new engine is installed, active
+//!   and not yet paused), applies the pause of the last status it heard from the leader (its `paused`
+//!   flag), `set_online`, `drain`, reads its pull cursor (a read), then posts `commit { records: [],
+//!   changed: true }` so followers re-read, and its status. Its read follows the grant, which follows the previous
 //!   leader's death, so nothing it sends is older than that leader's last commit. Commands that waited
 //!   for a leader run now.
 //!
 //! The leader's events, which followers re-emit after a refresh that follows them, are not modelled:
 //! no check looks at a follower's events.
 
-use outbox_core::{Engine, OpId, OpRecord, Stored};
+use outbox_core::{Effect, Engine, OpId, OpRecord, Stored};
 
 use crate::broadcast::{Msg, ReadPurpose, StoreRead};
 use crate::command::Command;
@@ -85,6 +86,18 @@ pub struct Rebuild {
     /// The tab's own enqueues whose commit had not landed when the read began.
     missed: Vec<OpId>,
     then: Then,
+    stage: Stage,
+}
+
+/// The reads of a rebuild, in order.
+#[derive(Debug)]
+enum Stage {
+    /// The store, for the engine.
+    Store,
+    /// The history, after the new engine is installed; then the pause's effects run.
+    History(Vec<Effect>),
+    /// A promotion's read of the pull cursor, before it posts.
+    PullCursor,
 }
 
 #[derive(Debug)]
@@ -168,6 +181,7 @@ impl World {
                 passive,
                 missed,
                 then,
+                stage: Stage::Store,
             }),
             stored,
             cursor,
@@ -185,12 +199,29 @@ impl World {
     ) -> Result<(), String> {
         let t = &mut self.tabs[tab];
         t.sync.rebuild_reads -= 1;
-        let during = t.sync.enqueued_during_read.take();
         let Rebuild {
             passive,
             mut missed,
             then,
+            stage,
         } = rebuild;
+        match stage {
+            Stage::Store => {}
+            Stage::History(fx) => {
+                self.run(tab, fx)?;
+                if passive {
+                    self.check_mirror(tab)?;
+                }
+                return self.rebuild_finished(tab, then);
+            }
+            Stage::PullCursor => {
+                let Then::Promote { .. } = then else {
+                    unreachable!("only a promotion reads its pull cursor")
+                };
+                return self.lead(tab);
+            }
+        }
+        let during = self.tabs[tab].sync.enqueued_during_read.take();
         // Promoted while a follower's read ran: that read is not wanted any more.
         if passive == self.runtime_leads(tab) {
             self.stats.dropped_reads += 1;
@@ -207,12 +238,31 @@ impl World {
                     .is_some_and(|e| e.op(**id).is_some())
             })
             .count() as u64;
-        self.install(tab, stored, cursor, passive, &missed)?;
-        self.rebuild_finished(tab, then)
+        let fx = self.install(tab, stored, cursor, passive, &missed)?;
+        self.rebuild_read(tab, passive, then, Stage::History(fx));
+        Ok(())
+    }
+
+    /// A rebuild's next read (history, pull cursor): an IndexedDB transaction's latency.
+    fn rebuild_read(&mut self, tab: usize, passive: bool, then: Then, stage: Stage) {
+        self.tabs[tab].sync.rebuild_reads += 1;
+        let read = StoreRead {
+            tab,
+            epoch: self.tabs[tab].epoch,
+            purpose: ReadPurpose::Rebuild(Rebuild {
+                passive,
+                missed: Vec::new(),
+                then,
+                stage,
+            }),
+            stored: Stored::default(),
+            cursor: None,
+        };
+        self.begin_read(read, 0);
     }
 
     /// Replaces the tab's engine with one restored from a snapshot, carrying over the tab's own
-    /// enqueues the read missed, and its pause.
+    /// enqueues the read missed, and its pause; returns the pause's effects, which run later.
     fn install(
         &mut self,
         tab: usize,
@@ -220,7 +270,7 @@ impl World {
         cursor: Option<String>,
         passive: bool,
         missed: &[OpId],
-    ) -> Result<(), String> {
+    ) -> Result<Vec<Effect>, String> {
         let now = self.now(tab);
         let seed = self.rng.u64(..);
         let seen = stored
@@ -239,20 +289,18 @@ impl World {
         t.cursor = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
         t.seen = seen;
         self.check_confirmed(tab)?;
+        let mut fx = Vec::new();
         if old.is_paused() {
-            let fx = self.tabs[tab].engine().pause(now);
-            self.run(tab, fx)?;
+            fx = self.tabs[tab].engine().pause(now);
         }
+        self.tabs[tab].sync.online_untold = !passive;
         if passive && !self.tabs[tab].online {
             // (The runtime leaves a follower's engine online: it shows the leader's status instead.
             // The status check here reads the follower's own engine, with the tab's switch.)
-            let fx = self.tabs[tab].engine().set_online(false, now);
-            self.run(tab, fx)?;
+            let offline = self.tabs[tab].engine().set_online(false, now);
+            self.run(tab, offline)?;
         }
-        if passive {
-            self.check_mirror(tab)?;
-        }
-        Ok(())
+        Ok(fx)
     }
 
     fn rebuild_finished(&mut self, tab: usize, then: Then) -> Result<(), String> {
@@ -274,10 +322,7 @@ impl World {
                 }
                 self.task_done(tab)
             }
-            Then::Promote { paused } => {
-                self.promoted(tab, paused)?;
-                self.task_done(tab)
-            }
+            Then::Promote { paused } => self.promoted(tab, paused),
         }
     }
 
@@ -308,6 +353,7 @@ impl World {
             t.paused = true;
         }
         let online = t.online;
+        t.sync.online_untold = false;
         let engine = t.engine();
         let mut fx = if paused == Some(true) {
             engine.pause(now)
@@ -317,6 +363,18 @@ impl World {
         fx.extend(engine.set_online(online, now));
         fx.extend(engine.drain(now));
         self.run(tab, fx)?;
+        self.rebuild_read(
+            tab,
+            false,
+            Then::Promote { paused: None },
+            Stage::PullCursor,
+        );
+        Ok(())
+    }
+
+    /// The promotion is done: the other tabs hear of the new leader, which scans, and runs the
+    /// commands that waited for a leader.
+    fn lead(&mut self, tab: usize) -> Result<(), String> {
         let msg = Msg::Commit {
             records: Vec::new(),
             after: Vec::new(),
@@ -328,7 +386,7 @@ impl World {
         while let Some(forward) = self.orphaned_commands.pop_front() {
             self.tabs[tab].sync.tasks.push_back(Task::Answer(forward));
         }
-        Ok(())
+        self.task_done(tab)
     }
 
     /// The leader starts a forwarded command; its answer leaves once what it wrote is durable. The

@@ -40,7 +40,13 @@ impl SendLog {
 impl World {
     /// Checks and counts a request leaving from `tab`, before it is listed as `req`.
     pub fn check_sender(&mut self, tab: usize, req: u64, batch: &Batch) -> Result<(), String> {
-        if self.lock.holder != Some(tab) || self.tabs[tab].role != Role::Leader {
+        // A promoting tab runs its active engine from the moment it installs it (before its history
+        // read ends and its promotion applies the pause): it may send from then on.
+        let active = self.tabs[tab]
+            .engine
+            .as_ref()
+            .is_some_and(|e| !e.is_passive());
+        if self.lock.holder != Some(tab) || self.tabs[tab].role == Role::Follower || !active {
             return Err(format!(
                 "tab {tab} ({:?}) sent batch {} while tab {:?} holds the lock",
                 self.tabs[tab].role, batch.id, self.lock.holder
