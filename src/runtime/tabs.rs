@@ -175,18 +175,21 @@ impl Runtime {
                 _ => changed = true,
             }
         }
-        // For each new op, the op before it in its lane here: the leader must know it first.
+        // For each new op, the ops before it in its lane here: the leader must know them first.
         let after: Vec<String> = {
             let engine = self.engine.borrow();
-            stored
-                .iter()
-                .filter_map(|id| {
-                    let record = engine.op(*id)?;
-                    let lane = engine.ops_for(&record.collection, &record.key);
-                    let at = lane.iter().position(|r| r.id == *id)?;
-                    Some(lane.get(at.checked_sub(1)?)?.id.to_string())
-                })
-                .collect()
+            let mut after = Vec::new();
+            for id in stored {
+                let Some(record) = engine.op(*id) else {
+                    continue;
+                };
+                let lane = engine.ops_for(&record.collection, &record.key);
+                let at = lane.iter().position(|r| r.id == *id).unwrap_or(0);
+                after.extend(lane[..at].iter().map(|r| r.id.to_string()));
+            }
+            after.sort();
+            after.dedup();
+            after
         };
         self.post(
             json!({ "type": "commit", "records": records, "after": after, "changed": changed }),
@@ -209,7 +212,8 @@ impl Runtime {
 
     /// The leader's status, posted to the other tabs.
     pub fn tab_post_status(&self) {
-        if self.tabs.role.get() == Role::Leader {
+        // Not while a new leader still has its follower's engine: its status is not the outbox's yet.
+        if self.tabs.role.get() == Role::Leader && !self.engine.borrow().is_passive() {
             // The pause travels on its own: the state can hide it (`stalled` ranks above `paused`).
             let paused = self.engine.borrow().is_paused();
             self.post(json!({ "type": "status", "status": self.status_json(), "paused": paused }));
@@ -269,7 +273,8 @@ impl Runtime {
         if self.tabs.role.get() != Role::Follower {
             return Ok(());
         }
-        self.rebuild(true).await
+        let paused = self.engine.borrow().is_paused();
+        self.rebuild(true, paused).await
     }
 
     /// This tab won the election: it rebuilds its engine from the store as the sender (ops the last
@@ -279,23 +284,15 @@ impl Runtime {
         if self.tabs.role.get() == Role::Leader {
             return Ok(());
         }
-        let paused = self.tabs.leader_paused.get();
+        // The pause is the outbox's, as the last leader said it (else as this tab had it).
+        let paused =
+            (self.tabs.leader_paused.get()).unwrap_or_else(|| self.engine.borrow().is_paused());
         self.tabs.role.set(Role::Leader);
-        self.rebuild(false).await?;
-        let now = clock::now();
-        let fx = {
-            let mut engine = self.engine.borrow_mut();
-            let mut fx = match paused {
-                Some(true) => engine.pause(now),
-                _ => Vec::new(),
-            };
-            fx.extend(engine.set_online(super::triggers::navigator_online(), now));
-            if self.auto_drain {
-                fx.extend(engine.drain(now));
-            }
-            fx
-        };
-        self.run_in_background(fx);
+        self.rebuild(false, paused).await?;
+        if self.auto_drain {
+            let fx = self.engine.borrow_mut().drain(clock::now());
+            self.run_in_background(fx);
+        }
         self.pull.reload(&self.store).await;
         self.start_periodic_pull();
         // The last leader may have died between a commit and its message: followers read the store.
@@ -387,11 +384,14 @@ impl Runtime {
 
     /// Replaces the engine with one restored from the store (`passive`: a follower's), carrying over
     /// this tab's enqueues the read missed and the pause, and tells the watchers what changed.
-    async fn rebuild(self: &Rc<Self>, passive: bool) -> Result<()> {
+    async fn rebuild(self: &Rc<Self>, passive: bool, paused: bool) -> Result<()> {
         // This tab's ops whose commit has not landed yet, and those it makes while the read runs.
         let mut missed: Vec<OpId> = self.unstored_enqueues();
         *self.tabs.enqueued_during_read.borrow_mut() = Some(Vec::new());
         let read = load_stored(&self.store).await;
+        // History is only history: a read that fails leaves the one this tab has. Read before the new
+        // engine is installed: once it is, nothing may await before its pause and online state are set.
+        let _ = self.reload_history().await;
         let during = self.tabs.enqueued_during_read.borrow_mut().take();
         let (stored, quarantined) = read?;
         // Closed meanwhile, or promoted while a follower's re-read ran: that read is not wanted any more.
@@ -406,19 +406,18 @@ impl Runtime {
         engine.set_passive(passive);
         engine.set_mutator(mutator(Rc::clone(&self.mutations)));
         let mut fx = Vec::new();
+        if paused {
+            fx.extend(engine.pause(now));
+        }
+        fx.extend(engine.set_online(super::triggers::navigator_online(), now));
         let changed = {
             let old = self.engine.borrow();
             engine.carry_over(&old, &missed);
-            if old.is_paused() {
-                fx = engine.pause(now);
-            }
             changed_entities(&old, &engine, &self.watchers.collections())
         };
         *self.engine.borrow_mut() = engine;
         *self.quarantined.borrow_mut() = quarantined;
         self.notify_watchers(&changed);
-        // History is only history: a read that fails leaves the one this tab has.
-        let _ = self.reload_history().await;
         // The new engine's first effects (a leader's: the writes its restore decided) run as any do.
         self.run_in_background(fx);
         let status = self.engine.borrow().status();
