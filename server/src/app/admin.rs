@@ -71,25 +71,21 @@ pub(super) async fn clear_faults(State(s): AppState) -> Response {
 }
 
 pub(super) async fn ledger(State(s): AppState) -> Response {
-    let store = s.store.clone();
-    match tokio::task::spawn_blocking(move || store.ledger()).await {
-        Ok(Ok(rows)) => {
+    match s.store.ledger().await {
+        Ok(rows) => {
             let map: Map<String, Value> = rows
                 .into_iter()
                 .map(|(scope, key, n)| (format!("{scope}/{key}"), json!(n)))
                 .collect();
             Json(Value::Object(map)).into_response()
         }
-        Ok(Err(e)) => internal(e).into_response(),
         Err(e) => internal(e).into_response(),
     }
 }
 
 pub(super) async fn reset(State(s): AppState) -> Response {
-    let store = s.store.clone();
-    match tokio::task::spawn_blocking(move || store.reset()).await {
-        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err(e)) => internal(e).into_response(),
+    match s.store.reset().await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => internal(e).into_response(),
     }
 }

@@ -156,12 +156,7 @@ pub(super) async fn get_doc(
         let (collection, key) = doc_path(path)?;
         let preconditions = Preconditions::from_headers(&headers)?;
         sleep_latency(latency_of(latency)).await;
-        let store = s.store.clone();
-        let (c, k) = (collection.clone(), key.clone());
-        let row = tokio::task::spawn_blocking(move || store.get(&c, &k))
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
+        let row = s.store.get(&collection, &key).await.map_err(internal)?;
         match row {
             None => Err(Problem::new(
                 ProblemType::NotFound,

@@ -35,7 +35,6 @@ use documents::{get_doc, write_doc};
 use fault_layer::inject_faults;
 use pull::pull;
 use push::push;
-use writes::InFlight;
 
 pub const JSON: &str = "application/json";
 pub const MERGE_PATCH: &str = "application/merge-patch+json";
@@ -43,20 +42,18 @@ pub const DEFAULT_PULL_LIMIT: usize = 100;
 pub const MAX_PULL_LIMIT: usize = 1000;
 
 pub struct Shared {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub faults: Faults,
-    inflight: Arc<InFlight>,
     base: String,
     max_batch_ops: usize,
     max_body_bytes: usize,
 }
 
 impl Shared {
-    pub fn new(store: Arc<Store>, config: &Config) -> Arc<Shared> {
+    pub fn new(store: Arc<dyn Store>, config: &Config) -> Arc<Shared> {
         Arc::new(Shared {
             store,
             faults: Faults::new(config.faults.clone().unwrap_or_default()),
-            inflight: Arc::new(InFlight::default()),
             base: config.normalized_base(),
             max_batch_ops: config.max_batch_ops,
             max_body_bytes: config.max_body_bytes,

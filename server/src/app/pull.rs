@@ -82,13 +82,11 @@ pub(super) async fn pull(
                 })?,
         };
         sleep_latency(latency_of(latency)).await;
-        let store = s.store.clone();
-        let collections = params.collections;
-        let mut rows =
-            tokio::task::spawn_blocking(move || store.changes_since(since, limit, &collections))
-                .await
-                .map_err(internal)?
-                .map_err(internal)?;
+        let mut rows = s
+            .store
+            .changes_since(since, limit, params.collections)
+            .await
+            .map_err(internal)?;
         let has_more = rows.len() > limit;
         rows.truncate(limit);
         let cursor = rows.last().map_or(since, |r| r.seq);

@@ -1,8 +1,7 @@
 //! The write pipeline shared by single-document writes and push: fingerprint, claim the keys,
 //! apply in one transaction, and turn the stored response into an HTTP answer.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -13,53 +12,8 @@ use sha2::{Digest, Sha256};
 use super::fault_layer::sleep_latency;
 use super::{internal, Shared};
 use crate::headers::IDEMPOTENT_REPLAYED;
-use crate::problem::{Problem, ProblemType};
+use crate::problem::Problem;
 use crate::store::{Method, OpResult, StoredResponse, WriteOp};
-
-/// Keys whose first request is still being processed. A second request with the same key gets
-/// 409 `idempotency-key-in-use` instead of waiting. In-memory is enough for this single-process
-/// server: nothing is persisted until the effect commits, so a crash leaves no stale lock.
-#[derive(Default)]
-pub(super) struct InFlight(Mutex<HashSet<(String, String)>>);
-
-pub(super) struct Reservation {
-    registry: Arc<InFlight>,
-    held: Vec<(String, String)>,
-}
-
-impl Reservation {
-    fn new(registry: Arc<InFlight>) -> Self {
-        Reservation {
-            registry,
-            held: Vec::new(),
-        }
-    }
-
-    /// True if this request now holds the key (also when it already did: a batch may repeat a
-    /// key, and the second op then replays the first).
-    fn acquire(&mut self, scope: &str, key: &str) -> bool {
-        let id = (scope.to_owned(), key.to_owned());
-        if self.held.contains(&id) {
-            return true;
-        }
-        let mut set = self.registry.0.lock().unwrap_or_else(|e| e.into_inner());
-        if set.insert(id.clone()) {
-            self.held.push(id);
-            true
-        } else {
-            false
-        }
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        let mut set = self.registry.0.lock().unwrap_or_else(|e| e.into_inner());
-        for id in &self.held {
-            set.remove(id);
-        }
-    }
-}
 
 /// The request fingerprint of the idempotency draft: method, resource and body. The body is
 /// hashed in canonical form (parsed and re-serialised with sorted keys) so the same op sent as a
@@ -79,46 +33,37 @@ pub(super) fn fingerprint(method: Method, collection: &str, key: &str, body: &Va
     h.finalize().into()
 }
 
-/// Reserves the ops' keys, waits out injected latency, then applies everything in one
-/// transaction on a blocking thread. Results come back in op order.
+/// Hands the valid ops to the store, which claims their keys, waits out injected latency and
+/// applies them in one transaction. Results come back in op order. The store call runs in a task
+/// of its own, so a client that goes away cannot cut a write off halfway.
 pub(super) async fn execute(
     s: &Arc<Shared>,
     scope: String,
     ops: Vec<Result<WriteOp, Problem>>,
     latency: Duration,
 ) -> Result<Vec<OpResult>, Problem> {
-    let mut reservation = Reservation::new(s.inflight.clone());
     let mut slots: Vec<Option<OpResult>> = Vec::with_capacity(ops.len());
-    let mut positions = Vec::new();
-    let mut to_apply = Vec::new();
-    for (i, op) in ops.into_iter().enumerate() {
+    let mut valid = Vec::new();
+    for op in ops {
         match op {
             Err(p) => slots.push(Some(OpResult::Problem(p))),
-            Ok(op) if reservation.acquire(&scope, &op.idempotency_key) => {
+            Ok(op) => {
                 slots.push(None);
-                positions.push(i);
-                to_apply.push(op);
+                valid.push(op);
             }
-            Ok(_) => slots.push(Some(OpResult::Problem(Problem::new(
-                ProblemType::IdempotencyKeyInUse,
-                "a request with this Idempotency-Key is still being processed; retry later with the same key",
-            )
-            .retry_after(1)))),
         }
     }
-    sleep_latency(latency).await;
-    if !to_apply.is_empty() {
+    if valid.is_empty() {
+        sleep_latency(latency).await;
+    } else {
         let store = s.store.clone();
-        let applied = tokio::task::spawn_blocking(move || {
-            // Held until the transaction has committed, even if the client goes away meanwhile.
-            let _held = reservation;
-            store.apply(&scope, &to_apply)
-        })
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
-        for (i, r) in positions.into_iter().zip(applied) {
-            slots[i] = Some(r);
+        let applied = tokio::spawn(async move { store.apply(&scope, valid, latency).await })
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        let mut applied = applied.into_iter();
+        for slot in slots.iter_mut().filter(|r| r.is_none()) {
+            *slot = applied.next();
         }
     }
     Ok(slots

@@ -263,14 +263,14 @@ async fn admin_api_is_loopback_only() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db.sqlite");
     let config = outbox_server::Config::parse_from(["outbox-server", "--db", db.to_str().unwrap()]);
-    let store = std::sync::Arc::new(
-        outbox_server::store::Store::open(
-            &db,
-            outbox_server::store::Synchronous::Normal,
-            Duration::from_secs(60),
-        )
-        .unwrap(),
-    );
+    let options = outbox_server::store::StoreOptions {
+        ttl: Duration::from_secs(60),
+        synchronous: outbox_server::store::sqlite::Synchronous::Normal,
+        pg_pool_size: 1,
+    };
+    let store = outbox_server::store::open(&config.db, &options)
+        .await
+        .unwrap();
     let app = outbox_server::app::router(outbox_server::app::Shared::new(store, &config), &config);
     let call = |peer: &str, method: &str, path: &str| {
         let mut req = axum::http::Request::builder()
