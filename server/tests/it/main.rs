@@ -5,6 +5,7 @@ mod common;
 mod docs;
 mod faults;
 mod idempotency;
+mod instances;
 mod preconditions;
 mod pull;
 mod restart;
