@@ -1,8 +1,9 @@
 //! Versioned schema migrations, run at start by both stores.
 //!
 //! Each store keeps the versions it has applied in `schema_migrations`. At start, every migration
-//! newer than the highest applied one runs, each in its own transaction together with the row
-//! that records it, so a crash mid-migration leaves the previous version intact. A database that
+//! newer than the highest applied one runs in a transaction together with the row that records it
+//! (SQLite: one transaction per migration; PostgreSQL, where DDL is transactional: all pending
+//! ones in one), so a crash mid-migration leaves the previous version intact. A database that
 //! is at a version newer than this binary knows is refused rather than used with a schema the
 //! code does not understand. Migrations are append-only: never edit one that has shipped.
 //!

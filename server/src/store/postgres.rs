@@ -168,9 +168,14 @@ impl PostgresStore {
         let row = tx.query_one(&claim, &[&ids]).await?;
         let claimed: Vec<bool> = row.get(0);
         let now: i64 = row.get(1);
-        if !hold.is_zero() {
-            tokio::time::sleep(hold).await;
+        if !claimed.contains(&true) {
+            // Nothing to do: give the connection back before waiting out the latency.
+            drop(tx);
+            drop(client);
+            sleep(hold).await;
+            return Ok(claimed.iter().map(|_| decide::key_in_use()).collect());
         }
+        sleep(hold).await;
         let mut results = Vec::with_capacity(ops.len());
         let mut changes = Vec::new();
         for (op, claimed) in ops.iter().zip(claimed) {
@@ -402,6 +407,12 @@ async fn assign_positions(
         tx.execute(&stamp, &stamp_params)
     )?;
     Ok(())
+}
+
+async fn sleep(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
 }
 
 fn row_to_doc(r: &tokio_postgres::Row) -> DocRow {

@@ -117,7 +117,12 @@ impl Server {
 
     /// Another instance on the same database (PostgreSQL only: a SQLite file has one process).
     pub fn another_instance(&self, args: &[&str]) -> Server {
-        Server::start_on(&self.db, tempfile::tempdir().expect("tempdir"), args)
+        Server::on_database(&self.db, args)
+    }
+
+    /// An instance on an existing database (a `--db` argument).
+    pub fn on_database(db: &str, args: &[&str]) -> Server {
+        Server::start_on(db, tempfile::tempdir().expect("tempdir"), args)
     }
 
     fn start_on(db: &str, dir: TempDir, args: &[&str]) -> Server {

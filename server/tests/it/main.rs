@@ -6,6 +6,7 @@ mod docs;
 mod faults;
 mod idempotency;
 mod instances;
+mod migrations;
 mod preconditions;
 mod pull;
 mod restart;
