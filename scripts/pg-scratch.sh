@@ -68,7 +68,8 @@ cmd_start() {
     id -u "${OUTBOX_PG_USER:-postgres}" >/dev/null 2>&1 ||
       die "running as root, and user ${OUTBOX_PG_USER:-postgres} does not exist to run PostgreSQL (set OUTBOX_PG_USER)"
   fi
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/outbox-pg.XXXXXX")
+  # As root, /tmp rather than $TMPDIR: root's TMPDIR may be a place the postgres user cannot reach.
+  if [ "$(id -u)" -eq 0 ]; then dir=$(mktemp -d /tmp/outbox-pg.XXXXXX); else dir=$(mktemp -d "${TMPDIR:-/tmp}/outbox-pg.XXXXXX"); fi
   chmod 755 "$dir"
   echo "$bin" >"$dir/bin"
   if [ "$(id -u)" -eq 0 ]; then chown "${OUTBOX_PG_USER:-postgres}" "$dir"; fi
