@@ -36,8 +36,8 @@ trap cleanup EXIT
 
 PG_OUT=$("$ROOT/scripts/pg-scratch.sh" start --durable --owner $$)
 PG_DIR=$(sed -n 2p <<<"$PG_OUT")
-DB_COUNT=0
-fresh_pg() { DB_COUNT=$((DB_COUNT + 1)); "$ROOT/scripts/pg-scratch.sh" createdb "$PG_DIR" "bench$DB_COUNT"; }
+# Called in $(…), a subshell: the name comes from the clock, not from a counter.
+fresh_pg() { "$ROOT/scripts/pg-scratch.sh" createdb "$PG_DIR" "bench_$(date +%s%N)"; }
 
 # start_server DB [ARGS...]: starts one instance; sets URL and LOG, appends to PIDS.
 start_server() {
@@ -61,7 +61,9 @@ field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 load() { cut -d' ' -f1 /proc/loadavg; }
 
 # run_wrk SCENARIO CONNECTIONS URL: wrk's summary line (see the lua scripts).
-run_wrk() { wrk -t1 -c"$2" -d"$DURATION" --timeout 10s -s "$HERE/$1.lua" "$3" | tail -n 1; }
+# run_wrk SCENARIO CONNECTIONS URL [TAG] [DURATION]: wrk's summary line (see the lua scripts). TAG keeps the keys
+# of concurrent wrk processes apart.
+run_wrk() { wrk -t1 -c"$2" -d"${5:-$DURATION}" --timeout 10s -s "$HERE/$1.lua" "$3" -- "${4:-w}" | tail -n 1; }
 
 ROWS=()
 row() { # store scenario load line [line2]
@@ -98,9 +100,9 @@ for scenario in put push100; do
   start_server "$db" --log warn
   URL2=$URL
   half=$((CONNECTIONS / 2))
-  run_wrk "$scenario" "$half" "$URL1" >"$WORK/wrk1" &
+  run_wrk "$scenario" "$half" "$URL1" a >"$WORK/wrk1" &
   w1=$!
-  run_wrk "$scenario" "$half" "$URL2" >"$WORK/wrk2"
+  run_wrk "$scenario" "$half" "$URL2" b >"$WORK/wrk2"
   wait "$w1"
   row "PostgreSQL x2" "$scenario" "$l" "$(cat "$WORK/wrk1")" "$(cat "$WORK/wrk2")"
   stop_servers
@@ -114,21 +116,30 @@ echo "|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 
 echo
-echo "Cleanup job: push100 for 8 s with --idempotency-ttl 10s, then single PUTs while the job deletes them"
+echo "Cleanup job: push100 for 8 s with --idempotency-ttl 10s (the job runs at t = 0, 20 s, …); single PUTs for 5 s"
+echo "before the job runs (t ≈ 9-14 s), and for 8 s while it deletes the expired records (t ≈ 17-25 s)"
 echo
-echo "| store | records deleted | batches | total ms | slowest batch ms | PUT p99 ms during cleanup | PUT errors |"
-echo "|---|---|---|---|---|---|---|"
+echo "| store | records deleted | batches | total ms | ms per batch (mean) | slowest batch ms | PUT p99 ms before | PUT p99 ms during | PUT errors |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for store in sqlite postgres; do
   if [ "$store" = sqlite ]; then db="$WORK/cleanup.sqlite"; else db=$(fresh_pg); fi
+  t0=$(date +%s)
   start_server "$db" --idempotency-ttl 10s --cleanup-every 20s --log outbox_server=info
-  wrk -t1 -c"$CONNECTIONS" -d8s --timeout 10s -s "$HERE/push100.lua" "$URL" >/dev/null
-  sleep 8 # t ≈ 16 s: the job's second run is at t = 20 s
-  put=$(wrk -t1 -c"$CONNECTIONS" -d8s --timeout 10s -s "$HERE/put.lua" "$URL" | tail -n 1)
-  line=$(grep 'expired idempotency records deleted' "$LOG" | tail -n 1)
-  deleted=$(sed -n 's/.*deleted=\([0-9]*\).*/\1/p' <<<"$line")
-  batches=$(sed -n 's/.*batches=\([0-9]*\).*/\1/p' <<<"$line")
-  total=$(sed -n 's/.*total_ms=\([0-9.]*\).*/\1/p' <<<"$line")
-  slowest=$(sed -n 's/.*slowest_batch_ms=\([0-9.]*\).*/\1/p' <<<"$line")
-  echo "| $store | ${deleted:-none} | ${batches:-} | ${total:-} | ${slowest:-} | $(field p99_ms "$put") | $(( $(field non2xx "$put") + $(field socket_errors "$put") )) |"
+  run_wrk push100 "$CONNECTIONS" "$URL" fill 8s >/dev/null
+  before=$(run_wrk put "$CONNECTIONS" "$URL" before 5s)
+  sleep $((t0 + 17 - $(date +%s)))
+  during=$(run_wrk put "$CONNECTIONS" "$URL" during 8s)
+  line=""
+  for _ in $(seq 240); do
+    line=$(grep 'expired idempotency records deleted' "$LOG" | head -n 1 || true)
+    [ -n "$line" ] && break
+    sleep 0.5
+  done
+  num() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$line"; }
+  deleted=$(num deleted); batches=$(num batches); total=$(num total_ms); slowest=$(num slowest_batch_ms)
+  mean=$(awk -v t="${total:-0}" -v b="${batches:-1}" 'BEGIN { printf "%.2f", t / b }')
+  errs=$(( $(field non2xx "$before") + $(field socket_errors "$before") + $(field non2xx "$during") + $(field socket_errors "$during") ))
+  printf '| %s | %s | %s | %.0f | %s | %.1f | %s | %s | %s |\n' "$store" "${deleted:-none}" "${batches:--}" "${total:-0}" "$mean" \
+    "${slowest:-0}" "$(field p99_ms "$before")" "$(field p99_ms "$during")" "$errs"
   stop_servers
 done

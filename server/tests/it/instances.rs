@@ -102,6 +102,41 @@ async fn concurrent_if_match_writers_on_two_instances_have_one_winner() {
     );
 }
 
+#[tokio::test]
+async fn concurrent_creators_of_one_new_doc_on_two_instances_each_get_a_version() {
+    // No precondition: every write applies, in some order. The first creates the document, the
+    // rest lost the race to create it and must be retried as updates, each bumping the version.
+    let (a, b) = two_instances(&["--faults", r#"{"latencyMs": 100}"#]);
+    let sends = (0..20).map(|i| {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let req = s.put("/docs/c/new", &format!("n{i}"), &json!({"i": i}));
+        async move {
+            let res = req.send().await.unwrap();
+            let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+            (res.status().as_u16(), etag)
+        }
+    });
+    let answers = join_all(sends).await;
+    let created = answers.iter().filter(|(st, _)| *st == 201).count();
+    assert_eq!(created, 1, "{answers:?}");
+    assert!(
+        answers.iter().all(|(st, _)| *st == 200 || *st == 201),
+        "{answers:?}"
+    );
+    let mut versions: Vec<u64> = answers
+        .iter()
+        .map(|(_, etag)| etag.trim_matches('"').parse().unwrap())
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (1..=20).collect::<Vec<u64>>(),
+        "one version each, none lost"
+    );
+    let (_, etag, _) = a.get_json("/docs/c/new").await;
+    assert_eq!(etag.as_deref(), Some("\"20\""));
+}
+
 /// Replays pulled changes into a replica; versions never go back.
 fn apply(changes: &[Value], replica: &mut BTreeMap<String, (u64, bool)>) {
     for ch in changes {
