@@ -37,8 +37,8 @@ node_modules/.bin/tsc -p tests/types
 step "test: end-to-end (playwright-core, headless Chromium)"
 node --test tests/e2e/
 
-step "test: end-to-end against the PostgreSQL store (the package API; OUTBOX_E2E_DB=postgres, a throw-away cluster)"
-OUTBOX_E2E_DB=postgres node --test tests/e2e/package_api.test.mjs
+step "test: end-to-end against the PostgreSQL store (package API, exactly-once; OUTBOX_E2E_DB=postgres, a throw-away cluster)"
+OUTBOX_E2E_DB=postgres node --test tests/e2e/package_api.test.mjs tests/e2e/exactly_once.test.mjs
 
 step "test: benchmark runner, smoke mode (tiny N: checks that every metric is produced, not the timings)"
 node bench/run.mjs --smoke
