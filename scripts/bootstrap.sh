@@ -38,13 +38,18 @@ fi
 missing_pkgs=()
 command -v chromium >/dev/null || missing_pkgs+=(chromium)
 command -v chromedriver >/dev/null || missing_pkgs+=(chromium-driver)
+# The server tests run against a throw-away PostgreSQL cluster too (scripts/pg-scratch.sh). The driver is
+# pure Rust (tokio-postgres), so the server binaries are all it needs: no libpq.
+if ! command -v initdb >/dev/null && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  missing_pkgs+=(postgresql)
+fi
 if [ ${#missing_pkgs[@]} -gt 0 ]; then
   info "installing Debian packages: ${missing_pkgs[*]} (apt-get)"
   as_root apt-get update -qq || die "apt-get update failed"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_pkgs[@]}" >/dev/null ||
     die "apt-get install ${missing_pkgs[*]} failed"
 else
-  info "chromium, chromedriver: present"
+  info "chromium, chromedriver, postgresql: present"
 fi
 
 command -v node >/dev/null || die "node is not installed; the JS tooling needs Node.js 20 or newer"

@@ -16,7 +16,7 @@ step "test: clippy (wasm32)"
 cargo clippy --target wasm32-unknown-unknown -p outbox-sync --lib --tests -- -D warnings
 cargo clippy --target wasm32-unknown-unknown -p outbox-core --lib -- -D warnings
 
-step "test: native tests"
+step "test: native tests (the server suite runs against SQLite and a throw-away PostgreSQL)"
 cargo test --workspace
 
 step "test: simulation (outbox-sim, release): 1,000 seeds x 200 ops, crashes at every effect boundary"
@@ -36,6 +36,9 @@ node_modules/.bin/tsc -p tests/types
 
 step "test: end-to-end (playwright-core, headless Chromium)"
 node --test tests/e2e/
+
+step "test: end-to-end against the PostgreSQL store (package API, exactly-once; OUTBOX_E2E_DB=postgres, a throw-away cluster)"
+OUTBOX_E2E_DB=postgres node --test tests/e2e/package_api.test.mjs tests/e2e/exactly_once.test.mjs
 
 step "test: benchmark runner, smoke mode (tiny N: checks that every metric is produced, not the timings)"
 node bench/run.mjs --smoke

@@ -9,8 +9,10 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+-- args[1], when given (`wrk ... URL -- TAG`), tells apart wrk processes started in the same second, e.g.
+-- one per server instance: without it they would send the same keys.
 function init(args)
-  prefix = run .. "-" .. tostring(tid) .. "-"
+  prefix = run .. "-" .. (args[1] or "") .. "-" .. tostring(tid) .. "-"
 end
 
 function request()

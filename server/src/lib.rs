@@ -13,12 +13,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 
 use crate::faults::FaultConfig;
-use crate::store::{Store, Synchronous};
+use crate::store::sqlite::Synchronous;
+use crate::store::{DbTarget, Store, StoreOptions};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -31,9 +32,15 @@ pub struct Config {
     #[arg(long, default_value = "127.0.0.1:8787")]
     pub addr: SocketAddr,
 
-    /// SQLite database file (created if missing; WAL mode).
-    #[arg(long, default_value = "./outbox.sqlite")]
-    pub db: PathBuf,
+    /// Where the data lives: a SQLite file (created if missing; WAL mode; one server process),
+    /// or `postgres://user[:password]@host[:port]/database` for several instances sharing one
+    /// PostgreSQL database. The schema is created or migrated at start either way.
+    #[arg(long, default_value = "./outbox.sqlite", value_parser = DbTarget::parse)]
+    pub db: DbTarget,
+
+    /// Most PostgreSQL connections this instance opens (ignored for SQLite).
+    #[arg(long, default_value_t = 16)]
+    pub db_pool: usize,
 
     /// Serve the static files in DIR at `/` (the demo app).
     #[arg(long, value_name = "DIR")]
@@ -55,6 +62,16 @@ pub struct Config {
     /// How long an idempotency key and its stored response are kept (e.g. 24h, 90m, 30s).
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     pub idempotency_ttl: Duration,
+
+    /// How often the cleanup job deletes expired idempotency records. Default: a quarter of the
+    /// TTL, between 1 s and 60 s. Expired records are ignored on lookup whenever they are deleted.
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    pub cleanup_every: Option<Duration>,
+
+    /// Most expired records the cleanup job deletes in one transaction; it runs batches until
+    /// none is left, letting writes in between.
+    #[arg(long, default_value_t = 1000)]
+    pub cleanup_batch: usize,
 
     /// Most ops accepted in one push.
     #[arg(long, default_value_t = 1000)]
@@ -107,11 +124,15 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
-    let sync = match config.synchronous {
-        SyncMode::Full => Synchronous::Full,
-        SyncMode::Normal => Synchronous::Normal,
+    let options = StoreOptions {
+        ttl: config.idempotency_ttl,
+        synchronous: match config.synchronous {
+            SyncMode::Full => Synchronous::Full,
+            SyncMode::Normal => Synchronous::Normal,
+        },
+        pg_pool_size: config.db_pool.max(1),
     };
-    let store = Arc::new(Store::open(&config.db, sync, config.idempotency_ttl)?);
+    let store = store::open(&config.db, &options).await?;
     let shared = app::Shared::new(store.clone(), &config);
     let router = app::router(shared, &config);
 
@@ -123,26 +144,61 @@ pub async fn run(
         writeln!(out, "outbox-server listening on http://{local}")?;
         out.flush()?;
     }
-    tracing::info!(%local, db = %config.db.display(), base = %config.normalized_base(), "started");
+    tracing::info!(%local, db = %config.db.describe(), base = %config.normalized_base(), "started");
 
-    let sweeper = tokio::spawn(sweep_expired_keys(store.clone(), config.idempotency_ttl));
+    let every = config.cleanup_every.unwrap_or_else(|| {
+        (config.idempotency_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+    });
+    let cleanup = tokio::spawn(delete_expired_keys(
+        store.clone(),
+        every,
+        config.cleanup_batch.max(1),
+    ));
     serve::serve(listener, router, shutdown).await;
-    sweeper.abort();
+    cleanup.abort();
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Expired records are already ignored on lookup; this only keeps the table from growing.
-async fn sweep_expired_keys(store: Arc<Store>, ttl: Duration) {
-    let every = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+/// The cleanup job. Expired records are already ignored on lookup; this keeps the table from
+/// growing. It deletes in bounded batches, each its own short transaction, so a large backlog
+/// never holds a lock for long: SQLite writers queue behind one batch at most, and PostgreSQL
+/// writers are not blocked at all (see the stores' `purge_expired`). Several instances may run it
+/// at once.
+async fn delete_expired_keys(store: Arc<dyn Store>, every: Duration, batch: usize) {
     let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.purge_expired()).await {
-            Ok(Ok(n)) if n > 0 => tracing::debug!(purged = n, "expired idempotency keys"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "purging expired idempotency keys failed"),
-            _ => {}
+        let started = Instant::now();
+        let (mut deleted, mut batches, mut slowest) = (0usize, 0usize, Duration::ZERO);
+        loop {
+            let t = Instant::now();
+            match store.purge_expired(batch).await {
+                Ok(n) => {
+                    deleted += n;
+                    batches += 1;
+                    slowest = slowest.max(t.elapsed());
+                    if n < batch {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "deleting expired idempotency keys failed");
+                    break;
+                }
+            }
+            // Between batches, writers waiting for the database go first.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if deleted > 0 {
+            tracing::info!(
+                deleted,
+                batches,
+                total_ms = started.elapsed().as_secs_f64() * 1e3,
+                slowest_batch_ms = slowest.as_secs_f64() * 1e3,
+                "expired idempotency records deleted"
+            );
         }
     }
 }

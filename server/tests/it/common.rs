@@ -1,11 +1,17 @@
-//! Test harness: runs the real `outbox-server` binary on 127.0.0.1 with a temp SQLite file and
-//! talks to it over HTTP.
+//! Test harness: runs the real `outbox-server` binary on 127.0.0.1 and talks to it over HTTP.
+//!
+//! Every test runs once per store (see [`on_both_stores`]): with a temp SQLite file, and with a
+//! fresh database in a throw-away PostgreSQL cluster that this test binary starts on first use
+//! (`scripts/pg-scratch.sh`: initdb in a temp dir, a free port on 127.0.0.1, run as the
+//! `postgres` user when the tests run as root). The cluster is stopped and deleted by a watchdog
+//! once this process exits, however it exits.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -14,10 +20,84 @@ use tempfile::TempDir;
 
 pub const PROBLEMS: &str = "https://outbox-sync.dev/problems/";
 
+/// Which store a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares each `async fn NAME(store: Backend)` as two tests, `NAME::sqlite` and
+/// `NAME::postgres`: one suite, run against both stores.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// The throw-away cluster shared by every PostgreSQL test of this binary: (base URL, directory).
+fn cluster() -> &'static (String, String) {
+    static CLUSTER: OnceLock<(String, String)> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(scripts_dir().join("pg-scratch.sh"))
+            .args(["start", "--owner", &std::process::id().to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/pg-scratch.sh");
+        assert!(
+            out.status.success(),
+            "could not start a throw-away PostgreSQL (scripts/pg-scratch.sh start)"
+        );
+        let text = String::from_utf8(out.stdout).expect("utf-8");
+        let mut lines = text.lines();
+        let url = lines.next().expect("url").to_owned();
+        let dir = lines.next().expect("dir").to_owned();
+        (url, dir)
+    })
+}
+
+fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts")
+}
+
+/// A database no other test uses: a temp SQLite file in `dir`, or a new PostgreSQL database.
+pub fn fresh_db(store: Backend, dir: &Path) -> String {
+    match store {
+        Backend::Sqlite => dir.join("outbox.sqlite").to_str().unwrap().to_owned(),
+        Backend::Postgres => {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let name = format!(
+                "t{}_{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let out = Command::new("bash")
+                .arg(scripts_dir().join("pg-scratch.sh"))
+                .args(["createdb", &cluster().1, &name])
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("createdb");
+            assert!(out.status.success(), "createdb {name} failed");
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        }
+    }
+}
+
 pub struct Server {
     child: Option<Child>,
     pub url: String,
-    pub db: PathBuf,
+    /// The `--db` argument: a SQLite path or a postgres:// URL.
+    pub db: String,
     pub stderr: PathBuf,
     args: Vec<String>,
     pub client: reqwest::Client,
@@ -25,13 +105,28 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start() -> Server {
-        Server::start_with(&[])
+    pub fn start(store: Backend) -> Server {
+        Server::start_with(store, &[])
     }
 
-    pub fn start_with(args: &[&str]) -> Server {
+    pub fn start_with(store: Backend, args: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("outbox.sqlite");
+        let db = fresh_db(store, dir.path());
+        Server::start_on(&db, dir, args)
+    }
+
+    /// Another instance on the same database (PostgreSQL only: a SQLite file has one process).
+    pub fn another_instance(&self, args: &[&str]) -> Server {
+        Server::on_database(&self.db, args)
+    }
+
+    /// An instance on an existing database (a `--db` argument).
+    pub fn on_database(db: &str, args: &[&str]) -> Server {
+        Server::start_on(db, tempfile::tempdir().expect("tempdir"), args)
+    }
+
+    fn start_on(db: &str, dir: TempDir, args: &[&str]) -> Server {
+        let db = db.to_owned();
         let stderr = dir.path().join("stderr.log");
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let (child, url) = spawn(&db, &stderr, &args);
@@ -225,7 +320,7 @@ pub fn replayed(res: &Response) -> bool {
         .is_some_and(|v| v == "true")
 }
 
-fn spawn(db: &Path, stderr: &Path, args: &[String]) -> (Child, String) {
+fn spawn(db: &str, stderr: &Path, args: &[String]) -> (Child, String) {
     let log = File::options()
         .create(true)
         .append(true)

@@ -3,9 +3,18 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-#[tokio::test]
-async fn every_write_bumps_the_version_and_delete_leaves_a_tombstone() {
-    let s = Server::start();
+on_both_stores!(
+    every_write_bumps_the_version_and_delete_leaves_a_tombstone,
+    version_conflicts_return_the_current_doc,
+    merge_patch_matches_rfc7386_appendix_a,
+    bad_input_gets_the_right_problem_and_writes_nothing,
+    oversized_batches_and_unknown_routes,
+    cors_allows_local_origins_and_exposes_the_protocol_headers,
+    www_serves_static_files_next_to_the_api,
+);
+
+async fn every_write_bumps_the_version_and_delete_leaves_a_tombstone(store: Backend) {
+    let s = Server::start(store);
     let res = s
         .put("/docs/todos/a", "1", &json!({"t": 1}))
         .send()
@@ -110,9 +119,8 @@ async fn every_write_bumps_the_version_and_delete_leaves_a_tombstone() {
     assert_eq!((status.as_u16(), doc), (200, json!(1)));
 }
 
-#[tokio::test]
-async fn version_conflicts_return_the_current_doc() {
-    let s = Server::start();
+async fn version_conflicts_return_the_current_doc(store: Backend) {
+    let s = Server::start(store);
     s.put("/docs/c/x", "a", &json!({"v": 1}))
         .send()
         .await
@@ -183,8 +191,7 @@ async fn version_conflicts_return_the_current_doc() {
 }
 
 /// RFC 7386 Appendix A, every row, through PUT then PATCH.
-#[tokio::test]
-async fn merge_patch_matches_rfc7386_appendix_a() {
+async fn merge_patch_matches_rfc7386_appendix_a(store: Backend) {
     let cases: Vec<(Value, Value, Value)> = vec![
         (json!({"a":"b"}), json!({"a":"c"}), json!({"a":"c"})),
         (json!({"a":"b"}), json!({"b":"c"}), json!({"a":"b","b":"c"})),
@@ -214,7 +221,7 @@ async fn merge_patch_matches_rfc7386_appendix_a() {
             json!({"a":{"bb":{}}}),
         ),
     ];
-    let s = Server::start();
+    let s = Server::start(store);
     for (i, (target, patch, expected)) in cases.into_iter().enumerate() {
         let path = format!("/docs/rfc/case{i}");
         let put = s
@@ -240,9 +247,8 @@ async fn merge_patch_matches_rfc7386_appendix_a() {
     }
 }
 
-#[tokio::test]
-async fn bad_input_gets_the_right_problem_and_writes_nothing() {
-    let s = Server::start();
+async fn bad_input_gets_the_right_problem_and_writes_nothing(store: Backend) {
+    let s = Server::start(store);
     s.put("/docs/c/x", "seed", &json!({"v": 1}))
         .send()
         .await
@@ -420,9 +426,8 @@ async fn bad_input_gets_the_right_problem_and_writes_nothing() {
     assert_eq!(changes.len(), 1);
 }
 
-#[tokio::test]
-async fn oversized_batches_and_unknown_routes() {
-    let s = Server::start_with(&["--max-batch-ops", "3"]);
+async fn oversized_batches_and_unknown_routes(store: Backend) {
+    let s = Server::start_with(store, &["--max-batch-ops", "3"]);
     let op = |i: u32| json!({"method": "PUT", "collection": "c", "key": format!("k{i}"), "idempotencyKey": format!("i{i}"), "body": {}});
     let res = s
         .push(json!([op(1), op(2), op(3), op(4)]))
@@ -445,9 +450,8 @@ async fn oversized_batches_and_unknown_routes() {
     assert_eq!(res.json::<Value>().await.unwrap(), json!({"status": "ok"}));
 }
 
-#[tokio::test]
-async fn cors_allows_local_origins_and_exposes_the_protocol_headers() {
-    let s = Server::start();
+async fn cors_allows_local_origins_and_exposes_the_protocol_headers(store: Backend) {
+    let s = Server::start(store);
     let preflight = |origin: &'static str| {
         s.req(Method::OPTIONS, "/docs/c/x")
             .header("Origin", origin)
@@ -507,7 +511,7 @@ async fn cors_allows_local_origins_and_exposes_the_protocol_headers() {
         );
     }
 
-    let strict = Server::start_with(&["--cors-origin", "https://app.example"]);
+    let strict = Server::start_with(store, &["--cors-origin", "https://app.example"]);
     let res = strict
         .req(Method::OPTIONS, "/push")
         .header("Origin", "https://app.example")
@@ -529,11 +533,10 @@ async fn cors_allows_local_origins_and_exposes_the_protocol_headers() {
     assert!(!res.headers().contains_key("access-control-allow-origin"));
 }
 
-#[tokio::test]
-async fn www_serves_static_files_next_to_the_api() {
+async fn www_serves_static_files_next_to_the_api(store: Backend) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("index.html"), "<h1>demo</h1>").unwrap();
-    let s = Server::start_with(&["--www", dir.path().to_str().unwrap()]);
+    let s = Server::start_with(store, &["--www", dir.path().to_str().unwrap()]);
     let page = s.client.get(format!("{}/", s.url)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(page.text().await.unwrap(), "<h1>demo</h1>");

@@ -10,6 +10,17 @@ use tower::ServiceExt;
 
 use crate::common::*;
 
+on_both_stores!(
+    faults_are_seeded_and_reproducible,
+    lost_ack_commits_the_whole_push_then_drops_the_connection,
+    stall_holds_the_request_until_the_client_gives_up_and_writes_nothing,
+    latency_and_method_filters,
+    faults_flag_configures_at_start_up,
+    rate_limit_mode_sends_headers_and_429,
+    admin_api_is_loopback_only,
+    admin_reset_forgets_everything,
+);
+
 async fn statuses(s: &Server, n: usize) -> Vec<(u16, Option<String>)> {
     let mut out = Vec::new();
     for _ in 0..n {
@@ -23,9 +34,8 @@ async fn statuses(s: &Server, n: usize) -> Vec<(u16, Option<String>)> {
     out
 }
 
-#[tokio::test]
-async fn faults_are_seeded_and_reproducible() {
-    let s = Server::start();
+async fn faults_are_seeded_and_reproducible(store: Backend) {
+    let s = Server::start(store);
     let config = |seed: u64| {
         json!({
             "seed": seed,
@@ -94,9 +104,8 @@ async fn faults_are_seeded_and_reproducible() {
     );
 }
 
-#[tokio::test]
-async fn lost_ack_commits_the_whole_push_then_drops_the_connection() {
-    let s = Server::start();
+async fn lost_ack_commits_the_whole_push_then_drops_the_connection(store: Backend) {
+    let s = Server::start(store);
     let ops: Vec<Value> = (0..5)
         .map(|i| json!({"method": "PUT", "collection": "c", "key": format!("k{i}"), "idempotencyKey": format!("op{i}"), "body": {"i": i}}))
         .collect();
@@ -126,9 +135,8 @@ async fn lost_ack_commits_the_whole_push_then_drops_the_connection() {
     assert_eq!(s.ledger().await, ledger);
 }
 
-#[tokio::test]
-async fn stall_holds_the_request_until_the_client_gives_up_and_writes_nothing() {
-    let s = Server::start();
+async fn stall_holds_the_request_until_the_client_gives_up_and_writes_nothing(store: Backend) {
+    let s = Server::start(store);
     s.set_faults(json!({"sequence": ["stall"], "stallMs": 5000}))
         .await;
     let impatient = client(Duration::from_millis(400));
@@ -154,9 +162,8 @@ async fn stall_holds_the_request_until_the_client_gives_up_and_writes_nothing() 
     assert!(!replayed(&ok));
 }
 
-#[tokio::test]
-async fn latency_and_method_filters() {
-    let s = Server::start();
+async fn latency_and_method_filters(store: Backend) {
+    let s = Server::start(store);
     s.set_faults(json!({"latencyMs": 300, "methods": ["PUT"]}))
         .await;
     let t = Instant::now();
@@ -196,12 +203,14 @@ async fn latency_and_method_filters() {
     expect_problem(typo, 400, "invalid-request").await;
 }
 
-#[tokio::test]
-async fn faults_flag_configures_at_start_up() {
-    let s = Server::start_with(&[
-        "--faults",
-        r#"{"sequence": ["error503", "error429"], "retryAfter503Secs": 5}"#,
-    ]);
+async fn faults_flag_configures_at_start_up(store: Backend) {
+    let s = Server::start_with(
+        store,
+        &[
+            "--faults",
+            r#"{"sequence": ["error503", "error429"], "retryAfter503Secs": 5}"#,
+        ],
+    );
     assert_eq!(
         s.req(Method::GET, "/health").send().await.unwrap().status(),
         200
@@ -216,9 +225,8 @@ async fn faults_flag_configures_at_start_up() {
     assert_eq!(s.ledger().await, json!({"default/a": 1}));
 }
 
-#[tokio::test]
-async fn rate_limit_mode_sends_headers_and_429() {
-    let s = Server::start();
+async fn rate_limit_mode_sends_headers_and_429(store: Backend) {
+    let s = Server::start(store);
     s.set_faults(json!({"rateLimit": {"limit": 3, "windowSecs": 60}}))
         .await;
     for remaining in [2, 1, 0] {
@@ -258,19 +266,18 @@ async fn rate_limit_mode_sends_headers_and_429() {
 
 /// The admin API checks the peer address; a non-loopback peer cannot be produced over real
 /// sockets on a test machine, so this drives the router in-process with a forged peer.
-#[tokio::test]
-async fn admin_api_is_loopback_only() {
+async fn admin_api_is_loopback_only(store: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db.sqlite");
-    let config = outbox_server::Config::parse_from(["outbox-server", "--db", db.to_str().unwrap()]);
-    let store = std::sync::Arc::new(
-        outbox_server::store::Store::open(
-            &db,
-            outbox_server::store::Synchronous::Normal,
-            Duration::from_secs(60),
-        )
-        .unwrap(),
-    );
+    let db = fresh_db(store, dir.path());
+    let config = outbox_server::Config::parse_from(["outbox-server", "--db", &db]);
+    let options = outbox_server::store::StoreOptions {
+        ttl: Duration::from_secs(60),
+        synchronous: outbox_server::store::sqlite::Synchronous::Normal,
+        pg_pool_size: 1,
+    };
+    let store = outbox_server::store::open(&config.db, &options)
+        .await
+        .unwrap();
     let app = outbox_server::app::router(outbox_server::app::Shared::new(store, &config), &config);
     let call = |peer: &str, method: &str, path: &str| {
         let mut req = axum::http::Request::builder()
@@ -302,9 +309,8 @@ async fn admin_api_is_loopback_only() {
     assert_eq!(res.status(), 404);
 }
 
-#[tokio::test]
-async fn admin_reset_forgets_everything() {
-    let s = Server::start();
+async fn admin_reset_forgets_everything(store: Backend) {
+    let s = Server::start(store);
     s.put("/docs/c/a", "a", &json!({})).send().await.unwrap();
     let res = s
         .client

@@ -5,9 +5,22 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-#[tokio::test]
-async fn missing_or_invalid_keys_are_rejected_and_nothing_is_written() {
-    let s = Server::start();
+on_both_stores!(
+    missing_or_invalid_keys_are_rejected_and_nothing_is_written,
+    same_key_same_request_replays_the_stored_response,
+    same_key_different_request_is_422,
+    retry_after_lost_ack_under_if_match_replays_the_2xx_not_412,
+    same_key_while_in_flight_is_409_in_use,
+    fifty_concurrent_requests_with_one_key_apply_once,
+    keys_are_scoped_per_client,
+    keys_expire_after_the_ttl,
+    errors_are_not_stored_so_a_corrected_retry_applies,
+    push_ops_share_keys_with_single_requests,
+    replays_return_the_stored_answer_after_the_doc_moved_on,
+);
+
+async fn missing_or_invalid_keys_are_rejected_and_nothing_is_written(store: Backend) {
+    let s = Server::start(store);
     let long = "k".repeat(256);
     let bad_keys: Vec<Option<String>> = vec![
         None,
@@ -67,9 +80,8 @@ async fn missing_or_invalid_keys_are_rejected_and_nothing_is_written() {
     assert_eq!(s.ledger().await, json!({}));
 }
 
-#[tokio::test]
-async fn same_key_same_request_replays_the_stored_response() {
-    let s = Server::start();
+async fn same_key_same_request_replays_the_stored_response(store: Backend) {
+    let s = Server::start(store);
     let doc = json!({"title": "milk", "tags": ["a", "b"], "n": 1.5});
     let first = s.put("/docs/todos/t1", "k1", &doc).send().await.unwrap();
     assert_eq!(first.status(), 201);
@@ -118,9 +130,8 @@ async fn same_key_same_request_replays_the_stored_response() {
     assert_eq!(s.ledger().await, json!({"default/k1": 1, "default/k2": 1}));
 }
 
-#[tokio::test]
-async fn same_key_different_request_is_422() {
-    let s = Server::start();
+async fn same_key_different_request_is_422(store: Backend) {
+    let s = Server::start(store);
     let res = s
         .put("/docs/todos/a", "k", &json!({"v": 1}))
         .send()
@@ -156,9 +167,8 @@ async fn same_key_different_request_is_422() {
     assert_eq!(s.ledger().await, json!({"default/k": 1}));
 }
 
-#[tokio::test]
-async fn retry_after_lost_ack_under_if_match_replays_the_2xx_not_412() {
-    let s = Server::start();
+async fn retry_after_lost_ack_under_if_match_replays_the_2xx_not_412(store: Backend) {
+    let s = Server::start(store);
     let res = s
         .put("/docs/notes/n", "create", &json!({"text": "v1"}))
         .send()
@@ -203,9 +213,8 @@ async fn retry_after_lost_ack_under_if_match_replays_the_2xx_not_412() {
     assert!(ledger.get("default/another").is_none());
 }
 
-#[tokio::test]
-async fn same_key_while_in_flight_is_409_in_use() {
-    let s = Server::start();
+async fn same_key_while_in_flight_is_409_in_use(store: Backend) {
+    let s = Server::start(store);
     // Latency is injected while the first request holds its key.
     s.set_faults(json!({"latencyMs": 800, "methods": ["PUT"]}))
         .await;
@@ -266,9 +275,8 @@ async fn fifty_concurrent(s: &Server, key: &str, path: &str) -> (usize, usize, u
     (applied, replays, in_use)
 }
 
-#[tokio::test]
-async fn fifty_concurrent_requests_with_one_key_apply_once() {
-    let s = Server::start();
+async fn fifty_concurrent_requests_with_one_key_apply_once(store: Backend) {
+    let s = Server::start(store);
     let (applied, replays, in_use) = fifty_concurrent(&s, "burst", "/docs/c/burst").await;
     assert_eq!(applied, 1);
     assert_eq!(applied + replays + in_use, 50);
@@ -298,9 +306,8 @@ async fn fifty_concurrent_requests_with_one_key_apply_once() {
     assert!(replayed(&res));
 }
 
-#[tokio::test]
-async fn keys_are_scoped_per_client() {
-    let s = Server::start();
+async fn keys_are_scoped_per_client(store: Backend) {
+    let s = Server::start(store);
     let a = s
         .put("/docs/c/a", "shared-key", &json!({"by": "a"}))
         .header("Outbox-Client-Id", "client-a")
@@ -336,9 +343,8 @@ async fn keys_are_scoped_per_client() {
     expect_problem(bad, 400, "invalid-client-id").await;
 }
 
-#[tokio::test]
-async fn keys_expire_after_the_ttl() {
-    let s = Server::start_with(&["--idempotency-ttl", "1s"]);
+async fn keys_expire_after_the_ttl(store: Backend) {
+    let s = Server::start_with(store, &["--idempotency-ttl", "1s"]);
     let doc = json!({"v": 1});
     assert_eq!(
         s.put("/docs/c/x", "old", &doc)
@@ -358,9 +364,8 @@ async fn keys_expire_after_the_ttl() {
     assert_eq!(s.ledger().await, json!({"default/old": 2}));
 }
 
-#[tokio::test]
-async fn errors_are_not_stored_so_a_corrected_retry_applies() {
-    let s = Server::start();
+async fn errors_are_not_stored_so_a_corrected_retry_applies(store: Backend) {
+    let s = Server::start(store);
     assert_eq!(
         s.put("/docs/c/x", "a", &json!({}))
             .send()
@@ -388,9 +393,8 @@ async fn errors_are_not_stored_so_a_corrected_retry_applies() {
     assert_eq!(s.ledger().await["default/b"], 1);
 }
 
-#[tokio::test]
-async fn push_ops_share_keys_with_single_requests() {
-    let s = Server::start();
+async fn push_ops_share_keys_with_single_requests(store: Backend) {
+    let s = Server::start(store);
     let ops = json!([
         {"id": "op1", "method": "PUT", "collection": "c", "key": "p", "idempotencyKey": "p1", "body": {"n": 1}},
         {"id": "op2", "method": "PATCH", "collection": "c", "key": "p", "idempotencyKey": "p2", "ifMatch": "\"1\"", "body": {"m": 2}},
@@ -436,9 +440,8 @@ async fn push_ops_share_keys_with_single_requests() {
 
 /// A client may retry long after its op was applied, when the document has moved on through
 /// other writes (even a delete and a re-create): the retry still gets the stored, older answer.
-#[tokio::test]
-async fn replays_return_the_stored_answer_after_the_doc_moved_on() {
-    let s = Server::start();
+async fn replays_return_the_stored_answer_after_the_doc_moved_on(store: Backend) {
+    let s = Server::start(store);
     let create = || {
         s.put("/docs/c/d", "create", &json!({"v": 1}))
             .header("If-None-Match", "*")

@@ -6,9 +6,13 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-#[tokio::test]
-async fn create_only_put_recreates_over_a_tombstone_and_conflicts_with_a_live_doc() {
-    let s = Server::start();
+on_both_stores!(
+    create_only_put_recreates_over_a_tombstone_and_conflicts_with_a_live_doc,
+    create_only_ops_in_a_push_behave_the_same,
+);
+
+async fn create_only_put_recreates_over_a_tombstone_and_conflicts_with_a_live_doc(store: Backend) {
+    let s = Server::start(store);
     s.put("/docs/c/a", "k1", &json!({"v": 1}))
         .send()
         .await
@@ -61,9 +65,8 @@ async fn create_only_put_recreates_over_a_tombstone_and_conflicts_with_a_live_do
     );
 }
 
-#[tokio::test]
-async fn create_only_ops_in_a_push_behave_the_same() {
-    let s = Server::start();
+async fn create_only_ops_in_a_push_behave_the_same(store: Backend) {
+    let s = Server::start(store);
     let put = |key: &str, idem: &str, v: u32| {
         json!({"method": "PUT", "collection": "c", "key": key, "idempotencyKey": idem,
                "ifNoneMatch": "*", "body": {"v": v}})

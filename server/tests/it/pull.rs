@@ -5,6 +5,13 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
+on_both_stores!(
+    paging_returns_every_change_exactly_once_including_tombstones,
+    changes_made_while_paging_are_not_missed,
+    bad_cursors_and_limits_are_rejected,
+    a_collection_filter_catches_up_from_an_old_cursor,
+);
+
 /// The server's current state of every doc ever written, as pull reports it.
 async fn server_state(
     s: &Server,
@@ -49,9 +56,8 @@ fn apply(changes: &[Value], into: &mut BTreeMap<(String, String), (u64, bool, Va
     }
 }
 
-#[tokio::test]
-async fn paging_returns_every_change_exactly_once_including_tombstones() {
-    let s = Server::start();
+async fn paging_returns_every_change_exactly_once_including_tombstones(store: Backend) {
+    let s = Server::start(store);
     let mut ids = Vec::new();
     for i in 0..10 {
         let coll = if i % 2 == 0 { "todos" } else { "notes" };
@@ -135,9 +141,8 @@ async fn paging_returns_every_change_exactly_once_including_tombstones() {
     assert!(cursor2.parse::<u64>().unwrap() > cursor.parse::<u64>().unwrap());
 }
 
-#[tokio::test]
-async fn changes_made_while_paging_are_not_missed() {
-    let s = Server::start();
+async fn changes_made_while_paging_are_not_missed(store: Backend) {
+    let s = Server::start(store);
     let mut ids = Vec::new();
     for i in 0..6 {
         s.put(&format!("/docs/c/k{i}"), &format!("a{i}"), &json!({"v": 0}))
@@ -184,9 +189,8 @@ async fn changes_made_while_paging_are_not_missed() {
     assert_eq!(deliveries, 8);
 }
 
-#[tokio::test]
-async fn bad_cursors_and_limits_are_rejected() {
-    let s = Server::start();
+async fn bad_cursors_and_limits_are_rejected(store: Backend) {
+    let s = Server::start(store);
     for q in ["since=abc", "since=-1", "since=1.5"] {
         let res = s
             .req(Method::GET, &format!("/pull?{q}"))
@@ -227,9 +231,8 @@ async fn pull_filtered(s: &Server, since: &str, query: &str) -> (Vec<Value>, Str
     }
 }
 
-#[tokio::test]
-async fn a_collection_filter_catches_up_from_an_old_cursor() {
-    let s = Server::start();
+async fn a_collection_filter_catches_up_from_an_old_cursor(store: Backend) {
+    let s = Server::start(store);
     let write = |coll: &'static str, key: String, n: usize| {
         let req = s.put(
             &format!("/docs/{coll}/{key}"),

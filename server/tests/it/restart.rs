@@ -4,9 +4,14 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-#[tokio::test]
-async fn a_crash_mid_run_loses_nothing_committed_and_keeps_idempotency_records() {
-    let mut s = Server::start();
+on_both_stores!(
+    a_crash_mid_run_loses_nothing_committed_and_keeps_idempotency_records,
+    sigterm_shuts_down_gracefully_and_restart_keeps_state,
+    logs_never_contain_authorization,
+);
+
+async fn a_crash_mid_run_loses_nothing_committed_and_keeps_idempotency_records(store: Backend) {
+    let mut s = Server::start(store);
     let writer = {
         let client = client(Duration::from_secs(5));
         let base = s.api("");
@@ -81,9 +86,8 @@ async fn a_crash_mid_run_loses_nothing_committed_and_keeps_idempotency_records()
     assert_eq!(changes.len(), outcomes.len());
 }
 
-#[tokio::test]
-async fn sigterm_shuts_down_gracefully_and_restart_keeps_state() {
-    let mut s = Server::start();
+async fn sigterm_shuts_down_gracefully_and_restart_keeps_state(store: Backend) {
+    let mut s = Server::start(store);
     s.put("/docs/c/a", "a", &json!({"v": 1}))
         .send()
         .await
@@ -112,9 +116,8 @@ async fn sigterm_shuts_down_gracefully_and_restart_keeps_state() {
     assert_eq!(keys, [&json!("b")], "the cursor survives the restart");
 }
 
-#[tokio::test]
-async fn logs_never_contain_authorization() {
-    let s = Server::start_with(&["--log", "trace"]);
+async fn logs_never_contain_authorization(store: Backend) {
+    let s = Server::start_with(store, &["--log", "trace"]);
     let secret = "Bearer s3cr3t-t0ken-abc";
     let res = s
         .put("/docs/c/a", "a", &json!({}))

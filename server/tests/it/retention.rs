@@ -6,6 +6,14 @@ use serde_json::json;
 
 use crate::common::*;
 
+on_both_stores!(
+    every_api_response_states_the_retention,
+    fault_injected_answers_state_the_retention,
+    cors_exposes_the_retention_and_preflights_carry_it,
+    the_retention_is_whole_seconds_rounded_down,
+    a_custom_base_path_is_covered,
+);
+
 const TTL_ARGS: [&str; 2] = ["--idempotency-ttl", "90m"];
 const TTL_SECS: &str = "5400";
 
@@ -19,9 +27,8 @@ fn assert_retention(res: &Response, expected: &str, what: &str) {
     assert_eq!(values, [expected], "{what}: {}", res.status());
 }
 
-#[tokio::test]
-async fn every_api_response_states_the_retention() {
-    let s = Server::start_with(&TTL_ARGS);
+async fn every_api_response_states_the_retention(store: Backend) {
+    let s = Server::start_with(store, &TTL_ARGS);
     let put = s
         .put("/docs/c/a", "k1", &json!({"v": 1}))
         .send()
@@ -104,14 +111,16 @@ async fn every_api_response_states_the_retention() {
     assert!(!ledger.headers().contains_key("idempotency-retention"));
 }
 
-#[tokio::test]
-async fn fault_injected_answers_state_the_retention() {
-    let s = Server::start_with(&[
-        TTL_ARGS[0],
-        TTL_ARGS[1],
-        "--faults",
-        r#"{"sequence": ["error503", "error429", "error500", "error503"], "retryAfter503Secs": 7}"#,
-    ]);
+async fn fault_injected_answers_state_the_retention(store: Backend) {
+    let s = Server::start_with(
+        store,
+        &[
+            TTL_ARGS[0],
+            TTL_ARGS[1],
+            "--faults",
+            r#"{"sequence": ["error503", "error429", "error500", "error503"], "retryAfter503Secs": 7}"#,
+        ],
+    );
     let unavailable = s.put("/docs/c/a", "k", &json!({})).send().await.unwrap();
     assert_retention(&unavailable, TTL_SECS, "injected 503");
     assert_eq!(unavailable.headers()["retry-after"], "7");
@@ -138,9 +147,8 @@ async fn fault_injected_answers_state_the_retention() {
     expect_problem(over, 429, "rate-limited").await;
 }
 
-#[tokio::test]
-async fn cors_exposes_the_retention_and_preflights_carry_it() {
-    let s = Server::start_with(&TTL_ARGS);
+async fn cors_exposes_the_retention_and_preflights_carry_it(store: Backend) {
+    let s = Server::start_with(store, &TTL_ARGS);
     let preflight = s
         .req(Method::OPTIONS, "/docs/c/x")
         .header("Origin", "http://localhost:5173")
@@ -178,19 +186,20 @@ async fn cors_exposes_the_retention_and_preflights_carry_it() {
     );
 }
 
-#[tokio::test]
-async fn the_retention_is_whole_seconds_rounded_down() {
-    let s = Server::start_with(&["--idempotency-ttl", "1500ms"]);
+async fn the_retention_is_whole_seconds_rounded_down(store: Backend) {
+    let s = Server::start_with(store, &["--idempotency-ttl", "1500ms"]);
     let res = s.put("/docs/c/x", "k", &json!({})).send().await.unwrap();
     assert_retention(&res, "1", "1.5 s");
-    let s = Server::start_with(&["--idempotency-ttl", "900ms"]);
+    let s = Server::start_with(store, &["--idempotency-ttl", "900ms"]);
     let res = s.req(Method::GET, "/pull").send().await.unwrap();
     assert_retention(&res, "0", "0.9 s");
 }
 
-#[tokio::test]
-async fn a_custom_base_path_is_covered() {
-    let s = Server::start_with(&[TTL_ARGS[0], TTL_ARGS[1], "--base-path", "/v2/sync/"]);
+async fn a_custom_base_path_is_covered(store: Backend) {
+    let s = Server::start_with(
+        store,
+        &[TTL_ARGS[0], TTL_ARGS[1], "--base-path", "/v2/sync/"],
+    );
     let res = s
         .client
         .get(format!("{}/v2/sync/docs/c/never", s.url))
