@@ -22,6 +22,9 @@ cargo test --workspace
 step "test: simulation (outbox-sim, release): 1,000 seeds x 200 ops, crashes at every effect boundary"
 SIM_SEEDS="${SIM_SEEDS:-1000}" SIM_OPS="${SIM_OPS:-200}" cargo run --quiet --release -p outbox-sim
 
+step "test: simulation, 3 tabs under the leader lock: 200 seeds x 200 ops (from seed 160: sim/README.md says why)"
+SIM_TABS=3 SIM_FIRST_SEED=160 SIM_SEEDS=200 SIM_OPS=200 cargo run --quiet --release -p outbox-sim
+
 step "test: browser tests (wasm-bindgen-test in headless Chromium)"
 CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}" \
   cargo test --target wasm32-unknown-unknown -p outbox-sync --lib --tests --features debug-panic-hook
