@@ -221,6 +221,12 @@ impl Runtime {
             .map(|e| serde_json::to_string(e).unwrap_or_default())
             .collect();
         *self.history.log.borrow_mut() = log;
+        self.tell_history_watchers(&new);
+        Ok(())
+    }
+
+    /// Calls the `watchHistory` callbacks with each entry (JSON text), in order.
+    fn tell_history_watchers(&self, entries: &[String]) {
         let watchers: Vec<Function> = self
             .history
             .watchers
@@ -228,7 +234,10 @@ impl Runtime {
             .iter()
             .map(|(_, f)| f.clone())
             .collect();
-        for text in new.iter().filter(|_| !watchers.is_empty()) {
+        if watchers.is_empty() {
+            return;
+        }
+        for text in entries {
             let js = json_to_js(text);
             for watcher in &watchers {
                 if let Err(error) = watcher.call1(&JsValue::UNDEFINED, &js) {
@@ -236,7 +245,6 @@ impl Runtime {
                 }
             }
         }
-        Ok(())
     }
 
     /// Records one attempt: into the bounded log, the unwritten buffer, and to the watchers.
@@ -250,21 +258,8 @@ impl Runtime {
             entry.clone()
         };
         self.arm_history_flush();
-        let watchers: Vec<Function> = self
-            .history
-            .watchers
-            .borrow()
-            .iter()
-            .map(|(_, f)| f.clone())
-            .collect();
-        if watchers.is_empty() {
-            return;
-        }
-        let js = json_to_js(&serde_json::to_string(&entry).unwrap_or_default());
-        for watcher in watchers {
-            if let Err(error) = watcher.call1(&JsValue::UNDEFINED, &js) {
-                report_error(&error);
-            }
+        if !self.history.watchers.borrow().is_empty() {
+            self.tell_history_watchers(&[serde_json::to_string(&entry).unwrap_or_default()]);
         }
     }
 

@@ -46,6 +46,12 @@ async function startEnqueuing(page, collection, tab, from) {
   }, { collection, tab, from, total: OPS_PER_TAB, opSource: opFor.toString() });
 }
 
+/** The op tab `tab` goes on with: the one after the last it reported durable. */
+function nextOp(durable, tab) {
+  const done = [...durable.values()].filter((op) => op.tab === tab).map((op) => op.j);
+  return done.length ? Math.max(...done) + 1 : 0;
+}
+
 /** Checks the server against what was durable: once each, nothing else, each tab's last write per entity. */
 async function verify(collection, durable, sends) {
   const ledger = await env.server.admin('ledger');
@@ -124,8 +130,7 @@ test(`${TABS} tabs x ${OPS_PER_TAB} ops, the leading tab closed abruptly ${KILLS
     // A new tab takes the dead one's place and goes on with its ops after the last durable one.
     const next = await openTab(context, env.server);
     await openOutbox(next, options);
-    const done = [...durable.values()].filter((op) => op.tab === tab).map((op) => op.j);
-    await startEnqueuing(next, collection, tab, done.length ? Math.max(...done) + 1 : 0);
+    await startEnqueuing(next, collection, tab, nextOp(durable, tab));
     pages[at] = { page: next, tab };
   }
   await eventually(() => durable.size === TABS * OPS_PER_TAB || null, { timeoutMs: 120_000, what: 'every op enqueued' });
@@ -168,17 +173,21 @@ test('the browser process killed mid-drain on a persistent profile: the next sta
     await context.exposeFunction('reportDurable', (op) => durable.set(`${op.tab}/${op.j}`, op));
     return context;
   };
+  /** Three tabs, each going on with its ops after the last one it reported durable. */
+  const startTabs = async (context) => {
+    const pages = [];
+    for (let tab = 0; tab < 3; tab++) {
+      const page = await openTab(context, env.server);
+      await openOutbox(page, options);
+      await startEnqueuing(page, collection, tab, nextOp(durable, tab));
+      pages.push(page);
+    }
+    return pages;
+  };
   try {
     for (let round = 0; round < 3; round++) {
       const context = await launch();
-      const pages = [];
-      for (let tab = 0; tab < 3; tab++) {
-        const page = await openTab(context, env.server);
-        await openOutbox(page, options);
-        const done = [...durable.values()].filter((op) => op.tab === tab).map((op) => op.j);
-        await startEnqueuing(page, collection, tab, done.length ? Math.max(...done) + 1 : 0);
-        pages.push(page);
-      }
+      await startTabs(context);
       await new Promise((resolve) => setTimeout(resolve, 400 + Math.random() * 400));
       // SIGKILL every process of this profile: no unload, no close, no lock released politely.
       try {
@@ -190,14 +199,7 @@ test('the browser process killed mid-drain on a persistent profile: the next sta
     }
     // The last start finishes every tab's ops, so each tab's last write to a shared entity is known.
     const context = await launch();
-    const pages = [];
-    for (let tab = 0; tab < 3; tab++) {
-      const page = await openTab(context, env.server);
-      await openOutbox(page, options);
-      const done = [...durable.values()].filter((op) => op.tab === tab).map((op) => op.j);
-      await startEnqueuing(page, collection, tab, done.length ? Math.max(...done) + 1 : 0);
-      pages.push(page);
-    }
+    const pages = await startTabs(context);
     await eventually(() => durable.size >= 3 * OPS_PER_TAB - 3 && [0, 1, 2].every((tab) => durable.has(`${tab}/${OPS_PER_TAB - 1}`)), {
       timeoutMs: 120_000,
       what: 'every op enqueued',
