@@ -81,12 +81,6 @@ impl Outbox {
         })
     }
 
-    /// A test hook: the commit machinery's state.
-    #[wasm_bindgen(js_name = __debugState, skip_typescript)]
-    pub fn debug_state(&self) -> JsValue {
-        self.runtime.debug_state()
-    }
-
     /// `worker.js`: a `sync` event said the network works again.
     #[wasm_bindgen(js_name = __reconnected, skip_typescript)]
     pub fn reconnected(&self) -> Result<(), Error> {

@@ -104,11 +104,6 @@ impl Runtime {
         }
     }
 
-    /// A commit loop runs (or is scheduled).
-    pub(super) fn durable_flushing(&self) -> bool {
-        self.durable.flushing.get()
-    }
-
     /// This tab's enqueues whose commit has not landed yet.
     pub(super) fn unstored_enqueues(&self) -> Vec<OpId> {
         self.durable.enqueues.borrow().keys().copied().collect()

@@ -242,23 +242,6 @@ impl Runtime {
         }
     }
 
-    /// A test hook: the commit machinery's state.
-    pub fn debug_state(&self) -> JsValue {
-        let queue = self.durable.queue.borrow();
-        let engine = self.engine.borrow();
-        convert::to_js(&json!({
-            "flushing": self.durable_flushing(),
-            "idle": queue.is_idle(),
-            "openGroup": queue.has_open_group(),
-            "failures": queue.failures(),
-            "durableThrough": queue.durable_through(),
-            "heldSends": queue.held_sends().count(),
-            "passive": engine.is_passive(),
-            "batches": engine.batches_in_flight().count(),
-            "unconfirmed": self.unconfirmed.borrow().len(),
-        }))
-    }
-
     /// A service worker's `sync` event: the network works again; backing-off ops go at once.
     pub fn reconnected(self: &Rc<Self>) -> Result<()> {
         self.check_usable()?;
