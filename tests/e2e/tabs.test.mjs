@@ -227,3 +227,28 @@ test('without Web Locks every tab sends on its own, and the status says so', asy
   assert.equal(done, 'acked', 'it still sends');
   await context.close();
 });
+
+test("a follower's pause pauses the outbox for every tab, and its resume sends what waited", async () => {
+  const context = await env.browser.newContext();
+  const name = fresh();
+  const [a, b] = [await openTab(context, env.server), await openTab(context, env.server)];
+  await openOutbox(a, { name, endpoint: '/api' });
+  await openOutbox(b, { name, endpoint: '/api' });
+  await inTab(b, () => window.outbox.pause());
+  const paused = await eventually(
+    async () => {
+      const states = await Promise.all([a, b].map((page) => inTab(page, () => window.outbox.status().state)));
+      return states.every((s) => s === 'paused') ? states : null;
+    },
+    { what: 'both tabs paused' },
+  );
+  assert.deepEqual(paused, ['paused', 'paused']);
+  await inTab(a, () => window.outbox.enqueue({ collection: 'pause', key: 'p1', op: 'put', value: { n: 1 } }));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal((await fetch(new URL('api/docs/pause/p1', env.server.url))).status, 404, 'nothing sent while paused');
+  await inTab(b, () => window.outbox.resume());
+  await eventually(async () => (await fetch(new URL('api/docs/pause/p1', env.server.url))).status === 200, {
+    what: 'sent after the resume',
+  });
+  await context.close();
+});
