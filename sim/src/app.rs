@@ -346,13 +346,10 @@ impl World {
             }
         }
         for (t, tab) in self.tabs.iter().enumerate() {
-            let left: Vec<_> = tab
-                .engine
-                .as_ref()
-                .expect("alive")
-                .ops()
-                .map(|r| (r.id, r.state))
-                .collect();
+            let Some(engine) = tab.engine.as_ref() else {
+                return Err(format!("tab {t} is not open after settling"));
+            };
+            let left: Vec<_> = engine.ops().map(|r| (r.id, r.state)).collect();
             if !left.is_empty() {
                 let some: Vec<_> = left.iter().take(5).collect();
                 return Err(format!(

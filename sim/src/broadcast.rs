@@ -135,17 +135,20 @@ impl World {
             .iter()
             .filter_map(|id| self.store.record(id))
             .collect();
-        // For each new op, the op before it in its lane here: the leader must know it first.
+        // For each new op, the ops before it in its lane here: the leader must know them first.
         let engine = self.tabs[tab].engine.as_ref().expect("alive");
-        let after = stored
+        let mut after: Vec<OpId> = stored
             .iter()
             .filter_map(|id| {
                 let record = engine.op(*id)?;
                 let lane = engine.ops_for(&record.collection, &record.key);
                 let at = lane.iter().position(|r| r.id == *id)?;
-                Some(lane.get(at.checked_sub(1)?)?.id)
+                Some(lane[..at].iter().map(|r| r.id).collect::<Vec<_>>())
             })
+            .flatten()
             .collect();
+        after.sort();
+        after.dedup();
         // Crash point: the commit is durable, its message never leaves.
         self.crash_point(tab);
         let epoch = self.tabs[tab].epoch;
@@ -217,7 +220,8 @@ impl World {
         if !self.multi() || !self.runtime_leads(tab) {
             return;
         }
-        let Some(engine) = self.tabs[tab].engine.as_ref() else {
+        // Never from a new leader's passive engine, whose pause is not the outbox's yet.
+        let Some(engine) = self.tabs[tab].engine.as_ref().filter(|e| !e.is_passive()) else {
             return;
         };
         let paused = engine.is_paused();

@@ -17,8 +17,8 @@ impl World {
         let Some(engine) = t.engine.as_ref() else {
             return Ok(());
         };
-        // A promoting tab's new engine is restored online, and told the tab's switch only once its
-        // history read is done (`tab_promote` calls `set_online` after the rebuild).
+        // Every installed engine was told the tab's switch before it was installed; `online_untold`
+        // stays for a tab whose engine has not heard it yet.
         let switches = crate::oracle::status_rules::Switches {
             paused: t.paused,
             online: t.online || t.sync.online_untold,

@@ -8,20 +8,21 @@
 //!   queue re-reads less often.
 //! - **Rebuild.** It never waits and never reads twice. It notes `missed`, the tab's own enqueues
 //!   whose commit has not landed (their futures still wait), and reads the store; the enqueues the tab
-//!   makes while the read runs join `missed`. A read that ends after the tab's role changed (a
-//!   follower's refresh after a promotion) is dropped. Otherwise the engine is restored from the read
-//!   (passive or not), takes `missed` over from the old one (`Engine::carry_over`: their place, their
-//!   durability, their pending commit; no effects), is paused if the old one was, and replaces it;
-//!   the tab then reads its history again (another read) and only then runs that pause's effects.
+//!   makes while the read runs, and while it then reads its history (another read), join `missed`. A
+//!   read that ends after the tab's role changed (a follower's refresh after a promotion) is dropped.
+//!   Otherwise the engine is restored from the read (passive or not), takes `missed` over from the old
+//!   one (`Engine::carry_over`: their place, their durability, their pending commit; no effects), is
+//!   paused (a refresh: if the old one was; a promotion: as the last leader said, else as the old one
+//!   was) and told the tab's online state, and only then replaces the old one; its effects run at once.
 //! - **Answers.** The leader starts a forwarded command in its serial queue, in order, and the queue
 //!   goes on at once; the answer leaves once what the command wrote is durable. The follower rebuilds
 //!   before the command's promise settles: a discard the leader made is then no longer shown
 //!   (checked).
 //! - **Promotion.** Granted the lock, the runtime's role becomes leader, the tab rebuilds as an active
 //!   engine (as above; ops stored in flight become pending and maybe applied, same keys, and its own
-//!   unstored enqueues are carried over; during its history read the new engine is installed, active
-//!   and not yet paused), applies the pause of the last status it heard from the leader (its `paused`
-//!   flag), `set_online`, `drain`, reads its pull cursor (a read), then posts `commit { records: [],
+//!   unstored enqueues are carried over; the pause of the last status it heard from the leader, its
+//!   `paused` flag, and the online state are set before the engine is installed), `drain`, reads its
+//!   pull cursor (a read), then posts `commit { records: [],
 //!   changed: true }` so followers re-read, and its status. Its read follows the grant, which follows the previous
 //!   leader's death, so nothing it sends is older than that leader's last commit. Commands that waited
 //!   for a leader run now.
@@ -94,8 +95,8 @@ pub struct Rebuild {
 enum Stage {
     /// The store, for the engine.
     Store,
-    /// The history, after the new engine is installed; then the pause's effects run.
-    History(Vec<Effect>),
+    /// The history, before the engine restored from the store (kept here) is installed.
+    History(Box<(Stored, Option<String>)>),
     /// A promotion's read of the pull cursor, before it posts.
     PullCursor,
 }
@@ -205,22 +206,34 @@ impl World {
             then,
             stage,
         } = rebuild;
-        match stage {
-            Stage::Store => {}
-            Stage::History(fx) => {
-                self.run(tab, fx)?;
-                if passive {
-                    self.check_mirror(tab)?;
-                }
-                return self.rebuild_finished(tab, then);
+        let (stored, cursor) = match stage {
+            Stage::Store => {
+                // The history is read next, before anything is installed; enqueues go on joining
+                // `missed` meanwhile.
+                self.tabs[tab].sync.rebuild_reads += 1;
+                let read = StoreRead {
+                    tab,
+                    epoch: self.tabs[tab].epoch,
+                    purpose: ReadPurpose::Rebuild(Rebuild {
+                        passive,
+                        missed,
+                        then,
+                        stage: Stage::History(Box::new((stored, cursor))),
+                    }),
+                    stored: Stored::default(),
+                    cursor: None,
+                };
+                self.begin_read(read, 0);
+                return Ok(());
             }
+            Stage::History(snapshot) => *snapshot,
             Stage::PullCursor => {
                 let Then::Promote { .. } = then else {
                     unreachable!("only a promotion reads its pull cursor")
                 };
                 return self.lead(tab);
             }
-        }
+        };
         let during = self.tabs[tab].sync.enqueued_during_read.take();
         // Promoted while a follower's read ran: that read is not wanted any more.
         if passive == self.runtime_leads(tab) {
@@ -238,9 +251,21 @@ impl World {
                     .is_some_and(|e| e.op(**id).is_some())
             })
             .count() as u64;
-        let fx = self.install(tab, stored, cursor, passive, &missed)?;
-        self.rebuild_read(tab, passive, then, Stage::History(fx));
-        Ok(())
+        let pause = {
+            let old_paused = self.tabs[tab]
+                .engine
+                .as_ref()
+                .is_some_and(Engine::is_paused);
+            match &then {
+                Then::Promote { paused } => paused.unwrap_or(old_paused),
+                _ => old_paused,
+            }
+        };
+        self.install(tab, stored, cursor, passive, &missed, pause)?;
+        if passive {
+            self.check_mirror(tab)?;
+        }
+        self.rebuild_finished(tab, then)
     }
 
     /// A rebuild's next read (history, pull cursor): an IndexedDB transaction's latency.
@@ -262,7 +287,8 @@ impl World {
     }
 
     /// Replaces the tab's engine with one restored from a snapshot, carrying over the tab's own
-    /// enqueues the read missed, and its pause; returns the pause's effects, which run later.
+    /// enqueues the read missed; pause and online state are set before it replaces the old one, and
+    /// the effects of that run at once.
     fn install(
         &mut self,
         tab: usize,
@@ -270,7 +296,8 @@ impl World {
         cursor: Option<String>,
         passive: bool,
         missed: &[OpId],
-    ) -> Result<Vec<Effect>, String> {
+        pause: bool,
+    ) -> Result<(), String> {
         let now = self.now(tab);
         let seed = self.rng.u64(..);
         let seen = stored
@@ -282,25 +309,24 @@ impl World {
             .map_err(|e| format!("restore failed: {e}"))?;
         engine.set_passive(passive);
         self.stats.rebuilds += 1;
+        let mut fx: Vec<Effect> = Vec::new();
+        if pause {
+            fx.extend(engine.pause(now));
+        }
+        fx.extend(engine.set_online(self.tabs[tab].online, now));
         let t = &mut self.tabs[tab];
+        if pause {
+            t.paused = true;
+        }
         let old = t.engine.take().expect("alive");
         engine.carry_over(&old, missed);
         t.engine = Some(engine);
         t.cursor = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
         t.seen = seen;
         self.check_confirmed(tab)?;
-        let mut fx = Vec::new();
-        if old.is_paused() {
-            fx = self.tabs[tab].engine().pause(now);
-        }
-        self.tabs[tab].sync.online_untold = !passive;
-        if passive && !self.tabs[tab].online {
-            // (The runtime leaves a follower's engine online: it shows the leader's status instead.
-            // The status check here reads the follower's own engine, with the tab's switch.)
-            let offline = self.tabs[tab].engine().set_online(false, now);
-            self.run(tab, offline)?;
-        }
-        Ok(fx)
+        self.run(tab, fx)?;
+        self.tabs[tab].sync.online_untold = false;
+        Ok(())
     }
 
     fn rebuild_finished(&mut self, tab: usize, then: Then) -> Result<(), String> {
@@ -322,7 +348,7 @@ impl World {
                 }
                 self.task_done(tab)
             }
-            Then::Promote { paused } => self.promoted(tab, paused),
+            Then::Promote { .. } => self.promoted(tab),
         }
     }
 
@@ -334,7 +360,7 @@ impl World {
         self.rebuild(tab, false, Then::Promote { paused })
     }
 
-    fn promoted(&mut self, tab: usize, paused: Option<bool>) -> Result<(), String> {
+    fn promoted(&mut self, tab: usize) -> Result<(), String> {
         if self.tabs[tab]
             .engine
             .as_ref()
@@ -346,22 +372,9 @@ impl World {
         self.note(format!("tab {tab} leads"));
         // Crash point: the new leader dies after its read, before anything it decided is stored.
         self.crash_point(tab);
-        // One call's effects, as `tab_promote` runs them.
+        // The pause and the online state were set before the engine was installed; then `drain`.
         let now = self.now(tab);
-        let t = &mut self.tabs[tab];
-        if paused == Some(true) {
-            t.paused = true;
-        }
-        let online = t.online;
-        t.sync.online_untold = false;
-        let engine = t.engine();
-        let mut fx = if paused == Some(true) {
-            engine.pause(now)
-        } else {
-            Vec::new()
-        };
-        fx.extend(engine.set_online(online, now));
-        fx.extend(engine.drain(now));
+        let fx = self.tabs[tab].engine().drain(now);
         self.run(tab, fx)?;
         self.rebuild_read(
             tab,

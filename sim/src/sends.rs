@@ -40,8 +40,8 @@ impl SendLog {
 impl World {
     /// Checks and counts a request leaving from `tab`, before it is listed as `req`.
     pub fn check_sender(&mut self, tab: usize, req: u64, batch: &Batch) -> Result<(), String> {
-        // A promoting tab runs its active engine from the moment it installs it (before its history
-        // read ends and its promotion applies the pause): it may send from then on.
+        // A promoting tab runs its active engine from the moment it installs it (already paused as
+        // the last leader said, and told the online state): it may send from then on.
         let active = self.tabs[tab]
             .engine
             .as_ref()
