@@ -130,6 +130,9 @@ impl World {
             Write::PutMeta { .. } => false,
             Write::DeleteOp(_) | Write::PutDoc(_) => true,
         });
+        if stored.is_empty() && !changed {
+            return; // clock marks alone: the runtime posts nothing another tab would act on
+        }
         // Exactly as stored: parsed back from the stored text.
         let records = stored
             .iter()

@@ -110,6 +110,13 @@ impl Tabs {
     /// Notes the deletes among effects about to run (see `deleted`), and forgets the old ones: a delete
     /// commits within moments, and an op id never comes back.
     pub(super) fn note_effects(&self, effects: &[Effect]) {
+        // Every engine call passes here: nothing to do (not even reading the clock) without a delete,
+        // or for a tab that reads no other tab's ops.
+        if self.role.get() == Role::Uncoordinated
+            || !effects.iter().any(|e| matches!(e, Effect::Delete(_)))
+        {
+            return;
+        }
         let now = clock::now();
         let mut deleted = self.deleted.borrow_mut();
         let mut ids = self.deleted_ids.borrow_mut();
@@ -174,6 +181,9 @@ impl Runtime {
                 Write::PutMeta { .. } => {}
                 _ => changed = true,
             }
+        }
+        if records.is_empty() && !changed {
+            return; // a clock mark, the pull cursor: nothing another tab shows
         }
         // For each new op, the ops before it in its lane here: the leader must know them first.
         let after: Vec<String> = {
