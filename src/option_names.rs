@@ -106,11 +106,12 @@ fn suggestion(name: &str, path: &str, known: &[&str]) -> Option<String> {
             return Some((*place).to_owned());
         }
     }
-    let name = name.to_lowercase();
+    // The known names are ASCII: ASCII folding matches them and needs no Unicode case tables in the wasm.
+    let name = name.to_ascii_lowercase();
     known
         .iter()
         .filter_map(|k| {
-            let k_lower = k.to_lowercase();
+            let k_lower = k.to_ascii_lowercase();
             let distance = strsim::levenshtein(&name, &k_lower);
             // A plural or another inflection of a known name ("retries" for "retry") shares its stem.
             let stem = name
