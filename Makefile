@@ -18,7 +18,8 @@ build:
 bootstrap:
 	scripts/bootstrap.sh
 
-## Print the size of the built module (raw, gzip, brotli).
+## Print the size of each entry point of the built package and of everything it ships (raw, gzip, brotli);
+## `make test` checks the brotli sizes against pkg/size-budget.json.
 size:
 	node scripts/size.mjs
 

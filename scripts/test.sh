@@ -33,6 +33,11 @@ step "test: release build of the package"
 scripts/build.sh
 scripts/stage-demo.sh
 
+step "test: size guard (shipped brotli within pkg/size-budget.json)"
+# The guard's own unit tests first (the module-graph walk and the budget check), then the guard itself.
+node --test tests/scripts/
+node scripts/size.mjs --check
+
 step "test: TypeScript (tsc --strict against the built package's types, and the READMEs' code blocks)"
 node tests/types/extract-snippets.mjs
 node_modules/.bin/tsc -p tests/types
