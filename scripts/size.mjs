@@ -286,6 +286,7 @@ export function measurePackage(pkgDir = PKG_DIR) {
   const total = { raw: 0, gzip: 0, brotli: 0 };
   for (const f of Object.values(files)) for (const k of Object.keys(total)) total[k] += f[k];
   return {
+    name: pkg.name,
     ...files,
     total,
     entries,
@@ -328,7 +329,7 @@ export function textReport(report) {
 }
 
 /** The per-entry table of the benchmark results (markdown). */
-export function entriesMarkdown(report, pkgName = 'outbox-sync') {
+export function entriesMarkdown(report, pkgName = report.name) {
   const rows = ['| Import (each file compressed on its own) | Files | Raw | gzip | brotli | |', '|---|---|---|---|---|---|'];
   const row = (what, s, notes) => rows.push(`| ${what} | ${s.files.length} | ${kb(s.raw)} | ${kb(s.gzip)} | ${kb(s.brotli)} | ${notes.join('; ')} |`);
   for (const [name, e] of Object.entries(report.entries)) row(`\`${importName(pkgName, name)}\``, e, entryNotes(e));
