@@ -9,7 +9,7 @@
 //! exactly what was durable.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -20,7 +20,9 @@ use crate::error::Error;
 
 thread_local! {
     static PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
-    static UNSETTLED: RefCell<(u64, BTreeMap<u64, Function>)> = const { RefCell::new((0, BTreeMap::new())) };
+    /// The reject functions of the promises not yet settled, oldest first (promises mostly settle in
+    /// the order they were made, so the one to remove is found near the front).
+    static UNSETTLED: RefCell<(u64, VecDeque<(u64, Function)>)> = const { RefCell::new((0, VecDeque::new())) };
 }
 
 /// Installs the hook. Called once when the module starts.
@@ -40,7 +42,7 @@ pub fn install() {
                 .unwrap_or_default()
         });
         let error: JsValue = Error::Internal(message).into();
-        for reject in rejecters.values() {
+        for (_, reject) in &rejecters {
             let _ = reject.call1(&JsValue::UNDEFINED, &error);
         }
     }));
@@ -74,13 +76,17 @@ fn promise_boxed(future: Pin<Box<dyn Future<Output = Result<JsValue, Error>>>>) 
             let mut u = u.borrow_mut();
             u.0 += 1;
             let id = u.0;
-            u.1.insert(id, reject.clone());
+            u.1.push_back((id, reject.clone()));
             id
         });
         let future = future.take().expect("the executor runs once");
         wasm_bindgen_futures::spawn_local(async move {
             let result = future.await;
-            let still_unsettled = UNSETTLED.with(|u| u.borrow_mut().1.remove(&id).is_some());
+            let still_unsettled = UNSETTLED.with(|u| {
+                let mut u = u.borrow_mut();
+                let at = u.1.iter().position(|(unsettled, _)| *unsettled == id);
+                at.and_then(|at| u.1.remove(at)).is_some()
+            });
             if still_unsettled {
                 let _ = match result {
                     Ok(value) => resolve.call1(&JsValue::UNDEFINED, &value),

@@ -15,7 +15,7 @@
 //!   sent any more, and every waiting command rejects with it.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 
@@ -38,8 +38,9 @@ type Waiter = oneshot::Sender<Result<(), StoreError>>;
 #[derive(Default)]
 pub(super) struct Durable {
     pub(super) queue: RefCell<EffectQueue>,
-    /// Futures of commands waiting for a group to be durable, by group id.
-    waiters: RefCell<BTreeMap<u64, Vec<Waiter>>>,
+    /// Futures of commands waiting for a group to be durable, with the group's id (a list: there are few,
+    /// and a map type of its own would cost the wasm more than it saves).
+    waiters: RefCell<Vec<(u64, Waiter)>>,
     /// Futures of enqueues, answered by the commit that made their op durable or rejected it.
     enqueues: RefCell<HashMap<OpId, Waiter>>,
     /// A commit loop is running (or scheduled): at most one at a time, so groups land in order.
@@ -71,12 +72,7 @@ impl Runtime {
             } else if self.durable.queue.borrow().durable_through() >= id {
                 let _ = done.send(Ok(()));
             } else {
-                self.durable
-                    .waiters
-                    .borrow_mut()
-                    .entry(id)
-                    .or_default()
-                    .push(done);
+                self.durable.waiters.borrow_mut().push((id, done));
             }
             wait
         });
@@ -162,14 +158,15 @@ impl Runtime {
     fn committed(self: &Rc<Self>, id: u64) -> Vec<OpId> {
         let done = self.durable.queue.borrow_mut().commit_succeeded(id);
         let through = done.durable_through;
-        let ready: Vec<Vec<Waiter>> = {
+        let ready: Vec<Waiter> = {
             let mut waiters = self.durable.waiters.borrow_mut();
-            let later = waiters.split_off(&(through + 1));
-            std::mem::replace(&mut *waiters, later)
-                .into_values()
-                .collect()
+            let (ready, later) = std::mem::take(&mut *waiters)
+                .into_iter()
+                .partition(|(group, _)| *group <= through);
+            *waiters = later;
+            ready.into_iter().map(|(_, waiter)| waiter).collect()
         };
-        for waiter in ready.into_iter().flatten() {
+        for waiter in ready {
             let _ = waiter.send(Ok(()));
         }
         for op in &done.stored {
@@ -239,10 +236,7 @@ impl Runtime {
             return;
         }
         *self.durable.dead.borrow_mut() = Some(error.clone());
-        for waiter in std::mem::take(&mut *self.durable.waiters.borrow_mut())
-            .into_values()
-            .flatten()
-        {
+        for (_, waiter) in std::mem::take(&mut *self.durable.waiters.borrow_mut()) {
             let _ = waiter.send(Err(error.clone()));
         }
         for (_, waiter) in self.durable.enqueues.borrow_mut().drain() {

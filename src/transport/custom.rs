@@ -10,8 +10,7 @@
 use js_sys::Function;
 use outbox_core::{Batch, OpResult, Reply, Response};
 use serde::Deserialize;
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use serde_json::{json, Map, Value};
 
 use super::fetch::{call_async, js_message};
 use super::{wire, SendOutcome};
@@ -25,8 +24,10 @@ pub struct CustomTransport {
 struct CustomResult {
     id: Option<String>,
     status: u16,
+    /// Read as JSON's own object type (already in the module) rather than a map of strings: every map
+    /// type costs the wasm its own copy of the tree code. Values must be strings ([`header_pairs`]).
     #[serde(default)]
-    headers: BTreeMap<String, String>,
+    headers: Map<String, Value>,
     #[serde(default)]
     body: Option<Value>,
 }
@@ -53,8 +54,12 @@ impl CustomTransport {
         let results: Vec<CustomResult> = match js_sys::JSON::stringify(&returned)
             .ok()
             .and_then(|s| s.as_string())
-            .and_then(|s| serde_json::from_str(&s).ok())
-        {
+            .and_then(|s| serde_json::from_str::<Vec<CustomResult>>(&s).ok())
+            .filter(|results| {
+                results
+                    .iter()
+                    .all(|r| r.headers.values().all(Value::is_string))
+            }) {
             Some(results) => results,
             None => {
                 return SendOutcome::NoAnswer(
@@ -73,11 +78,22 @@ impl CustomTransport {
                     None => batch.ops.get(i)?.id,
                 };
                 let mut response = Response::status(r.status);
-                response.headers = r.headers.into_iter().collect();
+                response.headers = header_pairs(r.headers);
                 response.body = r.body;
                 Some(OpResult { id, response })
             })
             .collect();
         SendOutcome::Reply(Reply::per_op(per_op))
     }
+}
+
+/// The headers of a result, every value a string (checked when the results were read).
+fn header_pairs(headers: Map<String, Value>) -> Vec<(String, String)> {
+    headers
+        .into_iter()
+        .filter_map(|(name, value)| match value {
+            Value::String(value) => Some((name, value)),
+            _ => None,
+        })
+        .collect()
 }
