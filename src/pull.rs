@@ -14,12 +14,11 @@
 //! pull backs off with full jitter instead of hammering a struggling server every interval.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gloo_timers::callback::Interval;
 use outbox_core::ConfirmedDoc;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::options::PullOptions;
 
@@ -54,8 +53,9 @@ pub struct Pull {
     pub timer: RefCell<Option<Interval>>,
     /// `pausePull()`: no pull at all (the cursor stays, so nothing needs catching up).
     pub all_paused: Cell<bool>,
-    /// Paused collections and resumed ones not yet caught up, by name.
-    pub held: RefCell<BTreeMap<String, Hold>>,
+    /// Paused collections and resumed ones not yet caught up, sorted by name (a few: a list, since every
+    /// map type costs the wasm its own copy of the tree code).
+    pub held: RefCell<Vec<(String, Hold)>>,
 }
 
 impl Pull {
@@ -70,16 +70,23 @@ impl Pull {
     /// Pull state starting at `cursor`, with the stored catch-up cursors `held` (JSON, see [`HELD`]).
     pub fn new(options: PullOptions, cursor: Option<String>, held: Option<&str>) -> Self {
         // After a reload nothing is paused; what was held is owed a catch-up.
+        // JSON's own object type rather than a map of strings, as in `held_record`. It iterates sorted by
+        // name (serde_json without `preserve_order`), which keeps `held` sorted.
         let held = held
-            .and_then(|text| serde_json::from_str::<BTreeMap<String, Option<String>>>(text).ok())
+            .and_then(|text| serde_json::from_str::<Map<String, Value>>(text).ok())
             .unwrap_or_default()
             .into_iter()
-            .map(|(name, since)| {
+            .filter_map(|(name, since)| {
+                let since = match since {
+                    Value::String(since) => Some(since),
+                    Value::Null => None,
+                    _ => return None,
+                };
                 let hold = Hold {
                     since,
                     paused: false,
                 };
-                (name, hold)
+                Some((name, hold))
             })
             .collect();
         Pull {
@@ -102,14 +109,20 @@ impl Pull {
         };
         let cursor = self.cursor.borrow().clone();
         // Paused again before its catch-up finished: the older cursor still covers everything.
-        self.held
-            .borrow_mut()
-            .entry(name.to_owned())
-            .and_modify(|hold| hold.paused = true)
-            .or_insert(Hold {
-                since: cursor,
-                paused: true,
-            });
+        let mut held = self.held.borrow_mut();
+        match held.binary_search_by(|(held, _)| held.as_str().cmp(name)) {
+            Ok(at) => held[at].1.paused = true,
+            Err(at) => held.insert(
+                at,
+                (
+                    name.to_owned(),
+                    Hold {
+                        since: cursor,
+                        paused: true,
+                    },
+                ),
+            ),
+        }
     }
 
     /// Lifts the pause of `collection` (`None`: of everything), leaving it owed a catch-up.
@@ -118,10 +131,10 @@ impl Pull {
         match collection {
             None => {
                 self.all_paused.set(false);
-                held.values_mut().for_each(|hold| hold.paused = false);
+                held.iter_mut().for_each(|(_, hold)| hold.paused = false);
             }
             Some(name) => {
-                if let Some(hold) = held.get_mut(name) {
+                if let Some(hold) = find(&mut held, name) {
                     hold.paused = false;
                 }
             }
@@ -149,7 +162,12 @@ impl Pull {
             .collections
             .as_ref()
             .is_none_or(|names| names.iter().any(|n| n == collection));
-        configured && !self.held.borrow().get(collection).is_some_and(|h| h.paused)
+        configured
+            && !self
+                .held
+                .borrow()
+                .iter()
+                .any(|(name, hold)| name == collection && hold.paused)
     }
 
     /// The next resumed collection owed a catch-up, and where it starts.
@@ -164,15 +182,15 @@ impl Pull {
     /// The [`HELD`] record as it should be stored with a page's writes: the catch-up cursors now, with
     /// `step` (a catch-up page of one collection) applied.
     pub fn held_record(&self, step: Option<(&str, &Progress)>) -> String {
-        let mut record: BTreeMap<String, Option<String>> = self
+        let mut record: Map<String, Value> = self
             .held
             .borrow()
             .iter()
-            .map(|(name, hold)| (name.clone(), hold.since.clone()))
+            .map(|(name, hold)| (name.clone(), cursor_json(&hold.since)))
             .collect();
         match step {
             Some((name, Progress::To(since))) => {
-                record.insert(name.to_owned(), since.clone());
+                record.insert(name.to_owned(), cursor_json(since));
             }
             Some((name, Progress::Done)) => {
                 record.remove(name);
@@ -185,7 +203,7 @@ impl Pull {
     /// Records a committed catch-up page of `collection`.
     pub fn caught_up(&self, collection: &str, progress: Progress) {
         let mut held = self.held.borrow_mut();
-        let Some(hold) = held.get_mut(collection) else {
+        let Some(hold) = find(&mut held, collection) else {
             return;
         };
         match progress {
@@ -193,9 +211,7 @@ impl Pull {
             // in memory), which covers at least as much; the next shared page stores it again.
             _ if hold.paused => {}
             Progress::To(since) => hold.since = since,
-            Progress::Done => {
-                held.remove(collection);
-            }
+            Progress::Done => held.retain(|(name, _)| name != collection),
         }
     }
 
@@ -285,4 +301,16 @@ pub fn parse_page(body: &Value) -> Result<Page, String> {
             .and_then(Value::as_bool)
             .unwrap_or(false),
     })
+}
+
+/// A catch-up cursor as the [`HELD`] record stores it: a string, or `null` for the beginning.
+fn cursor_json(since: &Option<String>) -> Value {
+    since.clone().map_or(Value::Null, Value::String)
+}
+
+/// The hold of `collection`, if it has one.
+fn find<'a>(held: &'a mut [(String, Hold)], collection: &str) -> Option<&'a mut Hold> {
+    held.iter_mut()
+        .find(|(name, _)| name == collection)
+        .map(|(_, hold)| hold)
 }
