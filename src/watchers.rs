@@ -5,8 +5,11 @@
 //! once.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
 use std::sync::Arc;
+
+/// The entities (collection, key) whose view changed, in any order, perhaps more than once: the watchers
+/// only ask whether theirs is among them, so a list does (a set type would cost the wasm its own code).
+pub type Changed = Vec<(Arc<str>, Arc<str>)>;
 
 use js_sys::Function;
 
@@ -74,7 +77,7 @@ impl Watchers {
 
     /// The callbacks due for a set of changed entities: each collection watcher once, each document
     /// watcher once.
-    pub fn due(&self, changed: &BTreeSet<(Arc<str>, Arc<str>)>) -> Vec<Notify> {
+    pub fn due(&self, changed: &Changed) -> Vec<Notify> {
         if changed.is_empty() {
             return Vec::new();
         }

@@ -15,7 +15,6 @@
 //! and so becomes sendable, only once it is durable: confirmations are queued here and flushed once per
 //! burst.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -73,13 +72,13 @@ impl Runtime {
     /// Carries out what the queue left for now; returns the group the writes joined.
     fn carry_out(self: &Rc<Self>, accepted: Accepted) -> Option<u64> {
         let mut to_emit = Vec::new();
-        let mut changed = BTreeSet::new();
+        let mut changed = Vec::new();
         for effect in accepted.now {
             match effect {
                 Effect::Send(batch) => self.start_send(batch),
                 Effect::ScheduleWake(at) => self.schedule_wake(at),
                 Effect::Emit(Event::ViewChanged { collection, key }) => {
-                    changed.insert((collection, key));
+                    changed.push((collection, key));
                 }
                 Effect::Emit(event) => to_emit.push(event),
                 // Storage effects stay in the queue; `accept` never returns them.

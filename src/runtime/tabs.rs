@@ -17,7 +17,7 @@
 //! place and durability (`Engine::carry_over`).
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -32,6 +32,7 @@ use crate::convert;
 use crate::error::Result;
 use crate::events;
 use crate::store::Write;
+use crate::watchers::Changed;
 
 /// What this tab does for its outbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -420,12 +421,8 @@ impl Runtime {
 }
 
 /// The entities of `collections` whose view differs between two engines.
-fn changed_entities(
-    old: &Engine,
-    new: &Engine,
-    collections: &[String],
-) -> BTreeSet<(Arc<str>, Arc<str>)> {
-    let mut changed = BTreeSet::new();
+fn changed_entities(old: &Engine, new: &Engine, collections: &[String]) -> Changed {
+    let mut changed = Vec::new();
     for collection in collections {
         let before: std::collections::HashMap<&str, _> = old
             .view_list(collection)
@@ -437,17 +434,17 @@ fn changed_entities(
                 Some(b) if *b == (item.value, item.version, item.pending) => seen += 1,
                 Some(_) => {
                     seen += 1;
-                    changed.insert((Arc::from(collection.as_str()), Arc::from(item.key)));
+                    changed.push((Arc::from(collection.as_str()), Arc::from(item.key)));
                 }
                 None => {
-                    changed.insert((Arc::from(collection.as_str()), Arc::from(item.key)));
+                    changed.push((Arc::from(collection.as_str()), Arc::from(item.key)));
                 }
             }
         }
         if seen < before.len() {
             let now: HashSet<&str> = new.view_list(collection).map(|item| item.key).collect();
             for key in before.keys().filter(|k| !now.contains(*k)) {
-                changed.insert((Arc::from(collection.as_str()), Arc::from(*key)));
+                changed.push((Arc::from(collection.as_str()), Arc::from(*key)));
             }
         }
     }

@@ -2,7 +2,7 @@
 //! and the custom-op mutations the view applies.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use crate::clock;
 use crate::convert;
 use crate::error::{Error, Result};
 use crate::transport::wire;
-use crate::watchers::Notify;
+use crate::watchers::{Changed, Notify};
 
 impl Runtime {
     /// The optimistic document (`undefined` when it does not exist).
@@ -125,7 +125,7 @@ impl Runtime {
         }
     }
 
-    pub(super) fn notify_watchers(&self, changed: &BTreeSet<(Arc<str>, Arc<str>)>) {
+    pub(super) fn notify_watchers(&self, changed: &Changed) {
         for notify in self.watchers.due(changed) {
             let (callback, arg) = match notify {
                 Notify::Collection(f, collection) => (f, self.list(&collection)),
