@@ -122,6 +122,10 @@ fn set_state(counts: &mut Counts, record: &mut OpRecord, to: OpState) {
     record.state = to;
 }
 
+/// Ops in an order: `ready`, `waiting` and `errors` each key theirs by a triple ending in the op id.
+/// One map type for the three, so the wasm holds one copy of the tree code, not three.
+type OpOrder = BTreeMap<(u64, u64, OpId), OpId>;
+
 /// The sans-IO outbox engine. See the crate docs for how a runtime drives it.
 #[derive(Debug)]
 pub struct Engine {
@@ -130,8 +134,10 @@ pub struct Engine {
     ops: OpTable<Entry>,
     lanes: Lanes,
     collections: HashSet<Arc<str>, FixedState>,
-    ready: BTreeMap<(u64, OpId), OpId>,
-    waiting: BTreeMap<(u64, u64, OpId), OpId>,
+    /// Ops sendable now, in lane order: keyed `(seq, 0, id)`.
+    ready: OpOrder,
+    /// Ops in backoff, by when they may go: keyed `(at, seq, id)`.
+    waiting: OpOrder,
     batches: FastMap<u64, Vec<OpId>>,
     next_seq: u64,
     next_batch: u64,
@@ -147,7 +153,8 @@ pub struct Engine {
     settled: usize,
     last_synced_at: Option<u64>,
     /// The ops whose record holds an error, by the order they met it (`next_error` is the next place).
-    errors: BTreeMap<u64, OpId>,
+    /// Keyed `(order, 0, id)`.
+    errors: OpOrder,
     next_error: u64,
     last_status: Option<Status>,
     scheduled_wake: Option<u64>,
@@ -422,9 +429,9 @@ impl Engine {
             return;
         };
         if let Some(old) = entry.error_order.replace(order) {
-            self.errors.remove(&old);
+            self.errors.remove(&(old, 0, id));
         }
-        self.errors.insert(order, id);
+        self.errors.insert((order, 0, id), id);
     }
 
     /// Takes an op out of the table for good (acked, dropped, discarded), with its counter and error.
@@ -435,7 +442,7 @@ impl Engine {
             .expect("the caller checked the op exists");
         *self.counts.slot(entry.record.state) -= 1;
         if let Some(order) = entry.error_order {
-            self.errors.remove(&order);
+            self.errors.remove(&(order, 0, id));
         }
         entry
     }

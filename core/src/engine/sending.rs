@@ -107,7 +107,7 @@ impl Engine {
             }
             None => {
                 entry.slot = Slot::Ready;
-                self.ready.insert((seq, id), id);
+                self.ready.insert((seq, 0, id), id);
             }
         }
     }
@@ -120,7 +120,7 @@ impl Engine {
         match entry.slot {
             Slot::None => {}
             Slot::Ready => {
-                self.ready.remove(&(entry.record.seq, id));
+                self.ready.remove(&(entry.record.seq, 0, id));
             }
             Slot::Waiting => {
                 let at = entry.record.next_attempt_at.unwrap_or_default();
@@ -179,7 +179,7 @@ impl Engine {
                 break;
             }
             let ((_, seq, _), id) = entry.remove_entry();
-            self.ready.insert((seq, id), id);
+            self.ready.insert((seq, 0, id), id);
             if let Some(e) = self.ops.get_mut(&id) {
                 e.slot = Slot::Ready;
             }
