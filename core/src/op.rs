@@ -64,8 +64,12 @@ impl std::str::FromStr for OpId {
 }
 
 /// What the op does to its entity.
+///
+/// Stored as `{ "type": "put" }` … `{ "type": "custom", "name": … }` (serde's internally tagged form),
+/// read back through [`OpKindFields`]: serde's own reader of that form buffers the object first, which
+/// costs the wasm its generic buffering code for this one type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "OpKindFields")]
 pub enum OpKind {
     /// Replace the document with the payload.
     Put,
@@ -78,6 +82,29 @@ pub enum OpKind {
         /// The app's name for the mutation.
         name: String,
     },
+}
+
+/// The stored fields of an [`OpKind`], as written by its `Serialize`.
+#[derive(Deserialize)]
+struct OpKindFields {
+    #[serde(rename = "type")]
+    kind: String,
+    name: Option<String>,
+}
+
+impl TryFrom<OpKindFields> for OpKind {
+    type Error = String;
+
+    fn try_from(fields: OpKindFields) -> Result<Self, Self::Error> {
+        Ok(match (fields.kind.as_str(), fields.name) {
+            ("put", _) => OpKind::Put,
+            ("patch", _) => OpKind::Patch,
+            ("delete", _) => OpKind::Delete,
+            ("custom", Some(name)) => OpKind::Custom { name },
+            ("custom", None) => return Err("missing field `name`".to_owned()),
+            (other, _) => return Err(format!("unknown op kind `{other}`")),
+        })
+    }
 }
 
 /// Where an op is in its lifecycle (see the diagram in the crate README).
@@ -270,5 +297,50 @@ impl OpRecord {
         const OVERHEAD: usize = 128;
         let payload = serde_json::to_string(&self.payload).map_or(0, |s| s.len());
         OVERHEAD + self.collection.len() + self.key.len() + payload
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn op_kinds_read_back_what_they_write() {
+        let kinds = [
+            OpKind::Put,
+            OpKind::Patch,
+            OpKind::Delete,
+            OpKind::Custom {
+                name: "rename".into(),
+            },
+        ];
+        for kind in kinds {
+            let text = serde_json::to_string(&kind).unwrap();
+            assert_eq!(
+                serde_json::from_str::<OpKind>(&text).unwrap(),
+                kind,
+                "{text}"
+            );
+        }
+        assert_eq!(
+            serde_json::to_value(OpKind::Custom { name: "x".into() }).unwrap(),
+            json!({ "type": "custom", "name": "x" }),
+            "the stored form is unchanged"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_op_kind_is_an_error() {
+        let read =
+            |v: serde_json::Value| serde_json::from_value::<OpKind>(v).map_err(|e| e.to_string());
+        assert!(read(json!({ "type": "custom" }))
+            .unwrap_err()
+            .contains("name"));
+        assert!(read(json!({ "type": "upsert" }))
+            .unwrap_err()
+            .contains("upsert"));
+        assert!(read(json!({ "name": "x" })).is_err());
+        assert_eq!(read(json!({ "type": "put", "extra": 1 })), Ok(OpKind::Put));
     }
 }
