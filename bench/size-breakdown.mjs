@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Where the bytes of the wasm module go, grouped by crate. Rebuilds the shipped module with its names kept
-// (wasm-bindgen --keep-debug, then the same `wasm-opt -Oz` as scripts/build.sh but with -g), lists every item
+// (wasm-bindgen --keep-debug, then the same `wasm-opt -Oz --converge` as scripts/build.sh but with -g), lists every item
 // with `twiggy top`, drops the name sections (the shipped module strips them) and groups the rest by the
 // crate each function's path starts with. Needs `twiggy` (cargo install twiggy) and the wasm-release build
 // (make build). bench/run.mjs adds the result to the benchmark table; run it alone with
@@ -83,7 +83,7 @@ export function sizeBreakdown() {
   try {
     execFileSync('wasm-bindgen', ['--keep-debug', '--target', 'web', '--out-dir', dir, '--out-name', 'outbox_sync', INPUT]);
     const named = join(dir, 'named.wasm');
-    execFileSync(join(repoRoot, 'node_modules/.bin/wasm-opt'), ['-Oz', '-g', '--strip-producers', join(dir, 'outbox_sync_bg.wasm'), '-o', named]);
+    execFileSync(join(repoRoot, 'node_modules/.bin/wasm-opt'), ['-Oz', '--converge', '-g', '--strip-producers', join(dir, 'outbox_sync_bg.wasm'), '-o', named]);
     const csv = execFileSync('twiggy', ['top', '-n', '1000000', '-f', 'csv', named], { encoding: 'utf8', maxBuffer: 64 << 20 });
     const rows = parseCsv(csv).slice(1);
     const byCrate = new Map();
