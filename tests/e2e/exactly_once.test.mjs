@@ -54,9 +54,11 @@ async function loseAnAnswerAndWait(collection, versioned) {
       outbox.pause();
       await fetch('/_admin/faults', { method: 'DELETE' });
       await new Promise((r) => setTimeout(r, 3500));
-      // Back, the app asks for the retry at once (skipping the backoff).
-      outbox.resume();
+      // Back, the app asks for the retry at once (skipping the backoff), then resumes. Asked after the
+      // resume, the retry raced the backoff: full jitter up to 60 s ends within the 3.5 s wait about one
+      // time in 17, the resume then sent the op at once, and the retry failed with OP_IN_FLIGHT.
       await outbox.retry(id);
+      outbox.resume();
       await outbox.drain();
       await new Promise((r) => setTimeout(r, 300));
       const unknown = await outbox.unknown();
