@@ -27,7 +27,7 @@ const www = mkdtempSync(join(tmpdir(), 'outbox-profile-www-'));
 cpSync(join(repoRoot, 'bench/page'), www, { recursive: true });
 const vendor = join(www, 'vendor/outbox-sync');
 mkdirSync(vendor, { recursive: true });
-for (const f of ['package.json', 'index.js', 'index.d.ts', 'wasm']) cpSync(join(repoRoot, 'pkg', f), join(vendor, f), { recursive: true });
+for (const f of ['package.json', 'index.js', 'index.d.ts', 'tabs.js', 'wasm']) cpSync(join(repoRoot, 'pkg', f), join(vendor, f), { recursive: true });
 // The same wasm-bindgen + wasm-opt -Oz as scripts/build.sh, but keeping the name section.
 const tmp = mkdtempSync(join(tmpdir(), 'outbox-profile-wasm-'));
 execFileSync('wasm-bindgen', ['--keep-debug', '--target', 'web', '--out-dir', tmp, '--out-name', 'outbox_sync', join(repoRoot, 'target/wasm32-unknown-unknown/wasm-release/outbox_sync.wasm')]);

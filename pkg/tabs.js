@@ -125,15 +125,16 @@ async function openCoordinated(openAs, options, name) {
     refreshTimer: null,
     scanTimer: null,
     abort: new AbortController(),
+    /** The outbox may post to the other tabs (`connect`). */
+    connected: false,
     closed: false,
     release,
     close: null,
   };
   tab.close = () => closeTab(tab, name);
   tabs.set(outbox, tab);
-  outbox.__tabConnect((message) => {
-    if (!tab.closed) tab.channel.postMessage(message);
-  });
+  // A follower talks to its leader from the start; a leader only once another tab speaks (`connect`).
+  if (!granted) connect(outbox, tab);
   tab.channel.onmessage = (event) => onMessage(outbox, tab, event.data);
   // A tab that slept (hidden, frozen, restored from the back/forward cache) may have missed messages: it
   // catches up from the store when it shows again.
@@ -188,9 +189,25 @@ function startScanning(outbox, tab) {
   }, SCAN_INTERVAL_MS);
 }
 
+/**
+ * Lets the outbox post to the other tabs. A tab that leads from its open posts nothing until another tab
+ * speaks: alone, every event and commit would be cloned for nobody. A tab that opens reads the store before
+ * its channel exists and says `hello` after, so what the leader commits in between reaches it by no
+ * message: the leader, connecting, posts a commit that changed the store, and every follower re-reads it.
+ */
+function connect(outbox, tab) {
+  if (tab.connected) return;
+  tab.connected = true;
+  outbox.__tabConnect((message) => {
+    if (!tab.closed) tab.channel.postMessage(message);
+  });
+  if (tab.role === 'leader') post(tab, { type: 'commit', records: [], changed: true });
+}
+
 function onMessage(outbox, tab, message) {
   if (tab.closed || typeof message !== 'object' || message === null) return;
   if (tab.role === 'leader') {
+    connect(outbox, tab);
     switch (message.type) {
       case 'commit':
         serially(tab, () => outbox.__tabAdopt(message.records ?? [], message.after ?? []));

@@ -21,6 +21,10 @@
 //!   died before posting).
 //! - The leader posts its status after each change; a follower keeps the last one (promotion applies
 //!   its pause). A follower that opens says `hello`, and the leader posts its status.
+//! - A tab that leads from its open posts nothing (no commit, no status) until a message from another
+//!   tab reaches it (`connect` in `tabs.js`); it then posts a commit that changed the store, so every
+//!   follower re-reads it: what it committed before a new tab's `hello` reached it is read by that tab.
+//!   Followers post from their open.
 //!
 //! Messages and the work they start are handled one at a time per tab, in order (`serially` in
 //! `tabs.js`): see [`crate::rebuild`].
@@ -97,6 +101,8 @@ pub struct TabSync {
     pub scanned_commits: Option<u64>,
     /// The scan timer sleeps until the store changes.
     pub scan_asleep: bool,
+    /// The tab posts to the others: a follower from its open, a leader once another tab spoke.
+    pub connected: bool,
 }
 
 /// A read of the store on its way.
@@ -124,6 +130,9 @@ impl World {
             return;
         }
         self.wake_scan();
+        if !self.tabs[tab].sync.connected {
+            return; // a lone leader: nobody to tell, and a tab that opens later reads the store
+        }
         let new: HashSet<&OpId> = stored.iter().collect();
         let changed = writes.iter().any(|w| match w {
             Write::PutOp(record) => !new.contains(&record.id),
@@ -186,6 +195,15 @@ impl World {
     /// `tabs.js`'s `onMessage`. A promoting tab still handles messages as a follower.
     pub fn on_message(&mut self, to: usize, msg: Msg) -> Result<(), String> {
         let leader = self.tabs[to].role == Role::Leader;
+        if leader && !self.tabs[to].sync.connected {
+            self.tabs[to].sync.connected = true;
+            let changed = Msg::Commit {
+                records: Vec::new(),
+                after: Vec::new(),
+                changed: true,
+            };
+            self.post(to, changed);
+        }
         match msg {
             Msg::Commit { records, after, .. } if leader => {
                 let after = Some(after);
@@ -220,7 +238,7 @@ impl World {
     /// runtime's role decides: a tab whose promotion started posts its status, its passive engine's
     /// during the promotion's read.
     pub fn post_status(&mut self, tab: usize, force: bool) {
-        if !self.multi() || !self.runtime_leads(tab) {
+        if !self.multi() || !self.runtime_leads(tab) || !self.tabs[tab].sync.connected {
             return;
         }
         // Never from a new leader's passive engine, whose pause is not the outbox's yet.

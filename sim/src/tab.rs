@@ -482,6 +482,7 @@ impl World {
         let leads = self.request_lock(tab);
         engine.set_passive(!leads);
         self.tabs[tab].role = if leads { Role::Leader } else { Role::Follower };
+        self.tabs[tab].sync.connected = !leads;
         self.tabs[tab].engine = Some(engine);
         self.check_confirmed(tab)?;
         let fx = self.tabs[tab].engine().drain(now);

@@ -149,9 +149,16 @@ impl Tabs {
 }
 
 impl Runtime {
-    /// Sets the function that posts to the other tabs (`tabs.js`).
+    /// Sets the function that posts to the other tabs (`tabs.js`). A leader that has not heard of
+    /// another tab yet has none: it builds no messages (for a lone tab, the structured clone of every
+    /// event and commit was an eighth of a drain's time), and `tabs.js` connects it at the first message.
     pub fn tab_connect(&self, post: Function) {
         *self.tabs.post.borrow_mut() = Some(post);
+    }
+
+    /// Whether another tab may hear this one.
+    fn posting(&self) -> bool {
+        self.tabs.post.borrow().is_some()
     }
 
     fn post(&self, message: Value) {
@@ -168,7 +175,7 @@ impl Runtime {
     /// and `changed` says the commit also changed what was stored before (a follower re-reads the store).
     /// `writes` are the commit's writes; the first `ops` of them are the engine's, in the group's order.
     pub(super) fn tab_committed(self: &Rc<Self>, writes: &[Write], ops: usize, stored: &[OpId]) {
-        if self.tabs.role.get() == Role::Uncoordinated {
+        if self.tabs.role.get() == Role::Uncoordinated || !self.posting() {
             return;
         }
         let new: HashSet<String> = stored.iter().map(|id| id.to_string()).collect();
@@ -209,7 +216,7 @@ impl Runtime {
 
     /// A leader's event, told to the other tabs too.
     pub(super) fn tab_forward(&self, event: &Event) {
-        if self.tabs.role.get() != Role::Leader {
+        if self.tabs.role.get() != Role::Leader || !self.posting() {
             return;
         }
         match event {
@@ -224,7 +231,10 @@ impl Runtime {
     /// The leader's status, posted to the other tabs.
     pub fn tab_post_status(&self) {
         // Not while a new leader still has its follower's engine: its status is not the outbox's yet.
-        if self.tabs.role.get() == Role::Leader && !self.engine.borrow().is_passive() {
+        if self.tabs.role.get() == Role::Leader
+            && self.posting()
+            && !self.engine.borrow().is_passive()
+        {
             // The pause travels on its own: the state can hide it (`stalled` ranks above `paused`).
             let paused = self.engine.borrow().is_paused();
             self.post(json!({ "type": "status", "status": self.status_json(), "paused": paused }));
