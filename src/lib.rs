@@ -6,6 +6,7 @@
 
 use wasm_bindgen::prelude::*;
 
+mod by_name;
 mod clock;
 mod convert;
 pub mod error;

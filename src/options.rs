@@ -4,7 +4,6 @@
 //! fails with `INVALID_CONFIG` and a message that names it.
 
 use js_sys::{Function, Reflect};
-use std::collections::HashMap;
 
 use outbox_core::{
     CollectionConfig, Config, ConflictStrategy, HealthConfig, HistoryBounds, RetryPolicy,
@@ -12,6 +11,7 @@ use outbox_core::{
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::RequestCredentials;
 
+use crate::by_name::ByName;
 use crate::error::{Error, Result};
 use crate::option_names;
 use crate::store::Durability;
@@ -55,9 +55,9 @@ pub struct Options {
     /// The engine's configuration (batching limits, retry policy, collections).
     pub engine: Config,
     /// Conflict resolvers the app wrote, by collection (the engine holds those conflicts for them).
-    pub resolvers: HashMap<String, Function>,
+    pub resolvers: ByName<Function>,
     /// Validators the app gave, by collection: a function or a Standard Schema.
-    pub validators: HashMap<String, JsValue>,
+    pub validators: ByName<JsValue>,
     /// Pulling server changes.
     pub pull: PullOptions,
     /// `options.history`: how much sync history is kept.
@@ -189,8 +189,8 @@ impl Options {
         if let Some(ms) = positive(value, "idempotencyRetentionMs")? {
             engine.idempotency_retention_ms = ms as u64;
         }
-        let mut resolvers = HashMap::new();
-        let mut validators = HashMap::new();
+        let mut resolvers = ByName::default();
+        let mut validators = ByName::default();
         read_collections(value, &mut engine, &mut resolvers, &mut validators)?;
         engine.validate().map_err(Error::from)?;
         let pull = pull_options(value)?;
@@ -224,8 +224,8 @@ impl Options {
 fn read_collections(
     options: &JsValue,
     engine: &mut Config,
-    resolvers: &mut HashMap<String, Function>,
-    validators: &mut HashMap<String, JsValue>,
+    resolvers: &mut ByName<Function>,
+    validators: &mut ByName<JsValue>,
 ) -> Result<()> {
     let collections = get(options, "collections");
     if collections.is_undefined() || collections.is_null() {

@@ -34,7 +34,6 @@ pub(crate) use validate::is_validator;
 mod view;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use futures_channel::oneshot;
@@ -45,6 +44,7 @@ use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+use crate::by_name::ByName;
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::events;
@@ -102,11 +102,11 @@ pub struct Runtime {
     dom: RefCell<Vec<DomListener>>,
     watchers: Watchers,
     /// The app's custom-op functions by name; the engine's mutator reads them.
-    mutations: Rc<RefCell<HashMap<String, Function>>>,
+    mutations: Rc<RefCell<ByName<Function>>>,
     /// Conflict resolvers by collection.
-    resolvers: HashMap<String, Function>,
+    resolvers: ByName<Function>,
     /// The app's validators by collection (a function or a Standard Schema).
-    validators: HashMap<String, JsValue>,
+    validators: ByName<JsValue>,
     pull: Pull,
     /// Stored records that could not be read (shown as failed ops until discarded).
     quarantined: RefCell<Vec<quarantine::Quarantined>>,
@@ -130,7 +130,7 @@ impl Runtime {
             clock::now(),
         )?;
         engine.set_passive(role == Role::Follower);
-        let mutations: Rc<RefCell<HashMap<String, Function>>> = Rc::default();
+        let mutations: Rc<RefCell<ByName<Function>>> = Rc::default();
         engine.set_mutator(mutator(Rc::clone(&mutations)));
         let mut options = options;
         if let crate::options::TransportOptions::Fetch(f) = &mut options.transport {

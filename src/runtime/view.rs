@@ -2,7 +2,6 @@
 //! and the custom-op mutations the view applies.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -12,6 +11,7 @@ use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 
 use super::{report_error, Runtime};
+use crate::by_name::ByName;
 use crate::clock;
 use crate::convert;
 use crate::error::{Error, Result};
@@ -143,7 +143,7 @@ impl Runtime {
 /// The engine's custom-op function: looks the op's name up among the app's registered mutations and
 /// calls it with `(current, value)`. No function, a throw, or `undefined` leave the document as it is.
 pub(super) fn mutator(
-    mutations: Rc<RefCell<HashMap<String, Function>>>,
+    mutations: Rc<RefCell<ByName<Function>>>,
 ) -> Box<outbox_core::view::MutatorFn> {
     Box::new(move |name, current, payload| {
         let apply = mutations.borrow().get(name).cloned()?;
