@@ -37,6 +37,9 @@ mod tests {
         map.insert("a".to_owned(), 1);
         map.insert("b".to_owned(), 2);
         map.insert("a".to_owned(), 3);
-        assert_eq!((map.get("a"), map.get("b"), map.get("c")), (Some(&3), Some(&2), None));
+        assert_eq!(
+            (map.get("a"), map.get("b"), map.get("c")),
+            (Some(&3), Some(&2), None)
+        );
     }
 }

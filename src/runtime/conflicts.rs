@@ -94,7 +94,7 @@ impl Runtime {
         let Some(record) = self.engine.borrow().op(*id).cloned() else {
             return false;
         };
-        let Some(resolver) = self.resolvers.get(&*record.collection).cloned() else {
+        let Some(resolver) = self.resolvers.get(&record.collection).cloned() else {
             return false;
         };
         let local = convert::to_js(&record.payload);
