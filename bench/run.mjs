@@ -21,6 +21,7 @@ import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 import { entriesMarkdown, measurePackage } from '../scripts/size.mjs';
 import { breakdownMarkdown, sizeBreakdown } from './size-breakdown.mjs';
+import { checkCold, coldRows, runCold, summarizeCold } from './cold.mjs';
 import { meets, stats } from './stats.mjs';
 import { checkTabs, runTabs, summarizeTabs, tabsRows } from './tabs.mjs';
 import { CHROMIUM_ARGS } from '../tests/e2e/support/browser.mjs';
@@ -45,8 +46,8 @@ const PKG = cli.pkg ?? join(repoRoot, 'pkg');
 const PHASES = new Set((cli.only ?? 'burst,single,visibility,drain,cold,diagnostics,tabs').split(','));
 
 const SIZES = cli.smoke
-  ? { burst: 20, single: 2, view: 2, drainSingle: 10, drainPush: 20, batchOps: 10, peerDrain: 10, cold: 50, count: 10, tabs: 2 }
-  : { burst: 1000, single: 25, view: 25, drainSingle: 200, drainPush: 1000, batchOps: 100, peerDrain: 200, cold: 10_000, count: 200, tabs: 25 };
+  ? { burst: 20, single: 2, view: 2, drainSingle: 10, drainPush: 20, batchOps: 10, peerDrain: 10, cold: 50, coldLarge: 500, coldLargeSamples: 2, count: 10, tabs: 2 }
+  : { burst: 1000, single: 25, view: 25, drainSingle: 200, drainPush: 1000, batchOps: 100, peerDrain: 200, cold: 10_000, coldLarge: 100_000, coldLargeSamples: 5, count: 200, tabs: 25 };
 const SAMPLES = Number(cli.samples ?? (cli.smoke ? 2 : 20));
 const WARMUP = Number(cli.warmup ?? 1 + (cli.smoke ? 0 : 1));
 const DURABILITIES = ['relaxed', 'strict'];
@@ -139,12 +140,12 @@ function gitCommit() {
 // ------------------------------------------------------------------------------------------------
 
 /** Runs `rounds` rounds of every variant, rotating the order each round; keeps samples after the warm-up. */
-async function roundRobin(label, variants, measure, fresh) {
+async function roundRobin(label, variants, measure, fresh, { samples: kept = SAMPLES, warmup = WARMUP } = {}) {
   // Each phase starts on a freshly loaded page, so no phase inherits another's garbage or leaked state.
   if (fresh) await fresh();
   const samples = Object.fromEntries(variants.map((v) => [v.id, []]));
   const facts = Object.fromEntries(variants.map((v) => [v.id, []]));
-  const rounds = WARMUP + SAMPLES;
+  const rounds = warmup + kept;
   const wall = Object.fromEntries(variants.map((v) => [v.id, 0]));
   for (let round = 0; round < rounds; round++) {
     const order = variants.map((_, i) => variants[(i + round) % variants.length]);
@@ -152,13 +153,13 @@ async function roundRobin(label, variants, measure, fresh) {
       const t0 = Date.now();
       const result = await measure(variant);
       wall[variant.id] += Date.now() - t0;
-      if (round < WARMUP) continue;
+      if (round < warmup) continue;
       const { ms, ...rest } = result;
       if (Array.isArray(ms)) samples[variant.id].push(...ms);
       else samples[variant.id].push(ms);
       facts[variant.id].push(rest);
     }
-    log(`${label}: round ${round + 1}/${rounds}${round < WARMUP ? ' (warm-up)' : ''}`);
+    log(`${label}: round ${round + 1}/${rounds}${round < warmup ? ' (warm-up)' : ''}`);
   }
   // Wall time per variant, set-up included: where the runner's own minutes go.
   log(`${label}: wall s per variant: ${Object.entries(wall).map(([id, t]) => `${id} ${(t / 1000).toFixed(1)}`).join(', ')}`);
@@ -268,28 +269,10 @@ async function main() {
       }, open);
     }
 
-    // 5. Cold start with pending ops: every sample in a freshly loaded page.
+    // 5. Cold start with pending ops (bench/cold.mjs): every sample in a freshly loaded page.
     if (PHASES.has('cold')) {
-      const names = {};
-      for (const d of DURABILITIES) {
-        names[d] = `cold-${d}-${Date.now()}`;
-        await open();
-        const seeded = await call('seedCold', { name: names[d], n: SIZES.cold, durability: d });
-        if (seeded.pending !== SIZES.cold) throw new Error(`seeded ${seeded.pending} of ${SIZES.cold} ops`);
-      }
-      log(`cold start: seeded ${SIZES.cold} pending ops per durability`);
-      const variants = DURABILITIES.flatMap((d) => [
-        { id: `raw.${d}`, fn: 'rawCold', arg: { name: names[d] } },
-        { id: `outbox.${d}`, fn: 'outboxCold', arg: { name: names[d], durability: d } },
-      ]);
-      raw.cold = await roundRobin('cold start', variants, async (v) => {
-        await open();
-        const r = await call(v.fn, v.arg);
-        if (r.pending !== SIZES.cold) throw new Error(`${v.id}: found ${r.pending} of ${SIZES.cold} pending ops`);
-        return r;
-      });
-      await open();
-      for (const d of DURABILITIES) await call('dropDatabase', { name: names[d] });
+      const sizes = [{ n: SIZES.cold }, { n: SIZES.coldLarge, samples: SIZES.coldLargeSamples, warmup: 1 }];
+      raw.cold = await runCold({ open, call, roundRobin, sizes, durabilities: DURABILITIES, log });
     }
 
     // 8 + 9. Two tabs of one outbox: cross-tab visibility, and a follower's enqueue against the leader's.
@@ -311,6 +294,7 @@ async function main() {
         if (!samples) continue;
         for (const [id, xs] of Object.entries(samples)) log(`${phase} ${id}: median ${f1(stats(xs).median)} ms, p95 ${f1(stats(xs).p95)} ms (n=${xs.length})`);
       }
+      if (raw.cold) for (const d of DURABILITIES) log(`\n${coldRows(summarizeCold(raw.cold, d, GOALS.cold), d).join('\n')}`);
       if (PHASES.has('diagnostics')) log(JSON.stringify(diagnostics));
       if (!raw.tabs) return null;
       // The tabs phase summarizes on its own: its ratios are within the phase (see tabs-latest.md).
@@ -397,13 +381,7 @@ function summarize(raw, { hasView, diagnostics, env }) {
         outboxTransactionsPerOp: txPerOp(raw.drain.facts[`outbox.${mode}.${d}`], n),
       };
     }
-    // Cold start: outbox / raw.
-    {
-      const o = stats(raw.cold.samples[`outbox.${d}`]);
-      const r = stats(raw.cold.samples[`raw.${d}`]);
-      const ratio = o.median / r.median;
-      m.cold = { pending: SIZES.cold, outboxMs: o, rawMs: r, ratio, goal: GOALS.cold, met: meets(GOALS.cold, ratio) };
-    }
+    m.cold = summarizeCold(raw.cold, d, GOALS.cold);
     // Peers: outbox burst throughput against the faster peer's.
     {
       const o = m.burst.outboxMs.median;
@@ -472,7 +450,7 @@ function table(results) {
       const what = mode === 'single' ? `${x.n} single-op requests` : `${x.n} ops in ${SIZES.batchOps}-op pushes`;
       row(`4. Drain, ${what} (ours / raw throughput)`, d, `${Math.round(x.outboxOpsPerSec)} ops/s, ${ms(x.outboxMs)}`, `raw fetch + 1 delete tx: ${Math.round(x.rawOpsPerSec)} ops/s`, `${f2(x.ratio)}×`, goalText(GOALS.drain), mark(x.met));
     }
-    row(`5. Cold start, ${SIZES.cold} pending ops, open → status() (ours / raw)`, d, ms(m.cold.outboxMs), `instantiate + open + getAll: ${ms(m.cold.rawMs)}`, `${f2(m.cold.ratio)}×`, goalText(GOALS.cold), mark(m.cold.met));
+    rows.push(...coldRows(m.cold, d));
     const p = m.peers.burst;
     row(`7. Peers, burst (peer time / ours; faster peer: ${p.faster})`, d, `${f1(m.burst.outboxMs.median)} ms`, `TanStack ${f1(p.tanstackMs.median)} ms (${f1(p.vsTanstack)}×), workbox ${f1(p.workboxMs.median)} ms (${f1(p.vsWorkbox)}×)`, `${f1(p.ratio)}×`, goalText(GOALS.peers), mark(p.met));
     const q = m.peers.drain;
@@ -529,7 +507,7 @@ function checkComplete(results) {
     if (!m.visibility.status) need(`${d}.visibility.ratio`, m.visibility.ratio);
     need(`${d}.drain_single.ratio`, m.drain_single.ratio);
     need(`${d}.drain_push.ratio`, m.drain_push.ratio);
-    need(`${d}.cold.ratio`, m.cold.ratio);
+    checkCold(m.cold, d, need);
     need(`${d}.peers.burst.ratio`, m.peers.burst.ratio);
     need(`${d}.peers.drain.vsTanstack`, m.peers.drain.vsTanstack);
     need(`${d}.peers.drain.vsWorkbox`, m.peers.drain.vsWorkbox);

@@ -5,61 +5,9 @@
 import { Outbox, ready } from 'outbox-sync';
 // The multi-tab phase's page side (two tabs of one context), kept in its own module.
 import * as tabs from './tabs.js';
-
-const API = `${location.origin}/api`;
-const WASM_URL = new URL('./vendor/outbox-sync/wasm/outbox_sync_bg.wasm', location.href);
-const now = () => performance.now();
-// bench/profile.mjs loads the page with ?profile: each timed region becomes a console.profile() recording.
-const PROFILE = new URLSearchParams(location.search).has('profile');
-const timed = () => {
-  if (PROFILE) console.profile('timed');
-  return performance.now();
-};
-const untimed = (t0) => {
-  const ms = performance.now() - t0;
-  if (PROFILE) console.profileEnd('timed');
-  return ms;
-};
-
-let counter = 0;
-const uniq = (prefix) => `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-
-/** The op every variant writes: the same document, so every variant stores the same bytes of payload. */
-const doc = (i) => ({ title: `note ${i}`, body: 'lorem ipsum dolor sit amet, consectetur adipiscing elit', n: i, done: false });
-const op = (i, tag) => ({ collection: 'notes', key: `${tag}-${i}`, op: 'put', value: doc(i) });
-
-// ------------------------------------------------------------------------------------------------
-// Raw IndexedDB helpers (the baselines)
-// ------------------------------------------------------------------------------------------------
-
-const request = (req) =>
-  new Promise((resolve, reject) => {
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error);
-  });
-
-const complete = (tx) =>
-  new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error ?? new Error('transaction aborted'));
-  });
-
-function openRaw(name) {
-  const req = indexedDB.open(name, 1);
-  req.onupgradeneeded = () => req.result.createObjectStore('ops');
-  return request(req);
-}
-
-/** Opens an existing database at whatever version it has (no upgrade). */
-const openExisting = (name) => request(indexedDB.open(name));
-
-function dropDb(name) {
-  return new Promise((resolve) => {
-    const req = indexedDB.deleteDatabase(name);
-    req.onsuccess = req.onerror = () => resolve();
-  });
-}
+// The cold-start phase's page side (each sample in a freshly loaded page).
+import * as cold from './cold.js';
+import { API, complete, doc, dropDb, now, op, openExisting, openRaw, request, timed, uniq, untimed } from './common.js';
 
 /**
  * Resolves once every readwrite transaction created so far on the outbox's `ops` store has finished, and the
@@ -275,52 +223,6 @@ export async function outboxDrain({ n, batch, batchOps, durability }) {
   if (report.acked !== n) throw new Error(`outbox drain acked ${report.acked} of ${n}: ${JSON.stringify(report)}`);
   return { ms, transactions, barrierRounds, failed: report.failed };
 }
-
-// ------------------------------------------------------------------------------------------------
-// 5. Cold start with pending ops: each sample runs in a freshly loaded page (a new wasm instance)
-// ------------------------------------------------------------------------------------------------
-
-/** Writes `n` pending ops into the outbox database `name` (through the outbox, so the records are real). */
-export async function seedCold({ name, n, durability }) {
-  const outbox = await Outbox.open({ name, transport: async () => [], autoDrain: false, durability });
-  const tag = uniq('c');
-  await Promise.all(Array.from({ length: n }, (_, i) => outbox.enqueue(op(i, tag))));
-  const pending = outbox.status().pending;
-  await outbox.close();
-  return { pending };
-}
-
-export async function outboxCold({ name, durability }) {
-  const t0 = timed();
-  const outbox = await Outbox.open({ name, transport: async () => [], autoDrain: false, durability });
-  const status = outbox.status();
-  const ms = untimed(t0);
-  const transactions = outbox.__transactionsCommitted();
-  await outbox.close();
-  return { ms, pending: status.pending, transactions };
-}
-
-/** The baseline: compile and instantiate the same .wasm (imports stubbed: instantiation calls none of them),
- * open the same database and getAll its op records. */
-export async function rawCold({ name }) {
-  const t0 = now();
-  const module = await WebAssembly.compileStreaming(fetch(WASM_URL));
-  const imports = {};
-  for (const imp of WebAssembly.Module.imports(module)) {
-    if (imp.kind !== 'function') throw new Error(`unexpected ${imp.kind} import ${imp.module}.${imp.name}`);
-    (imports[imp.module] ??= {})[imp.name] = () => {
-      throw new Error('stub');
-    };
-  }
-  await WebAssembly.instantiate(module, imports);
-  const db = await openExisting(name);
-  const records = await request(db.transaction('ops', 'readonly').objectStore('ops').getAll());
-  const ms = now() - t0;
-  db.close();
-  return { ms, pending: records.length };
-}
-
-export const dropDatabase = ({ name }) => dropDb(name);
 
 // ------------------------------------------------------------------------------------------------
 // 7. Peers: @tanstack/offline-transactions and workbox-background-sync's Queue
@@ -620,10 +522,7 @@ window.bench = {
   outboxVisibility,
   rawDrain,
   outboxDrain,
-  seedCold,
-  outboxCold,
-  rawCold,
-  dropDatabase,
+  ...cold,
   tanstackBurst,
   tanstackDrain,
   workboxBurst,

@@ -1,0 +1,94 @@
+// The cold-start phase of bench/run.mjs (`--only cold`):
+//
+//   5. Cold start: open → status() on a database holding n pending ops, every sample in a freshly loaded page
+//      (a new wasm instance), against instantiating the same .wasm, opening the same database and getAll of
+//      its op records. Run at two sizes (10k and 100k pending in a full run); the large one with fewer
+//      samples, since each sample reads the whole queue.
+//   Memory: the wasm linear memory once status() has answered, minus that of an empty outbox opened the same
+//      way, per pending op (bench/page/cold.js says what the figure includes).
+import { meets, stats } from './stats.mjs';
+
+/**
+ * Seeds one database per size and durability, measures, deletes them; returns the raw samples for
+ * `summarizeCold`. `sizes` are `{ n, samples?, warmup? }` (samples and warm-up default to the runner's).
+ */
+export async function runCold({ open, call, roundRobin, sizes, durabilities, log }) {
+  const out = { sizes: [], emptyBytes: {} };
+  for (const size of sizes) {
+    const names = {};
+    for (const d of durabilities) {
+      names[d] = `cold-${size.n}-${d}-${Date.now()}`;
+      await open();
+      const seeded = await call('seedCold', { name: names[d], n: size.n, durability: d });
+      if (seeded.pending !== size.n) throw new Error(`seeded ${seeded.pending} of ${size.n} ops`);
+    }
+    log(`cold start: seeded ${size.n} pending ops per durability`);
+    const variants = durabilities.flatMap((d) => [
+      { id: `raw.${d}`, fn: 'rawCold', arg: { name: names[d] } },
+      { id: `outbox.${d}`, fn: 'outboxCold', arg: { name: names[d], durability: d } },
+    ]);
+    const measured = await roundRobin(`cold start ${size.n}`, variants, async (v) => {
+      await open();
+      const r = await call(v.fn, v.arg);
+      if (r.pending !== size.n) throw new Error(`${v.id}: found ${r.pending} of ${size.n} pending ops`);
+      return r;
+    }, undefined, size);
+    out.sizes.push({ n: size.n, ...measured });
+    await open();
+    for (const d of durabilities) await call('dropDatabase', { name: names[d] });
+  }
+  for (const d of durabilities) {
+    await open();
+    const empty = await call('outboxEmpty', { durability: d });
+    if (empty.pending !== 0) throw new Error(`an empty outbox reported ${empty.pending} pending ops`);
+    out.emptyBytes[d] = empty.memoryBytes;
+  }
+  return out;
+}
+
+/** The phase's metrics for one durability: one entry per size, in the order run. */
+export function summarizeCold(raw, d, goal) {
+  return raw.sizes.map(({ n, samples, facts }) => {
+    const o = stats(samples[`outbox.${d}`]);
+    const r = stats(samples[`raw.${d}`]);
+    const ratio = o.median / r.median;
+    const bytes = stats(facts[`outbox.${d}`].map((f) => f.memoryBytes)).median;
+    const emptyBytes = raw.emptyBytes[d];
+    return {
+      pending: n,
+      outboxMs: o,
+      rawMs: r,
+      ratio,
+      goal,
+      met: meets(goal, ratio),
+      memory: { bytes, emptyBytes, bytesPerOp: (bytes - emptyBytes) / n },
+    };
+  });
+}
+
+const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
+const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : String(x));
+const ms = (s) => `${f1(s.median)} ms (IQR ${f1(s.p25)}–${f1(s.p75)})`;
+const mb = (n) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+const goalText = (g) => `${g.op === '>=' ? '≥' : '≤'} ${g.value}×`;
+const mark = (met) => (met ? 'met' : '**MISSED**');
+
+/** The phase's table rows for one durability (same columns as the runner's table). */
+export function coldRows(cold, d) {
+  const rows = [];
+  const row = (...cells) => rows.push(`| ${cells.join(' | ')} |`);
+  for (const c of cold) {
+    row(`5. Cold start, ${c.pending} pending ops, open → status() (ours / raw)`, d, ms(c.outboxMs), `instantiate + open + getAll: ${ms(c.rawMs)}`, `${f2(c.ratio)}×`, goalText(c.goal), mark(c.met));
+  }
+  const perOp = cold.map((c) => `${c.pending}: ${Math.round(c.memory.bytesPerOp)} B/op (${mb(c.memory.bytes)})`).join('; ');
+  row('5. wasm memory per pending op after the restore (linear memory − an empty outbox\'s, / ops)', d, perOp, `empty outbox: ${mb(cold[0].memory.emptyBytes)}`, '—', 'measured', '—');
+  return rows;
+}
+
+/** The numbers smoke mode requires of the phase (`need(path, x)` records a missing or invalid one). */
+export function checkCold(cold, d, need) {
+  for (const c of cold) {
+    need(`${d}.cold[${c.pending}].ratio`, c.ratio);
+    need(`${d}.cold[${c.pending}].memory.bytes`, c.memory.bytes);
+  }
+}
