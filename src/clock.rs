@@ -12,14 +12,23 @@ use wasm_bindgen::JsValue;
 /// core stores times in op records: a backoff deadline written before a reload must still mean the same
 /// moment after it. It is also epoch milliseconds, so `blockedUntil` and friends are usable as dates.
 pub fn now() -> u64 {
-    let global = js_sys::global();
-    match Reflect::get(&global, &"performance".into())
-        .ok()
-        .and_then(|p| p.dyn_into::<web_sys::Performance>().ok())
-    {
-        Some(performance) => (performance.time_origin() + performance.now()) as u64,
-        None => wall_now(),
+    // Looked up once per page: `now()` runs several times per op, and the lookup alone (a global, a
+    // property by name, a type check, `timeOrigin`) cost more boundary crossings than the reading.
+    thread_local! {
+        static PERFORMANCE: Option<(web_sys::Performance, f64)> = {
+            Reflect::get(&js_sys::global(), &"performance".into())
+                .ok()
+                .and_then(|p| p.dyn_into::<web_sys::Performance>().ok())
+                .map(|p| {
+                    let origin = p.time_origin();
+                    (p, origin)
+                })
+        };
     }
+    PERFORMANCE.with(|p| match p {
+        Some((performance, origin)) => (origin + performance.now()) as u64,
+        None => wall_now(),
+    })
 }
 
 /// Wall-clock time (`Date.now()`), used only to judge HTTP dates such as `Retry-After`.
@@ -36,15 +45,15 @@ pub fn randomness() -> Randomness {
     }
 }
 
-/// `crypto.getRandomValues`, drawn a pool at a time: one call into JS per 16 UUIDs, not per key.
+/// `crypto.getRandomValues`, drawn a pool at a time: one call into JS per 256 UUIDs, not per key.
 struct CryptoEntropy {
     crypto: JsValue,
     get_random_values: js_sys::Function,
     pool: Vec<u8>,
 }
 
-/// Bytes fetched per call: 16 UUIDs.
-const POOL_BYTES: u32 = 256;
+/// Bytes fetched per call: 256 UUIDs (an op takes two), well under the 65,536 `getRandomValues` allows.
+const POOL_BYTES: u32 = 4096;
 
 impl CryptoEntropy {
     fn new() -> Option<CryptoEntropy> {
