@@ -8,9 +8,10 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(module = "/src/js/exact-json.js")]
 extern "C" {
-    /// Why a value is not exact JSON (`src/js/exact-json.js`), naming its path, or `null`.
+    /// Why a value is not exact JSON (`src/js/exact-json.js`), starting with its path below the value,
+    /// or `null`.
     #[wasm_bindgen(js_name = notExactJson)]
-    fn not_exact_json(value: &JsValue, root: &str, max_depth: u32) -> Option<String>;
+    fn not_exact_json(value: &JsValue, max_depth: u32) -> Option<String>;
 }
 
 /// A Rust JSON value as a JS value.
@@ -33,8 +34,10 @@ pub enum NotJson {
 /// at most `MAX_PAYLOAD_DEPTH` deep and `max_bytes` long.
 pub fn exact_from_js(value: &JsValue, root: &str, max_bytes: usize) -> Result<Value, NotJson> {
     let depth = outbox_core::MAX_PAYLOAD_DEPTH as u32;
-    if let Some(why) = not_exact_json(value, root, depth) {
-        return Err(NotJson::Inexact(why));
+    // The root's name is put in front here, only for a refusal: passing it in would cost a string
+    // crossing on every enqueue.
+    if let Some(why) = not_exact_json(value, depth) {
+        return Err(NotJson::Inexact(format!("{root}{why}")));
     }
     from_js(value, max_bytes)
 }

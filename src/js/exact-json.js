@@ -10,54 +10,65 @@ function member(path, key) {
 }
 
 /**
- * Why `value` is not exact JSON, as a sentence naming its path (`value.dueAt is a Date …`), or null.
- * Plain objects and arrays only; at most `maxDepth` levels.
+ * Why `value` is not exact JSON, as a sentence that starts with its path below the value (`.dueAt is a Date
+ * …`, `[2] is undefined …`, or ` is NaN …` for the value itself; the caller puts the value's own name in
+ * front), or null. Plain objects and arrays only; at most `maxDepth` levels.
+ *
+ * Runs on every enqueue, so the path is kept as a stack of keys and spelled out only for the sentence.
  */
-export function notExactJson(value, root, maxDepth) {
+export function notExactJson(value, maxDepth) {
   const onPath = new Set();
-  const walk = (v, path, depth) => {
+  const keys = [];
+  const path = () => keys.map((k) => (typeof k === 'number' ? `[${k}]` : member('', k))).join('');
+  const walk = (v, depth) => {
     switch (typeof v) {
       case 'string':
-        return v.isWellFormed() ? null : `${path} holds a lone surrogate (not valid Unicode text)`;
+        return v.isWellFormed() ? null : `${path()} holds a lone surrogate (not valid Unicode text)`;
       case 'number':
-        if (!Number.isFinite(v)) return `${path} is ${v} (JSON has no such number)`;
-        if (Object.is(v, -0)) return `${path} is -0 (JSON would store 0)`;
+        if (!Number.isFinite(v)) return `${path()} is ${v} (JSON has no such number)`;
+        if (Object.is(v, -0)) return `${path()} is -0 (JSON would store 0)`;
         return null;
       case 'boolean':
         return null;
       case 'bigint':
-        return `${path} is a BigInt (JSON has none: pass a string or a number)`;
+        return `${path()} is a BigInt (JSON has none: pass a string or a number)`;
       case 'undefined':
-        return `${path} is undefined (JSON has none: leave the member out, or use null)`;
+        return `${path()} is undefined (JSON has none: leave the member out, or use null)`;
       case 'function':
-        return `${path} is a function`;
+        return `${path()} is a function`;
       case 'symbol':
-        return `${path} is a symbol`;
+        return `${path()} is a symbol`;
       default:
         break;
     }
     if (v === null) return null;
-    if (depth >= maxDepth) return `${path} is nested deeper than ${maxDepth} levels`;
-    if (onPath.has(v)) return `${path} refers back to an object that contains it (a cycle)`;
+    if (depth >= maxDepth) return `${path()} is nested deeper than ${maxDepth} levels`;
+    if (onPath.has(v)) return `${path()} refers back to an object that contains it (a cycle)`;
     onPath.add(v);
     let why = null;
     if (Array.isArray(v)) {
       for (let i = 0; i < v.length && why === null; i++) {
-        why = i in v ? walk(v[i], `${path}[${i}]`, depth + 1) : `${path}[${i}] is a hole in the array`;
+        keys.push(i);
+        why = i in v ? walk(v[i], depth + 1) : `${path()} is a hole in the array`;
+        keys.pop();
       }
     } else {
       const proto = Object.getPrototypeOf(v);
       if (proto !== Object.prototype && proto !== null) {
         const name = typeof v.constructor === 'function' && v.constructor.name ? v.constructor.name : 'object with a prototype';
         const hint = name === 'Date' ? ' (pass date.toISOString())' : '';
-        why = `${path} is a ${name}${hint}: only plain objects, arrays, strings, finite numbers, booleans and null are JSON`;
+        why = `${path()} is a ${name}${hint}: only plain objects, arrays, strings, finite numbers, booleans and null are JSON`;
       } else if (Object.getOwnPropertySymbols(v).length > 0) {
-        why = `${path} has symbol-keyed members, which JSON drops`;
+        why = `${path()} has symbol-keyed members, which JSON drops`;
       } else {
         for (const key of Object.keys(v)) {
-          why = key.isWellFormed()
-            ? walk(v[key], member(path, key), depth + 1)
-            : `${path} has a member name with a lone surrogate`;
+          if (!key.isWellFormed()) {
+            why = `${path()} has a member name with a lone surrogate`;
+            break;
+          }
+          keys.push(key);
+          why = walk(v[key], depth + 1);
+          keys.pop();
           if (why !== null) break;
         }
       }
@@ -65,5 +76,5 @@ export function notExactJson(value, root, maxDepth) {
     onPath.delete(v);
     return why;
   };
-  return walk(value, root, 0);
+  return walk(value, 0);
 }

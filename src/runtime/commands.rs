@@ -9,7 +9,7 @@ use outbox_core::{OpRecord, OpState, Trigger};
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 
-use super::input::parse_id;
+use super::input::{op_member, parse_id};
 use super::{Listener, Runtime};
 use crate::clock;
 use crate::convert;
@@ -25,7 +25,7 @@ impl Runtime {
     ) -> Result<impl std::future::Future<Output = Result<JsValue>> + 'static> {
         self.check_usable()?;
         let op = self.parse_op(&input)?;
-        let given = js_sys::Reflect::get(&input, &"value".into()).unwrap_or(JsValue::UNDEFINED);
+        let given = op_member(&input, "value");
         self.validate(&op, &given)?;
         let now = clock::now();
         let (id, fx) = self.engine_mut()?.enqueue(op, now)?;

@@ -18,8 +18,7 @@ impl Runtime {
                 "the op must be an object like { collection, key, op, value }",
             ));
         }
-        let field =
-            |name: &str| js_sys::Reflect::get(input, &name.into()).unwrap_or(JsValue::UNDEFINED);
+        let field = |name: &str| op_member(input, name);
         let text = |name: &str| -> Result<Option<String>> {
             let v = field(name);
             if v.is_undefined() || v.is_null() {
@@ -108,6 +107,24 @@ impl Runtime {
             payload,
             base_version,
         })
+    }
+}
+
+/// The members an op is read from, in the order of the JS names cached below.
+const OP_MEMBERS: [&str; 6] = ["collection", "key", "op", "name", "value", "baseVersion"];
+
+thread_local! {
+    /// `OP_MEMBERS` as JS strings, made once: a `&str` key would become a new JS string (decoded from
+    /// the wasm memory) at every read, six times per enqueue.
+    static OP_MEMBER_NAMES: Vec<JsValue> = OP_MEMBERS.iter().map(|m| JsValue::from_str(m)).collect();
+}
+
+/// `input[name]`, or `undefined` when reading it threw (a getter).
+pub(super) fn op_member(input: &JsValue, name: &str) -> JsValue {
+    let read = |key: &JsValue| js_sys::Reflect::get(input, key).unwrap_or(JsValue::UNDEFINED);
+    match OP_MEMBERS.iter().position(|m| *m == name) {
+        Some(i) => OP_MEMBER_NAMES.with(|names| read(&names[i])),
+        None => read(&JsValue::from_str(name)),
     }
 }
 
