@@ -193,7 +193,7 @@ impl Engine {
         entry.record.base_version = base;
         entry.record.create_only = create_only;
         entry.record.auto_base = false;
-        entry.size = wire_size(&entry.record);
+        entry.size = UNSIZED;
         // A resolution is a new write, made against the server's current version (which includes the
         // old attempt if it was applied), so it gets a new idempotency key: under the old one the server
         // would replay the old outcome or refuse the changed payload.

@@ -65,7 +65,9 @@ struct Entry {
     record: OpRecord,
     /// The hash of the op's entity: finds its lane without hashing strings again.
     lane_hash: u64,
-    /// Approximate wire size for `max_bytes`; `u32` keeps the entry (read cold at every send) small.
+    /// Approximate wire size for `max_bytes`, or `UNSIZED` until a batch first needs it (sizing
+    /// serializes the payload: not worth doing for every op at enqueue and restore). `u32` keeps the
+    /// entry (read cold at every send) small.
     size: u32,
     /// The runtime confirmed the op is in storage. Ops are never sent before: an enqueue whose commit
     /// fails must leave no trace on the server.
@@ -380,7 +382,7 @@ impl Engine {
 
     /// Puts an op's entry into the table (its lane holds it already).
     pub(super) fn add_entry(&mut self, record: OpRecord, lane_hash: u64, durable: bool) {
-        let size = wire_size(&record);
+        let size = UNSIZED;
         self.ops.insert(
             record.id,
             Entry {
@@ -490,8 +492,12 @@ pub(super) fn confirmed_doc(collection: &str, key: &str, confirmed: &Confirmed) 
     }
 }
 
+/// An entry's `size` before it is first needed.
+pub(super) const UNSIZED: u32 = u32::MAX;
+
 pub(super) fn wire_size(record: &OpRecord) -> u32 {
-    u32::try_from(record.wire_size()).unwrap_or(u32::MAX)
+    // Capped one below `UNSIZED`: a payload that big is over any `max_bytes` either way.
+    u32::try_from(record.wire_size()).map_or(UNSIZED - 1, |n| n.min(UNSIZED - 1))
 }
 
 mod adopt;

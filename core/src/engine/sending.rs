@@ -230,7 +230,11 @@ impl Engine {
                 let Some((_, &id)) = self.ready.first_key_value() else {
                     break;
                 };
-                let (size, solo) = (self.ops[&id].size as usize, self.ops[&id].solo);
+                let entry = self.ops.get_mut(&id).expect("ready op exists");
+                if entry.size == super::UNSIZED {
+                    entry.size = super::wire_size(&entry.record);
+                }
+                let (size, solo) = (entry.size as usize, entry.solo);
                 if !ids.is_empty() && (solo || bytes.saturating_add(size) > self.config.max_bytes) {
                     break;
                 }
