@@ -51,6 +51,16 @@ impl<T> OpTable<T> {
         self.index.contains_key(id)
     }
 
+    /// Makes room for `additional` more entries at once. A restore knows how many ops it reads: grown
+    /// one doubling at a time, the slab and the index would each be copied about `log2(n)` times and
+    /// hold an old and a new copy side by side at the peak, which the wasm memory keeps for good.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let reusable = self.free.len();
+        self.slots
+            .reserve_exact(additional.saturating_sub(reusable));
+        self.index.reserve(additional);
+    }
+
     /// Inserts a value for an id that is not present.
     pub(crate) fn insert(&mut self, id: OpId, value: T) {
         debug_assert!(!self.index.contains_key(&id));
@@ -111,5 +121,25 @@ mod tests {
         assert_eq!(all, vec!["C", "b"]);
         assert!(t.contains_key(&id(2)) && !t.contains_key(&id(1)));
         assert_eq!(t[&id(2)], "b");
+    }
+
+    #[test]
+    fn reserve_sizes_the_slab_once_for_what_a_restore_reads() {
+        let mut t = OpTable::default();
+        t.insert(id(0), 0u64);
+        t.remove(&id(0));
+        t.reserve(1_000);
+        // One free slot is reused, so 999 new ones are enough, and no insert moves the slab.
+        let (capacity, buffer) = (t.slots.capacity(), t.slots.as_ptr());
+        assert!(capacity >= 1_000, "{capacity}");
+        assert!(
+            capacity < 1_500,
+            "reserved exactly, not doubled: {capacity}"
+        );
+        for n in 1..=1_000 {
+            t.insert(id(n), n as u64);
+        }
+        assert_eq!(t.slots.as_ptr(), buffer, "the slab was not reallocated");
+        assert_eq!(t.slots.capacity(), capacity);
     }
 }
