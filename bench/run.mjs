@@ -294,6 +294,10 @@ async function main() {
         if (!samples) continue;
         for (const [id, xs] of Object.entries(samples)) log(`${phase} ${id}: median ${f1(stats(xs).median)} ms, p95 ${f1(stats(xs).p95)} ms (n=${xs.length})`);
       }
+      for (const [id, xs] of Object.entries(raw.visibility?.visible ?? {})) {
+        const [v, d] = [stats(xs).median, stats(raw.visibility.durable[id]).median];
+        log(`visibility ${id}: readable p50 ${f2(v)} ms, durable p50 ${f2(d)} ms, ratio ${f2(v / d)}×`);
+      }
       if (raw.cold) for (const d of DURABILITIES) log(`\n${coldRows(summarizeCold(raw.cold, d, GOALS.cold), d).join('\n')}`);
       if (PHASES.has('diagnostics')) log(JSON.stringify(diagnostics));
       if (!raw.tabs) return null;
