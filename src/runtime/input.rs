@@ -188,6 +188,17 @@ pub(super) fn decode_docs(stored: Vec<JsValue>) -> Vec<ConfirmedDoc> {
         .collect()
 }
 
+/// The stored op records when every one of them can be read, or `None` to read them again with their
+/// keys ([`decode_records`]). A restore reads the values alone: the keys (the op ids, which the records
+/// hold too) are needed only to name a record that cannot be read, and reading them cost a request and
+/// two boundary crossings per op.
+pub(super) fn decode_all(stored: Vec<JsValue>) -> Option<Vec<OpRecord>> {
+    stored
+        .iter()
+        .map(|value| parse_record(value.as_string().as_deref()).ok())
+        .collect()
+}
+
 /// The stored op records, read: those that parse, and those that do not (written by a newer release, or
 /// unreadable), set aside so that one bad record never keeps the rest of the queue from opening.
 pub(super) fn decode_records(stored: Vec<(JsValue, JsValue)>) -> (Vec<OpRecord>, Vec<Quarantined>) {
@@ -196,22 +207,7 @@ pub(super) fn decode_records(stored: Vec<(JsValue, JsValue)>) -> (Vec<OpRecord>,
     for (key, value) in stored {
         let id = key.as_string().and_then(|k| k.parse::<OpId>().ok());
         let text = value.as_string();
-        let parsed = text
-            .as_deref()
-            .ok_or_else(|| "not a JSON string".to_owned())
-            .and_then(|t| serde_json::from_str::<OpRecord>(t).map_err(|e| e.to_string()))
-            .and_then(|r| {
-                if r.format_version > outbox_core::FORMAT_VERSION {
-                    Err(format!(
-                        "written in record format {} by a newer release; this one reads {}",
-                        r.format_version,
-                        outbox_core::FORMAT_VERSION
-                    ))
-                } else {
-                    Ok(r)
-                }
-            });
-        match (parsed, id) {
+        match (parse_record(text.as_deref()), id) {
             (Ok(record), _) => records.push(record),
             (Err(reason), Some(id)) => quarantined.push(Quarantined {
                 id,
@@ -223,4 +219,18 @@ pub(super) fn decode_records(stored: Vec<(JsValue, JsValue)>) -> (Vec<OpRecord>,
         }
     }
     (records, quarantined)
+}
+
+/// One stored op record (`None`: the value was not a string), or why it cannot be read.
+fn parse_record(text: Option<&str>) -> std::result::Result<OpRecord, String> {
+    let text = text.ok_or_else(|| "not a JSON string".to_owned())?;
+    let record = serde_json::from_str::<OpRecord>(text).map_err(|e| e.to_string())?;
+    if record.format_version > outbox_core::FORMAT_VERSION {
+        return Err(format!(
+            "written in record format {} by a newer release; this one reads {}",
+            record.format_version,
+            outbox_core::FORMAT_VERSION
+        ));
+    }
+    Ok(record)
 }

@@ -54,7 +54,7 @@ use crate::store::{IdbStore, StoreError};
 use crate::transport::Transport;
 use crate::watchers::Watchers;
 
-use input::{decode_docs, decode_records};
+use input::{decode_all, decode_docs, decode_records};
 use triggers::{navigator_online, DomListener};
 use view::mutator;
 
@@ -283,7 +283,10 @@ impl Runtime {
 /// Everything a restore needs from the store: op records (those that cannot be read set aside), confirmed
 /// documents, the server's stated retention and the clock mark.
 async fn load_stored(store: &IdbStore) -> Result<(Stored, Vec<quarantine::Quarantined>)> {
-    let (records, quarantined) = decode_records(store.load_op_entries().await?);
+    let (records, quarantined) = match decode_all(store.load_ops().await?) {
+        Some(records) => (records, Vec::new()),
+        None => decode_records(store.load_op_entries().await?),
+    };
     let docs = decode_docs(store.load_docs().await?);
     let stated_retention_ms = store
         .get_meta(RETENTION_META_KEY)
