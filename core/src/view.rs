@@ -169,17 +169,13 @@ impl View {
     }
 
     fn entry_mut(&mut self, collection: &Arc<str>, key: &Arc<str>) -> &mut Entry {
-        if !self.collections.contains_key(&**collection) {
-            self.collections.insert(collection.clone(), BTreeMap::new());
-        }
-        let entries = self
-            .collections
-            .get_mut(&**collection)
-            .expect("inserted above");
-        if !entries.contains_key(&**key) {
-            entries.insert(key.clone(), Entry::default());
-        }
-        entries.get_mut(&**key).expect("inserted above")
+        // One search per map (each enqueue and each restored op comes here): the owned keys are
+        // reference-count bumps, dropped again when the entity is already there.
+        self.collections
+            .entry(collection.clone())
+            .or_default()
+            .entry(key.clone())
+            .or_default()
     }
 
     fn remove(&mut self, collection: &Arc<str>, key: &Arc<str>) {
