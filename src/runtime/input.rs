@@ -193,10 +193,13 @@ pub(super) fn decode_docs(stored: Vec<JsValue>) -> Vec<ConfirmedDoc> {
 /// hold too) are needed only to name a record that cannot be read, and reading them cost a request and
 /// two boundary crossings per op.
 pub(super) fn decode_all(stored: Vec<JsValue>) -> Option<Vec<OpRecord>> {
-    stored
-        .iter()
-        .map(|value| parse_record(value.as_string().as_deref()).ok())
-        .collect()
+    // Sized up front: collected through `Option`, the list would grow by doubling, and each old copy
+    // meets its new one at the peak the wasm memory keeps.
+    let mut records = Vec::with_capacity(stored.len());
+    for value in &stored {
+        records.push(parse_record(value.as_string().as_deref()).ok()?);
+    }
+    Some(records)
 }
 
 /// The stored op records, read: those that parse, and those that do not (written by a newer release, or

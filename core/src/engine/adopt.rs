@@ -93,7 +93,7 @@ impl Engine {
                 continue;
             }
             let mut record = entry.record.clone();
-            record.collection = self.intern_collection(record.collection.to_string());
+            record.collection = self.intern_shared(&record.collection);
             self.next_seq = self.next_seq.max(record.seq + 1);
             *self.counts.slot(record.state) += 1;
             let (collection, key) = (record.collection.clone(), record.key.clone());
@@ -123,7 +123,7 @@ impl Engine {
             if self.ops.contains_key(&record.id) {
                 continue;
             }
-            record.collection = self.intern_collection(record.collection.to_string());
+            record.collection = self.intern_shared(&record.collection);
             let before = record.clone();
             self.read_stored(&mut record);
             self.follow_earlier_ack(&mut record);

@@ -352,6 +352,16 @@ impl Engine {
         shared
     }
 
+    /// [`Engine::intern_collection`] for a name read with a record (restored or adopted): the record's own
+    /// copy becomes the shared one when the name is new, and no string is made either way.
+    pub(super) fn intern_shared(&mut self, name: &Arc<str>) -> Arc<str> {
+        if let Some(shared) = self.collections.get(&**name) {
+            return shared.clone();
+        }
+        self.collections.insert(name.clone());
+        name.clone()
+    }
+
     /// A random UUID v4 from the engine's randomness, for ids the runtime makes itself (its client id).
     pub fn random_uuid(&mut self) -> Uuid {
         self.new_uuid()

@@ -99,7 +99,7 @@ impl Engine {
             if engine.ops.contains_key(&record.id) {
                 return Err(CoreError::DuplicateOp(record.id));
             }
-            record.collection = engine.intern_collection(record.collection.to_string());
+            record.collection = engine.intern_shared(&record.collection);
             let before = (
                 record.horizon,
                 record.created_at,
@@ -138,6 +138,7 @@ impl Engine {
             }
         }
         let heads: Vec<OpId> = engine.lanes.heads().collect();
+        entities.reserve(heads.len());
         for head in heads {
             engine.schedule_if_head(head);
             let record = &engine.ops[&head].record;
