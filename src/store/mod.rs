@@ -8,6 +8,7 @@
 //! transaction and returns only after the transaction's `complete` event. The runtime commits the core's
 //! write groups through it, one at a time and in order (`src/runtime/durable.rs`).
 
+mod commit;
 mod error;
 pub mod schema;
 
@@ -17,8 +18,6 @@ use std::rc::Rc;
 use indexed_db_futures::database::Database;
 use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
-use indexed_db_futures::transaction::{TransactionDurability, TransactionMode, TransactionOptions};
-use indexed_db_futures::KeyRange;
 use wasm_bindgen::prelude::*;
 
 pub use error::StoreError;
@@ -154,8 +153,10 @@ impl IdbStore {
                 cause: JsValue::UNDEFINED,
             });
         }
-        self.with_reconnect(async |db: Database| self.commit_once(&db, writes).await)
-            .await?;
+        self.with_reconnect(async |db: Database| {
+            commit::commit_once(&db, self.durability, writes).await
+        })
+        .await?;
         self.committed.set(self.committed.get() + 1);
         Ok(())
     }
@@ -168,8 +169,10 @@ impl IdbStore {
         if writes.is_empty() {
             return Ok(());
         }
-        self.with_reconnect(async |db: Database| self.commit_once(&db, writes).await)
-            .await
+        self.with_reconnect(async |db: Database| {
+            commit::commit_once(&db, self.durability, writes).await
+        })
+        .await
     }
 
     /// Every stored history entry, oldest first.
@@ -345,86 +348,6 @@ impl IdbStore {
             old.db.close();
         }
         Ok(())
-    }
-
-    async fn commit_once(&self, db: &Database, writes: &[Write]) -> Result<(), StoreError> {
-        let durability = match self.durability {
-            Durability::Relaxed => TransactionDurability::Relaxed,
-            Durability::Strict => TransactionDurability::Strict,
-        };
-        // The history store is in the scope only when written: a commit of the outbox's state never
-        // waits for a history-only one, nor the other way round.
-        let history = writes.iter().any(Write::is_history);
-        let state = writes.iter().any(|w| !w.is_history());
-        let scope: &[&str] = match (state, history) {
-            (true, false) => &schema::ALL_STORES,
-            (true, true) => &schema::ALL_STORES_AND_HISTORY,
-            (false, _) => &[schema::HISTORY],
-        };
-        let tx = db
-            .transaction(scope)
-            .with_mode(TransactionMode::Readwrite)
-            .with_options(TransactionOptions::new().with_durability(durability))
-            .build()?;
-        // Kept to read the abort reason: `commit()` reports only "aborted", and the reason is what tells a
-        // full disk (QuotaExceededError) from anything else.
-        let raw_tx = tx.as_sys().clone();
-        let store = |name: &str| match scope.contains(&name) {
-            true => tx.object_store(name).map(Some),
-            false => Ok(None),
-        };
-        let (ops, docs, meta) = (
-            store(schema::OPS)?,
-            store(schema::DOCS)?,
-            store(schema::META)?,
-        );
-        let history = store(schema::HISTORY)?;
-        let missing = || StoreError::Closed { cause: None };
-        let (ops, docs, meta) = (ops.as_ref(), docs.as_ref(), meta.as_ref());
-        // Requests are issued without awaiting each one: they run in order inside the transaction, and
-        // awaiting them one by one would cost a round trip to the event loop per write.
-        for write in writes {
-            match write {
-                Write::PutOp { id, record } => {
-                    let ops = ops.ok_or_else(missing)?;
-                    ops.put(record).with_key(id.as_str()).primitive()?;
-                }
-                Write::DeleteOp { id } => {
-                    ops.ok_or_else(missing)?.delete(id.as_str()).primitive()?;
-                }
-                Write::PutDoc {
-                    collection,
-                    key,
-                    record,
-                } => {
-                    let doc_key = js_sys::Array::of2(&collection.into(), &key.into());
-                    let docs = docs.ok_or_else(missing)?;
-                    docs.put(record)
-                        .with_key(JsValue::from(doc_key))
-                        .primitive()?;
-                }
-                Write::PutMeta { key, value } => {
-                    let meta = meta.ok_or_else(missing)?;
-                    meta.put(value).with_key(key.as_str()).primitive()?;
-                }
-                Write::PutHistory { id, record } => {
-                    let history = history.as_ref().ok_or_else(missing)?;
-                    history.put(record).with_key(*id as f64).primitive()?;
-                }
-                Write::DeleteHistoryBelow { id } => {
-                    let history = history.as_ref().ok_or_else(missing)?;
-                    // Spelt out: the crate's `..id` means an upper bound that *includes* id.
-                    let below = KeyRange::UpperBound(*id as f64, true);
-                    history.delete::<f64, _>(below).primitive()?;
-                }
-            }
-        }
-        match tx.commit().await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(raw_tx
-                .error()
-                .map_or_else(|| e.into(), |dom| StoreError::from_js(dom.into()))),
-        }
     }
 }
 
