@@ -100,6 +100,9 @@ pub(super) async fn commit_once(
     });
     if let Err(error) = issue(&tx, writes) {
         let _ = tx.abort();
+        // Awaited so the rejection is handled (no "uncaught in promise" for the app to see), and so
+        // the abort has finished when the error is reported.
+        let _ = JsFuture::from(done).await;
         return Err(StoreError::from_js(error));
     }
     // Ends the transaction now instead of at the end of the task: nothing else joins it. `commit()` is
