@@ -7,6 +7,7 @@
 //   Memory: the wasm linear memory once status() has answered, minus that of an empty outbox opened the same
 //      way, per pending op (bench/page/cold.js says what the figure includes).
 import { meets, stats } from './stats.mjs';
+import { f2, goalText, mark, mib, ms } from './format.mjs';
 
 /**
  * Seeds one database per size and durability, measures, deletes them; returns the raw samples for
@@ -66,12 +67,6 @@ export function summarizeCold(raw, d, goal) {
   });
 }
 
-const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
-const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : String(x));
-const ms = (s) => `${f1(s.median)} ms (IQR ${f1(s.p25)}–${f1(s.p75)})`;
-const mb = (n) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
-const goalText = (g) => `${g.op === '>=' ? '≥' : '≤'} ${g.value}×`;
-const mark = (met) => (met ? 'met' : '**MISSED**');
 
 /** The phase's table rows for one durability (same columns as the runner's table). */
 export function coldRows(cold, d) {
@@ -80,8 +75,8 @@ export function coldRows(cold, d) {
   for (const c of cold) {
     row(`5. Cold start, ${c.pending} pending ops, open → status() (ours / raw)`, d, ms(c.outboxMs), `instantiate + open + getAll: ${ms(c.rawMs)}`, `${f2(c.ratio)}×`, goalText(c.goal), mark(c.met));
   }
-  const perOp = cold.map((c) => `${c.pending}: ${Math.round(c.memory.bytesPerOp)} B/op (${mb(c.memory.bytes)})`).join('; ');
-  row('5. wasm memory per pending op after the restore (linear memory − an empty outbox\'s, / ops)', d, perOp, `empty outbox: ${mb(cold[0].memory.emptyBytes)}`, '—', 'measured', '—');
+  const perOp = cold.map((c) => `${c.pending}: ${Math.round(c.memory.bytesPerOp)} B/op (${mib(c.memory.bytes)})`).join('; ');
+  row('5. wasm memory per pending op after the restore (linear memory − an empty outbox\'s, / ops)', d, perOp, `empty outbox: ${mib(cold[0].memory.emptyBytes)}`, '—', 'measured', '—');
   return rows;
 }
 

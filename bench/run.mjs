@@ -23,6 +23,7 @@ import { entriesMarkdown, measurePackage } from '../scripts/size.mjs';
 import { breakdownMarkdown, sizeBreakdown } from './size-breakdown.mjs';
 import { checkCold, coldRows, runCold, summarizeCold } from './cold.mjs';
 import { meets, stats } from './stats.mjs';
+import { f1, f2, goalText, kb, mark, ms } from './format.mjs';
 import { checkTabs, runTabs, summarizeTabs, tabsRows } from './tabs.mjs';
 import { CHROMIUM_ARGS } from '../tests/e2e/support/browser.mjs';
 import { startServer } from '../tests/e2e/support/server.mjs';
@@ -431,12 +432,6 @@ function summarize(raw, { hasView, diagnostics, env }) {
   };
 }
 
-const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
-const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : String(x));
-const ms = (s) => `${f1(s.median)} ms (IQR ${f1(s.p25)}–${f1(s.p75)})`;
-const goalText = (g) => `${g.op === '>=' ? '≥' : '≤'} ${g.value}×`;
-const mark = (met) => (met ? 'met' : '**MISSED**');
-const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 
 function table(results) {
   const { env, metrics, size, diagnostics } = results;

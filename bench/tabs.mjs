@@ -11,6 +11,7 @@
 // Each sample uses a fresh outbox opened in both tabs; the tab that opens first leads. Every variant keeps the
 // other tab open with the outbox (idle, autoDrain off), so the roles are the only difference between them.
 import { meets, stats } from './stats.mjs';
+import { f2, goalText, mark } from './format.mjs';
 
 /** The page functions run in a tab (bench/page/tabs.js, exported on window.bench). */
 const inTab = (page, fn, arg) => page.evaluate(([fn, arg]) => window.bench[fn](arg), [fn, arg]);
@@ -99,9 +100,6 @@ export function summarizeTabs(raw, d, goals) {
   return { k: raw.k, visibility, enqueue };
 }
 
-const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : String(x));
-const goalText = (g) => `${g.op === '>=' ? '≥' : '≤'} ${g.value}×`;
-const mark = (met) => (met ? 'met' : '**MISSED**');
 
 /** The phase's table rows for one durability (same columns as the runner's table). */
 export function tabsRows(t, d) {
