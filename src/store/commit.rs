@@ -7,8 +7,6 @@
 //! request aborts the transaction, which is what is awaited), and the transaction's `complete` and
 //! `abort` settle one promise.
 
-use std::thread::LocalKey;
-
 use indexed_db_futures::database::Database;
 use indexed_db_futures::internals::SystemRepr;
 use js_sys::{Array, Object, Promise, Reflect};
@@ -62,10 +60,6 @@ fn durability(value: &str) -> JsValue {
     options.into()
 }
 
-fn with<T: 'static, R>(key: &'static LocalKey<T>, f: impl FnOnce(&T) -> R) -> R {
-    key.with(f)
-}
-
 /// Applies `writes` in one transaction on `db` and waits for its `complete` event. A write refused at
 /// once aborts the transaction, so nothing of the commit is stored.
 pub(super) async fn commit_once(
@@ -81,18 +75,15 @@ pub(super) async fn commit_once(
         (false, _) => 2,
     };
     let options = usize::from(durability == Durability::Strict);
-    let tx = with(&SCOPES, |scopes| {
-        with(&OPTIONS, |all| {
-            with(&READWRITE, |mode| {
-                db.as_sys().unchecked_ref::<Connection>().transaction_with(
-                    &scopes[scope],
-                    mode,
-                    &all[options],
-                )
+    let connection = db.as_sys().unchecked_ref::<Connection>();
+    let tx = SCOPES
+        .with(|scopes| {
+            OPTIONS.with(|all| {
+                READWRITE
+                    .with(|mode| connection.transaction_with(&scopes[scope], mode, &all[options]))
             })
         })
-    })
-    .map_err(StoreError::from_js)?;
+        .map_err(StoreError::from_js)?;
     // Listening before any request is issued: none can end the transaction before this.
     let done = Promise::new(&mut |resolve, reject| {
         tx.set_oncomplete(Some(&resolve));
