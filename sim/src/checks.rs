@@ -117,7 +117,9 @@ impl World {
     }
 
     /// No request carries state that is not durable: at the moment it leaves, the store holds each of
-    /// its ops with the same key and precondition, marked in flight.
+    /// its ops with the same key and precondition, marked in flight for this attempt, with a horizon
+    /// no later than the retention counted from now (a mark written ahead of its send counts from
+    /// when it was written, never from later).
     pub fn check_send(&mut self, tab: usize, batch: &Batch) -> Result<(), String> {
         if self.time < self.tabs[tab].rate_limited_until
             && !self.tabs[tab].formed_before_limit.contains(&batch.id)
@@ -149,6 +151,15 @@ impl World {
             } else {
                 stored.payload.to_string()
             };
+            let latest_horizon = (self.time.saturating_add_signed(self.clock_ahead_ms))
+                .saturating_add(self.profile.safe_retention_ms());
+            if stored.attempts < op.attempt || stored.horizon.is_none_or(|h| h > latest_horizon) {
+                return Err(format!(
+                    "op {} left as attempt {} (horizon at most {latest_horizon}), stored as attempt {} \
+                     with horizon {:?}",
+                    op.id, op.attempt, stored.attempts, stored.horizon
+                ));
+            }
             if stored.state != outbox_core::OpState::Inflight
                 || stored.idempotency_key != op.idempotency_key
                 || stored.base_version != op.base_version

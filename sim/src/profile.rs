@@ -127,6 +127,13 @@ impl Profile {
         .all(|p| *p == 0)
     }
 
+    /// The most retention the client may count on: its own setting less a tenth (a server's statement
+    /// only shortens it).
+    pub fn safe_retention_ms(&self) -> u64 {
+        let retention = self.config.idempotency_retention_ms;
+        retention - retention / 10
+    }
+
     /// The margin the client keeps below the retention: how far the clock may be set back unnoticed.
     pub fn clock_margin_ms(&self) -> u64 {
         let retention = self.config.idempotency_retention_ms.min(self.server_ttl_ms);

@@ -466,6 +466,7 @@ impl World {
             .collect();
         let epoch = self.tabs[tab].epoch + 1;
         let clock_offset = self.tabs[tab].clock_offset + jump;
+        self.clock_ahead_ms = self.clock_ahead_ms.max(clock_offset);
         self.tabs[tab] = Tab {
             alive: true,
             epoch,

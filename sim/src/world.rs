@@ -142,6 +142,9 @@ pub struct World {
     /// Count conflicts whose only cause is our own tabs' acks instead of failing
     /// (`SIM_COUNT_OWN_CONFLICTS=1`), to measure them.
     pub count_own_conflicts: bool,
+    /// The furthest ahead any tab's clock has been set (ms): no tab has read a time later than
+    /// `time + this`, so no mark it wrote counts from later.
+    pub clock_ahead_ms: i64,
     /// The last events, for a failure's report (`SIM_TRACE` of them, default 80).
     pub trace: Vec<String>,
     trace_len: usize,
@@ -176,6 +179,7 @@ impl World {
             stats: Stats::default(),
             healed: false,
             count_own_conflicts: std::env::var("SIM_COUNT_OWN_CONFLICTS").is_ok_and(|v| v == "1"),
+            clock_ahead_ms: 0,
             budget: ops,
             trace: Vec::new(),
             trace_len: std::env::var("SIM_TRACE")
