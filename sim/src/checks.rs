@@ -118,8 +118,8 @@ impl World {
 
     /// No request carries state that is not durable: at the moment it leaves, the store holds each of
     /// its ops with the same key and precondition, marked in flight for this attempt, with a horizon
-    /// no later than the retention counted from now (a mark written ahead of its send counts from
-    /// when it was written, never from later).
+    /// no later than the retention counted from the latest time any tab's clock has read (a horizon
+    /// counted from later would outlive the server's memory of the key).
     pub fn check_send(&mut self, tab: usize, batch: &Batch) -> Result<(), String> {
         if self.time < self.tabs[tab].rate_limited_until
             && !self.tabs[tab].formed_before_limit.contains(&batch.id)
@@ -151,7 +151,9 @@ impl World {
             } else {
                 stored.payload.to_string()
             };
-            let latest_horizon = (self.time.saturating_add_signed(self.clock_ahead_ms))
+            let latest_horizon = self
+                .time
+                .saturating_add_signed(self.clock_ahead_ms)
                 .saturating_add(self.profile.safe_retention_ms());
             if stored.attempts < op.attempt || stored.horizon.is_none_or(|h| h > latest_horizon) {
                 return Err(format!(
