@@ -27,8 +27,11 @@ impl Runtime {
             let text = v
                 .as_string()
                 .ok_or_else(|| invalid_op(format!("op.{name} must be a string")))?;
-            // `as_string` would turn a lone surrogate into U+FFFD without a word: another key.
-            if !v.unchecked_ref::<js_sys::JsString>().is_valid_utf16() {
+            // `as_string` would turn a lone surrogate into U+FFFD without a word: another key. So a
+            // U+FFFD in the text is either the app's own or a lone surrogate replaced; only then is the
+            // JS string checked (`is_valid_utf16` crosses into JS once per UTF-16 unit).
+            if text.contains('\u{FFFD}') && !v.unchecked_ref::<js_sys::JsString>().is_valid_utf16()
+            {
                 return Err(invalid_op(format!(
                     "op.{name} holds a lone surrogate (not valid Unicode text)"
                 )));

@@ -173,9 +173,16 @@ test('a name with a lone surrogate is refused, not turned into another name', as
     const outbox = await Outbox.open({ name: `surrogate-${Math.random()}`, endpoint: '/api', autoDrain: false });
     const key = await refusal(outbox.enqueue({ collection: 'c', key: 'a\ud800', op: 'put', value: 1 }));
     const value = await refusal(outbox.enqueue({ collection: 'c', key: 'b', op: 'put', value: { t: '\udfff' } }));
+    // The check looks closely only at text holding U+FFFD (what a lone surrogate becomes): a real U+FFFD
+    // is a name like any other, and a lone surrogate beside one is still refused.
+    const beside = await refusal(outbox.enqueue({ collection: 'c', key: '\ufffd\ud800', op: 'put', value: 1 }));
+    await outbox.enqueue({ collection: 'c', key: 'x\ufffd', op: 'put', value: 2 });
+    const kept = await outbox.list('c');
     await outbox.close();
-    return { key, value };
+    return { key, value, beside, kept: kept.map((d) => [d.key, d.value]) };
   });
   assert.equal(r.key, 'INVALID_OP: op.key holds a lone surrogate (not valid Unicode text)');
+  assert.equal(r.beside, 'INVALID_OP: op.key holds a lone surrogate (not valid Unicode text)');
+  assert.deepEqual(r.kept, [['x\ufffd', 2]]);
   assert.equal(r.value, 'INVALID_OP: op.value.t holds a lone surrogate (not valid Unicode text)');
 });
