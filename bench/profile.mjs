@@ -4,7 +4,9 @@
 // of the package whose wasm keeps its function names (the shipped build strips them), so Rust functions
 // show by name. Needs `make build`, twiggy is not needed.
 //
-//   node bench/profile.mjs burst|cold|drain-single|drain-push|raw-drain-single|raw-drain-push [--durability relaxed|strict] [--reps N]
+//   node bench/profile.mjs burst|cold|visibility|drain-single|drain-push|raw-drain-single|raw-drain-push [--durability relaxed|strict] [--reps N]
+//     [--under enqueue,get]   also: the time spent inside calls of these functions (their own and their callees'),
+//                             split by callee (e.g. what an enqueue costs before it returns, apart from its commit)
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +20,12 @@ import { startServer } from '../tests/e2e/support/server.mjs';
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: cli, positionals } = parseArgs({
   allowPositionals: true,
-  options: { durability: { type: 'string', default: 'relaxed' }, reps: { type: 'string', default: '10' }, top: { type: 'string', default: '30' } },
+  options: {
+    durability: { type: 'string', default: 'relaxed' },
+    reps: { type: 'string', default: '10' },
+    top: { type: 'string', default: '30' },
+    under: { type: 'string', default: '' },
+  },
 });
 const scenario = positionals[0] ?? 'burst';
 const reps = Number(cli.reps);
@@ -49,6 +56,10 @@ try {
   const durability = cli.durability;
   const run = {
     burst: () => call('outboxBurst', { n: 1000, durability }),
+    visibility: async () => {
+      const { durable } = await call('outboxVisibility', { k: 200, durability });
+      return { ms: durable.reduce((a, b) => a + b, 0) };
+    },
     'drain-single': () => call('outboxDrain', { n: 200, batch: false, durability }),
     'drain-push': () => call('outboxDrain', { n: 1000, batch: true, batchOps: 100, durability }),
     'raw-drain-single': () => call('rawDrain', { n: 200, batch: false, concurrency: 4, durability }),
@@ -84,11 +95,14 @@ try {
   }
   await new Promise((resolve) => setTimeout(resolve, 200));
 
-  // Self time per function, from the sample streams.
+  // Self time per function, from the sample streams; with --under, also the samples inside each named call.
   const self = new Map();
+  const underNames = new Set(cli.under.split(',').filter(Boolean));
+  const under = new Map(); // `${name}\t${key}` → time, and `${name}` → the calls' whole time
   let total = 0;
   for (const profile of profiles) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map(profile.nodes.flatMap((n) => (n.children ?? []).map((c) => [c, n])));
   for (let i = 0; i < profile.samples.length; i++) {
     const node = byId.get(profile.samples[i]);
     const dt = profile.timeDeltas[i + 1] ?? 0;
@@ -97,6 +111,13 @@ try {
     const key = `${where}\t${(functionName || '(anonymous)').replace(/::h[0-9a-f]{16}$/, '').replace(/\[[0-9a-f]{16}\]/g, '')}`;
     self.set(key, (self.get(key) ?? 0) + dt);
     total += dt;
+    // The outermost named call on the sample's stack owns it.
+    let owner = null;
+    for (let n = node; n; n = parent.get(n.id)) if (underNames.has(n.callFrame.functionName)) owner = n.callFrame.functionName;
+    if (owner) {
+      under.set(owner, (under.get(owner) ?? 0) + dt);
+      under.set(`${owner}\t${key}`, (under.get(`${owner}\t${key}`) ?? 0) + dt);
+    }
   }
   }
   const busy = [...self.entries()].filter(([k]) => !/\t\((idle|program)\)$/.test(k));
@@ -108,6 +129,15 @@ try {
   for (const [k, t] of busy.sort((a, b) => b[1] - a[1]).slice(0, Number(cli.top))) {
     const [where, name] = k.split('\t');
     console.log(`${((t / busyTotal) * 100).toFixed(1).padStart(5)}%  ${where.padEnd(6)} ${name.slice(0, 150)}`);
+  }
+  for (const name of underNames) {
+    const inside = under.get(name) ?? 0;
+    console.log(`\ninside ${name}(): ${(inside / 1000).toFixed(1)} ms in all (${((inside / busyTotal) * 100).toFixed(1)}% of busy)`);
+    const rows = [...under.entries()].filter(([k]) => k.startsWith(`${name}\t`)).sort((a, b) => b[1] - a[1]);
+    for (const [k, t] of rows.slice(0, Number(cli.top))) {
+      const [, where, fn] = k.split('\t');
+      console.log(`${((t / inside) * 100).toFixed(1).padStart(5)}%  ${where.padEnd(6)} ${fn.slice(0, 150)}`);
+    }
   }
 } finally {
   await context.close();
