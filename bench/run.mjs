@@ -293,7 +293,9 @@ async function main() {
       // A partial run (an experiment): medians per variant, nothing written.
       for (const [phase, { samples }] of Object.entries(raw)) {
         if (!samples) continue;
-        for (const [id, xs] of Object.entries(samples)) log(`${phase} ${id}: median ${f1(stats(xs).median)} ms, p95 ${f1(stats(xs).p95)} ms (n=${xs.length})`);
+        // Sub-millisecond medians (single enqueues) get two decimals: one would hide any change.
+        const ms = (x) => (x < 10 ? f2(x) : f1(x));
+        for (const [id, xs] of Object.entries(samples)) log(`${phase} ${id}: median ${ms(stats(xs).median)} ms, p95 ${ms(stats(xs).p95)} ms (n=${xs.length})`);
       }
       for (const [id, xs] of Object.entries(raw.visibility?.visible ?? {})) {
         const [v, d] = [stats(xs).median, stats(raw.visibility.durable[id]).median];
