@@ -274,3 +274,85 @@ async fn a_failed_commit_rejects_its_enqueue_stalls_sending_and_keeps_the_other_
     assert_eq!(get(&status, "state").as_string().as_deref(), Some("idle"));
     assert_eq!(get(&status, "pending").as_f64(), Some(0.0));
 }
+
+/// The stored values of one object store of `name`, each parsed from its JSON text.
+async fn stored(name: &str, store: &str) -> Vec<JsValue> {
+    let dump = settle(dump_database(name))
+        .await
+        .unwrap()
+        .as_string()
+        .unwrap();
+    let values: Array = get(&json(&dump), store).unchecked_into();
+    values
+        .iter()
+        .filter_map(|v| v.as_string())
+        .filter_map(|text| js_sys::JSON::parse(&text).ok())
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn a_push_left_in_flight_is_read_back_through_its_one_mark_and_resent_under_its_keys() {
+    let name = fresh_name("mark");
+    let options = r#"{"autoDrain": false, "maxBatchOps": 5}"#;
+    let (outbox, held) = open_held(&name, options).await;
+    for key in ["a", "b", "c"] {
+        settle(outbox.enqueue(put(key, "1"))).await.unwrap();
+    }
+    let _ = outbox.drain();
+    turn().await;
+    let keys = |entry: &JsValue| -> Vec<String> {
+        let ops: Array = get(entry, "batch.ops").unchecked_into();
+        ops.iter()
+            .map(|op| get(&op, "idempotencyKey").as_string().unwrap())
+            .collect()
+    };
+    let first = keys(&log(&held)[0]);
+    assert_eq!(first.len(), 3, "one push of three ops");
+    // In flight: one mark in the meta store (`[[id, attempt, horizon], …]`, the only array there), the
+    // three records as they were enqueued.
+    let marks = |meta: &[JsValue]| meta.iter().filter(|v| Array::is_array(v)).count();
+    assert_eq!(marks(&stored(&name, "meta").await), 1);
+    let states: Vec<String> = stored(&name, "ops")
+        .await
+        .iter()
+        .map(|r| get(r, "state").as_string().unwrap())
+        .collect();
+    assert_eq!(states, ["pending"; 3], "no op record is rewritten at send");
+
+    // The tab goes away with the push unanswered. The next one reads the ops through the mark: the
+    // server may have applied them, so they go again under the same keys.
+    settle(outbox.close()).await.unwrap();
+    let (outbox, held) = open_held(&name, options).await;
+    let _ = outbox.drain();
+    turn().await;
+    assert_eq!(keys(&log(&held)[0]), first);
+    // The records now say so themselves (the mark was folded into them in the first commit), and the
+    // one mark is the resend's: attempt 2.
+    for record in stored(&name, "ops").await {
+        assert_eq!(get(&record, "maybe_applied").as_bool(), Some(true));
+        assert_eq!(get(&record, "attempts").as_f64(), Some(1.0));
+    }
+    let meta = stored(&name, "meta").await;
+    assert_eq!(marks(&meta), 1);
+    let marked: Array = meta
+        .iter()
+        .find(|v| Array::is_array(v))
+        .unwrap()
+        .clone()
+        .unchecked_into();
+    assert_eq!(marked.length(), 3);
+    assert!(marked
+        .iter()
+        .all(|m| m.unchecked_into::<Array>().get(1).as_f64() == Some(2.0)));
+    answer(
+        &log(&held)[0],
+        r#"{"status": 200, "headers": {"ETag": "\"1\""}}"#,
+    );
+    turn().await;
+    assert_eq!(
+        get(&outbox.status().unwrap(), "pending").as_f64(),
+        Some(0.0)
+    );
+    assert_eq!(marks(&stored(&name, "meta").await), 0);
+    assert!(stored(&name, "ops").await.is_empty());
+}

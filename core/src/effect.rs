@@ -13,15 +13,17 @@ use crate::view::ConfirmedDoc;
 /// Something the runtime must do. Returned in order from every engine call.
 ///
 /// **The barrier rule.** A `Send` may leave only once every storage effect (`Persist`, `Delete`,
-/// `PersistDoc`) returned before it — by the same call and by every earlier call — is committed. The
-/// request then never carries state that is not yet durable: a new idempotency key, a rebased
-/// precondition, or the in-flight mark that tells a restarted engine the server may have applied the
-/// op. Otherwise a tab killed between the request leaving and the commit comes back with the old key
-/// and no mark, and the next attempt, under yet another key, applies the op a second time.
+/// `PersistDoc`, `PersistMark` …) returned before it — by the same call and by every earlier call — is
+/// committed. The request then never carries state that is not yet durable: a new idempotency key, a
+/// rebased precondition, or the in-flight mark that tells a restarted engine the server may have
+/// applied the op (a `Persist` of the op, or for a batch of several ops one `PersistMark`). Otherwise a
+/// tab killed between the request leaving and the commit comes back with the old key and no mark, and
+/// the next attempt, under yet another key, applies the op a second time.
 /// [`crate::EffectQueue`] implements the rule; a runtime that runs effects through it obeys it.
 ///
 /// Storage effects are committed in order. The effects of one call belong in one transaction (an
-/// ack's `Delete` and `PersistDoc` must land together); several calls may share one.
+/// ack's `Delete` and `PersistDoc` must land together, a settled batch's writes and its `DeleteMark`
+/// too); several calls may share one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "value", rename_all = "snake_case")]
 pub enum Effect {
@@ -41,6 +43,13 @@ pub enum Effect {
     /// restore ([`crate::Stored::clock_mark`]). Written now and then while ops are held, so a clock set
     /// back between two loads is noticed: the next session starts before this mark.
     PersistClock(u64),
+    /// Store the in-flight mark of a batch of several ops (a meta value under
+    /// [`crate::BatchMark::meta_key`] of its first op): comes before the batch's `Send`, instead of a
+    /// `Persist` of each op. Give it back to the next restore ([`crate::Stored::marks`]).
+    PersistMark(crate::mark::BatchMark),
+    /// Delete the mark named by this first op id: comes after the writes of the ops it marked, in the
+    /// call that settles its batch.
+    DeleteMark(OpId),
     /// Send this batch, then report back with `on_reply` or `on_network_error`.
     Send(Batch),
     /// Call `tick` at this engine time (replaces any earlier wake-up).

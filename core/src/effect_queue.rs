@@ -21,6 +21,7 @@
 use std::collections::VecDeque;
 
 use crate::effect::{Batch, Effect};
+use crate::mark::BatchMark;
 use crate::op::{OpId, OpRecord};
 use crate::view::ConfirmedDoc;
 
@@ -41,12 +42,18 @@ pub enum Write {
     DeleteOp(OpId),
     /// Insert or replace an entity's confirmed document.
     PutDoc(ConfirmedDoc),
-    /// Insert or replace a runtime value (the pull cursor): committed with the writes around it.
+    /// Insert or replace a meta value (the retention, the clock mark, a batch's in-flight mark, the
+    /// runtime's pull cursor): committed with the writes around it.
     PutMeta {
         /// Its name.
         key: String,
         /// Its value.
         value: String,
+    },
+    /// Delete a meta value (a batch's in-flight mark; absent is fine).
+    DeleteMeta {
+        /// Its name.
+        key: String,
     },
 }
 
@@ -128,6 +135,17 @@ impl EffectQueue {
                     accepted.group = Some(self.write(Write::PutMeta {
                         key: CLOCK_META_KEY.to_owned(),
                         value: at.to_string(),
+                    }))
+                }
+                Effect::PersistMark(mark) => {
+                    accepted.group = Some(self.write(Write::PutMeta {
+                        key: BatchMark::meta_key(mark.ops[0].0),
+                        value: mark.to_text(),
+                    }))
+                }
+                Effect::DeleteMark(first) => {
+                    accepted.group = Some(self.write(Write::DeleteMeta {
+                        key: BatchMark::meta_key(first),
                     }))
                 }
                 Effect::Send(batch) => match self.newest_unfinished() {

@@ -40,6 +40,7 @@ mod event;
 pub mod health;
 pub mod history;
 mod lane;
+mod mark;
 mod op;
 mod op_table;
 pub mod outcome;
@@ -63,6 +64,7 @@ pub use history::{
     Answer, Attempt, History, HistoryBounds, HistoryEntry, HistoryKind, HistoryQuery, Outcome,
     RateLimitSeen, Trigger,
 };
+pub use mark::{BatchMark, MarkedOp, MARK_META_PREFIX};
 pub use op::{
     payload_depth, NewOp, OpError, OpId, OpKind, OpRecord, OpState, FORMAT_VERSION,
     MAX_PAYLOAD_DEPTH,

@@ -32,9 +32,9 @@
 use std::collections::{HashMap, HashSet};
 
 use outbox_core::{
-    Batch, CollectionConfig, Config, ConflictStrategy, Effect, EffectQueue, Engine, Event, NewOp,
-    OpId, OpKind, OpRecord, OpResult, OpState, OutcomeClass, Reply, Response, RetryPolicy, Write,
-    KEY_IN_FLIGHT_PROBLEM_TYPE,
+    Batch, BatchMark, CollectionConfig, Config, ConflictStrategy, Effect, EffectQueue, Engine,
+    Event, NewOp, OpId, OpKind, OpRecord, OpResult, OpState, OutcomeClass, Reply, Response,
+    RetryPolicy, Write, KEY_IN_FLIGHT_PROBLEM_TYPE, MARK_META_PREFIX,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -182,6 +182,8 @@ struct Sim {
     paused: bool,
     /// The fake IndexedDB: the writes of every group that committed, in order.
     store: HashMap<OpId, OpRecord>,
+    /// Its meta values: the in-flight marks of batches of several ops among them.
+    meta: HashMap<String, String>,
     /// Orders effects as the runtime does.
     queue: EffectQueue,
     /// Batches the engine formed and has not had an answer for (some still held by the queue).
@@ -221,6 +223,7 @@ impl Sim {
             online: true,
             paused: false,
             store: HashMap::new(),
+            meta: HashMap::new(),
             queue: EffectQueue::new(),
             formed: Vec::new(),
             in_flight: Vec::new(),
@@ -261,16 +264,7 @@ impl Sim {
     fn apply(&mut self, fx: Vec<Effect>) {
         for effect in &fx {
             match effect {
-                Effect::Persist(record) => {
-                    let owner = *self
-                        .key_owner
-                        .entry(record.idempotency_key)
-                        .or_insert(record.id);
-                    assert_eq!(
-                        owner, record.id,
-                        "an idempotency key was reused by another op"
-                    );
-                }
+                Effect::Persist(record) => self.note_key(record),
                 Effect::Send(batch) => self.check_formed(batch.clone()),
                 Effect::ScheduleWake(at) => {
                     assert!(*at > self.now, "a wake-up that is already due")
@@ -286,6 +280,18 @@ impl Sim {
             }
         }
         self.check_mirrors();
+    }
+
+    /// The op a written key belongs to: never another op's.
+    fn note_key(&mut self, record: &OpRecord) {
+        let owner = *self
+            .key_owner
+            .entry(record.idempotency_key)
+            .or_insert(record.id);
+        assert_eq!(
+            owner, record.id,
+            "an idempotency key was reused by another op"
+        );
     }
 
     /// The next write group commits (its writes reach the store, its sends leave, its enqueues are
@@ -313,6 +319,12 @@ impl Sim {
                 Write::DeleteOp(id) => {
                     self.store.remove(id);
                 }
+                Write::PutMeta { key, value } => {
+                    self.meta.insert(key.clone(), value.clone());
+                }
+                Write::DeleteMeta { key } => {
+                    self.meta.remove(key);
+                }
                 // Confirmed documents are the view's business (tests/view_model.rs).
                 _ => {}
             }
@@ -338,7 +350,16 @@ impl Sim {
     /// The queue lets a send go: what it carries must be durable.
     fn release(&mut self, batch: Batch) {
         for op in &batch.ops {
-            let stored = self.store.get(&op.id).expect("a sent op is stored");
+            let mut stored = self.store.get(&op.id).expect("a sent op is stored").clone();
+            // Read as a restore reads it: through the mark of a batch of several ops.
+            for (_, mark) in self
+                .meta
+                .iter()
+                .filter(|(k, _)| k.starts_with(MARK_META_PREFIX))
+            {
+                let mark = BatchMark::from_text(mark).expect("a mark parses");
+                mark.ops.iter().for_each(|m| _ = m.fold(&mut stored));
+            }
             assert_eq!(
                 stored.state,
                 OpState::Inflight,
@@ -475,6 +496,11 @@ impl Sim {
                     },
                 );
                 self.lanes.entry(*lane).or_default().push(id);
+                for effect in &fx {
+                    if let Effect::Persist(record) = effect {
+                        self.note_key(record);
+                    }
+                }
                 let accepted = self.queue.accept_enqueue(id, fx);
                 assert!(accepted.now.iter().all(|f| !matches!(f, Effect::Send(_))));
                 for effect in &accepted.now {

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use outbox_core::{
-    Batch, CollectionConfig, Config, ConfirmedDoc, ConflictStrategy, Effect, Engine, NewOp, OpId,
-    OpKind, OpRecord, OpState, Reply, Response,
+    Batch, BatchMark, CollectionConfig, Config, ConfirmedDoc, ConflictStrategy, Effect, Engine,
+    NewOp, OpId, OpKind, OpRecord, OpState, Reply, Response, Stored,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -86,6 +86,7 @@ struct Sim {
     config: Config,
     records: HashMap<OpId, OpRecord>,
     docs: HashMap<String, ConfirmedDoc>,
+    marks: HashMap<OpId, BatchMark>,
     in_flight: Vec<Batch>,
     now: u64,
     /// The time of the engine's last call (an action may call nothing): what its status is judged at.
@@ -106,6 +107,12 @@ impl Sim {
                 }
                 Effect::PersistDoc(d) => {
                     self.docs.insert(d.key.clone(), d);
+                }
+                Effect::PersistMark(m) => {
+                    self.marks.insert(m.ops[0].0, m);
+                }
+                Effect::DeleteMark(first) => {
+                    self.marks.remove(&first);
                 }
                 Effect::Send(b) => self.in_flight.push(b),
                 Effect::ScheduleWake(_)
@@ -205,6 +212,7 @@ proptest! {
             config,
             records: HashMap::new(),
             docs: HashMap::new(),
+            marks: HashMap::new(),
             in_flight: Vec::new(),
             now: 0,
             engine_now: 0,
@@ -281,7 +289,9 @@ proptest! {
                         .collect();
                     let records = sim.records.values().cloned().collect();
                     let docs = sim.docs.values().cloned().collect();
-                    sim.engine = Engine::restore_with_docs(sim.config.clone(), seed ^ sim.now, records, docs, sim.now).unwrap();
+                    let marks = sim.marks.values().cloned().collect();
+                    let stored = Stored { records, docs, marks, ..Stored::default() };
+                    sim.engine = Engine::restore_from(sim.config.clone(), seed ^ sim.now, stored, sim.now).unwrap();
                     sim.in_flight.clear();
                     let after: Vec<Option<Value>> = KEYS
                         .iter()

@@ -361,6 +361,11 @@ impl World {
         if let Some(id) = self.store.op_ids().next() {
             return Err(format!("the store still holds op {id} after settling"));
         }
+        if let Some(mark) = self.store.marks().next() {
+            return Err(format!(
+                "the store still holds the mark of a settled batch after settling: {mark:?}"
+            ));
+        }
         for (id, model) in &self.oracle.ops {
             let applied = self.server.ledger.get(id).map_or(0, Vec::len);
             let ok = match model.fate {

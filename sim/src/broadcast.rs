@@ -136,7 +136,7 @@ impl World {
         let new: HashSet<&OpId> = stored.iter().collect();
         let changed = writes.iter().any(|w| match w {
             Write::PutOp(record) => !new.contains(&record.id),
-            Write::PutMeta { .. } => false,
+            Write::PutMeta { .. } | Write::DeleteMeta { .. } => false,
             Write::DeleteOp(_) | Write::PutDoc(_) => true,
         });
         if stored.is_empty() && !changed {

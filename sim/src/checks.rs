@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use outbox_core::{Batch, OpId};
+use uuid::Uuid;
 
 use crate::oracle::Fate;
 use crate::store::version;
@@ -162,6 +163,15 @@ impl World {
                     op.id, op.attempt, stored.attempts, stored.horizon
                 ));
             }
+            let sent = self.sent.entry(op.id).or_insert(Sent {
+                attempt: 0,
+                key: op.idempotency_key,
+                first_sent: self.time,
+            });
+            if sent.key != op.idempotency_key {
+                (sent.key, sent.first_sent) = (op.idempotency_key, self.time);
+            }
+            sent.attempt = sent.attempt.max(op.attempt);
             if stored.state != outbox_core::OpState::Inflight
                 || stored.idempotency_key != op.idempotency_key
                 || stored.base_version != op.base_version
@@ -184,4 +194,41 @@ impl World {
         }
         Ok(())
     }
+
+    /// After a commit: what it wrote of a sent op, or what it left of one by dropping its batch's mark,
+    /// still reads (as a restore reads it) as sent at least as often as its requests that left, and,
+    /// under the key they carried, with a horizon counted from no later than the first of them. A
+    /// write that forgot a send would let a restarted engine resend after the server forgot the key.
+    pub fn check_durable_sends(&self, ids: &[OpId]) -> Result<(), String> {
+        for id in ids {
+            let (Some(sent), Some(stored)) = (self.sent.get(id), self.store.record(id)) else {
+                continue;
+            };
+            let latest_horizon = sent
+                .first_sent
+                .saturating_add_signed(self.clock_ahead_ms)
+                .saturating_add(self.profile.safe_retention_ms());
+            let same_key = stored.idempotency_key == sent.key;
+            if stored.attempts < sent.attempt
+                || (same_key && stored.horizon.is_none_or(|h| h > latest_horizon))
+            {
+                return Err(format!(
+                    "op {id}, sent as attempt {} (first under key {} at {}), is stored as attempt {} \
+                     with horizon {:?}: a commit forgot a send",
+                    sent.attempt, sent.key, sent.first_sent, stored.attempts, stored.horizon
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The requests of one op that left, as the store must remember them ([`World::check_durable_sends`]).
+pub struct Sent {
+    /// The highest attempt number that left.
+    pub attempt: u32,
+    /// The key of the latest request.
+    pub key: Uuid,
+    /// When the first request under that key left (true time).
+    pub first_sent: u64,
 }

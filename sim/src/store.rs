@@ -11,7 +11,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use outbox_core::{
-    ConfirmedDoc, OpId, OpRecord, Stored, Write, CLOCK_META_KEY, RETENTION_META_KEY,
+    BatchMark, ConfirmedDoc, OpId, OpRecord, Stored, Write, CLOCK_META_KEY, MARK_META_PREFIX,
+    RETENTION_META_KEY,
 };
 
 use crate::server::Entity;
@@ -68,6 +69,9 @@ impl Store {
                 Write::PutMeta { key, value } => {
                     self.meta.insert(key.clone(), value.clone());
                 }
+                Write::DeleteMeta { key } => {
+                    self.meta.remove(key);
+                }
             }
         }
         self.commits += 1;
@@ -93,12 +97,45 @@ impl Store {
                 .get(RETENTION_META_KEY)
                 .and_then(|v| v.parse().ok()),
             clock_mark: self.meta.get(CLOCK_META_KEY).and_then(|v| v.parse().ok()),
+            marks: self.marks().collect(),
         };
         (stored, self.meta.get(CURSOR).cloned())
     }
 
+    /// The record of `id` as a restore reads it: through the mark of the batch it was sent in, if that
+    /// batch's answer was never applied.
     pub fn record(&self, id: &OpId) -> Option<OpRecord> {
-        self.ops.get(id).map(|t| parse(t))
+        let mut record: OpRecord = parse(self.ops.get(id)?);
+        for marked in self.marks().flat_map(|m| m.ops) {
+            marked.fold(&mut record);
+        }
+        Some(record)
+    }
+
+    /// The ops whose stored reading `writes` change: those written, and those of a mark they drop.
+    pub fn touched_by(&self, writes: &[Write]) -> Vec<OpId> {
+        let mut ids = Vec::new();
+        for write in writes {
+            match write {
+                Write::PutOp(record) => ids.push(record.id),
+                Write::DeleteMeta { key } => {
+                    if let Some(text) = self.meta.get(key) {
+                        let mark = BatchMark::from_text(text).expect("a stored mark parses");
+                        ids.extend(mark.ops.iter().map(|m| m.0));
+                    }
+                }
+                _ => {}
+            }
+        }
+        ids
+    }
+
+    /// The batches' in-flight marks ([`outbox_core::BatchMark`]), parsed from their meta values.
+    pub fn marks(&self) -> impl Iterator<Item = BatchMark> + '_ {
+        self.meta
+            .range(MARK_META_PREFIX.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(MARK_META_PREFIX))
+            .map(|(_, v)| BatchMark::from_text(v).expect("a stored mark parses"))
     }
 
     pub fn doc(&self, entity: &Entity) -> Option<ConfirmedDoc> {

@@ -239,7 +239,9 @@ impl World {
             );
             return Ok(());
         }
+        let touched = self.store.touched_by(&group.writes);
         self.store.commit(&group.writes, self.time)?;
+        self.check_durable_sends(&touched)?;
         let done = self.tabs[tab].queue.commit_succeeded(group.id);
         for id in &done.stored {
             let model = self.oracle.op(id);

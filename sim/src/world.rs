@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use outbox_core::{Batch, Reply};
+use outbox_core::{Batch, OpId, Reply};
 
 use crate::broadcast::Msg;
 use crate::lock::Lock;
@@ -145,6 +145,8 @@ pub struct World {
     /// The furthest ahead any tab's clock has been set (ms): no tab has read a time later than
     /// `time + this`, so no mark it wrote counts from later.
     pub clock_ahead_ms: i64,
+    /// Each op's requests that left, for [`World::check_durable_sends`].
+    pub sent: HashMap<OpId, crate::checks::Sent>,
     /// The last events, for a failure's report (`SIM_TRACE` of them, default 80).
     pub trace: Vec<String>,
     trace_len: usize,
@@ -180,6 +182,7 @@ impl World {
             healed: false,
             count_own_conflicts: std::env::var("SIM_COUNT_OWN_CONFLICTS").is_ok_and(|v| v == "1"),
             clock_ahead_ms: 0,
+            sent: HashMap::new(),
             budget: ops,
             trace: Vec::new(),
             trace_len: std::env::var("SIM_TRACE")

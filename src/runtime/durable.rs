@@ -268,5 +268,6 @@ fn encode(write: &CoreWrite) -> Write {
             key: key.clone(),
             value: JsValue::from_str(value),
         },
+        CoreWrite::DeleteMeta { key } => Write::DeleteMeta { key: key.clone() },
     }
 }

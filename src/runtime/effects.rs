@@ -86,7 +86,9 @@ impl Runtime {
                 | Effect::Delete(_)
                 | Effect::PersistDoc(_)
                 | Effect::PersistRetention(_)
-                | Effect::PersistClock(_) => {}
+                | Effect::PersistClock(_)
+                | Effect::PersistMark(_)
+                | Effect::DeleteMark(_) => {}
             }
         }
         if accepted.group.is_some() {

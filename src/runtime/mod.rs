@@ -39,7 +39,10 @@ use std::rc::Rc;
 use futures_channel::oneshot;
 use gloo_timers::callback::Timeout;
 use js_sys::Function;
-use outbox_core::{Config, Engine, Event, OpId, Stored, CLOCK_META_KEY, RETENTION_META_KEY};
+use outbox_core::{
+    BatchMark, Config, Engine, Event, OpId, Stored, CLOCK_META_KEY, MARK_META_PREFIX,
+    RETENTION_META_KEY,
+};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -288,21 +291,26 @@ async fn load_stored(store: &IdbStore) -> Result<(Stored, Vec<quarantine::Quaran
         None => decode_records(store.load_op_entries().await?),
     };
     let docs = decode_docs(store.load_docs().await?);
-    let stated_retention_ms = store
-        .get_meta(RETENTION_META_KEY)
-        .await?
-        .and_then(|v| v.as_string())
-        .and_then(|v| v.parse().ok());
-    let clock_mark = store
-        .get_meta(CLOCK_META_KEY)
-        .await?
-        .and_then(|v| v.as_string())
-        .and_then(|v| v.parse().ok());
+    let (mut stated_retention_ms, mut clock_mark, mut marks) = (None, None, Vec::new());
+    for (key, value) in store.load_meta_entries().await? {
+        let (Some(key), Some(value)) = (key.as_string(), value.as_string()) else {
+            continue;
+        };
+        if key == RETENTION_META_KEY {
+            stated_retention_ms = value.parse().ok();
+        } else if key == CLOCK_META_KEY {
+            clock_mark = value.parse().ok();
+        } else if key.starts_with(MARK_META_PREFIX) {
+            // One that cannot be read is left as it is: it names no op this engine could fold it into.
+            marks.extend(BatchMark::from_text(&value));
+        }
+    }
     let stored = Stored {
         records,
         docs,
         stated_retention_ms,
         clock_mark,
+        marks,
     };
     Ok((stored, quarantined))
 }

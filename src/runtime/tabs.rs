@@ -186,7 +186,7 @@ impl Runtime {
                 Write::PutOp { id, record } if new.contains(id) => {
                     records.extend(record.as_string());
                 }
-                Write::PutMeta { .. } => {}
+                Write::PutMeta { .. } | Write::DeleteMeta { .. } => {}
                 _ => changed = true,
             }
         }

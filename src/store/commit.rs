@@ -132,6 +132,9 @@ fn issue(tx: &IdbTransaction, writes: &[Write]) -> Result<(), JsValue> {
                 tx.object_store(schema::META)?
                     .put_with_key(value, &key.into())?;
             }
+            Write::DeleteMeta { key } => {
+                tx.object_store(schema::META)?.delete(&key.into())?;
+            }
             Write::PutHistory { id, record } => {
                 tx.object_store(schema::HISTORY)?
                     .put_with_key(record, &(*id as f64).into())?;

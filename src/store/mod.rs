@@ -13,6 +13,7 @@ mod error;
 pub mod schema;
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
 
 use indexed_db_futures::database::Database;
@@ -67,6 +68,11 @@ pub enum Write {
         /// Its value.
         value: JsValue,
     },
+    /// Delete a meta record (absent is fine).
+    DeleteMeta {
+        /// The record's name.
+        key: String,
+    },
     /// Insert or replace a history entry.
     PutHistory {
         /// The entry id.
@@ -89,6 +95,9 @@ impl Write {
         )
     }
 }
+
+/// The records of an object store with their keys, in key order.
+type Entries = Result<Vec<(JsValue, JsValue)>, StoreError>;
 
 /// An open outbox database. Survives a lost connection by reopening once per failed operation.
 pub struct IdbStore {
@@ -189,10 +198,19 @@ impl IdbStore {
 
     /// Every stored op record with its key (the op id), in key order: a record that cannot be read
     /// still has a key to name and delete it by.
-    pub async fn load_op_entries(&self) -> Result<Vec<(JsValue, JsValue)>, StoreError> {
+    pub fn load_op_entries(&self) -> impl Future<Output = Entries> + '_ {
+        self.load_entries(schema::OPS)
+    }
+
+    /// Every meta record with its name, in name order (the batches' in-flight marks among them).
+    pub fn load_meta_entries(&self) -> impl Future<Output = Entries> + '_ {
+        self.load_entries(schema::META)
+    }
+
+    async fn load_entries(&self, name: &'static str) -> Entries {
         self.with_reconnect(async |db: Database| {
-            let tx = db.transaction(schema::OPS).build()?;
-            let store = tx.object_store(schema::OPS)?;
+            let tx = db.transaction(name).build()?;
+            let store = tx.object_store(name)?;
             let keys: Vec<JsValue> = store
                 .get_all_keys::<JsValue>()
                 .await?

@@ -38,6 +38,7 @@ use crate::effect::{Batch, Effect, SendOp};
 use crate::error::CoreError;
 use crate::event::{ConflictResolution, Event};
 use crate::lane::Lanes;
+use crate::mark::{BatchMark, MarkedOp};
 use crate::op::{NewOp, OpError, OpId, OpKind, OpRecord, OpState, FORMAT_VERSION};
 use crate::op_table::{FastMap, OpTable};
 use crate::outcome::{classify, OutcomeClass};
@@ -520,6 +521,8 @@ pub use restore::Stored;
 mod sending;
 mod settling;
 
+#[cfg(test)]
+mod mark_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

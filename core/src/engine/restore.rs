@@ -21,6 +21,8 @@ pub struct Stored {
     pub stated_retention_ms: Option<u64>,
     /// The engine's clock when it last marked it ([`Effect::PersistClock`]).
     pub clock_mark: Option<u64>,
+    /// The in-flight marks of batches whose answer was never applied ([`Effect::PersistMark`]).
+    pub marks: Vec<BatchMark>,
 }
 
 impl Engine {
@@ -65,6 +67,7 @@ impl Engine {
             docs,
             stated_retention_ms,
             clock_mark,
+            marks,
         } = stored;
         let mut engine = Engine::new(config, randomness)?;
         engine.now = now;
@@ -84,6 +87,15 @@ impl Engine {
             };
             engine.view.set_confirmed(&collection, &key, confirmed);
             entities.push((collection, key));
+        }
+        // A batch's mark says what its ops' records would say had each been rewritten at send: read
+        // them through it; below, with marks found, every record read in flight is stored as read, and
+        // the marks are dropped after them. Marks are left only by a tab that died with a push in
+        // flight, and name a few hundred ops at most: a plain scan, and none at all without them.
+        if !marks.is_empty() {
+            for record in &mut records {
+                let _ = marks.iter().flat_map(|m| &m.ops).any(|m| m.fold(record));
+            }
         }
         // Lane order, the same rule `adopt` keeps live: an op that holds its lane's head first, then
         // `(seq, id)`: two tabs may have stored the same seq.
@@ -107,6 +119,7 @@ impl Engine {
                 record.next_attempt_at,
                 record.not_before,
             );
+            let in_flight = record.state == OpState::Inflight;
             engine.read_stored(&mut record);
             let after = (
                 record.horizon,
@@ -115,7 +128,7 @@ impl Engine {
                 record.next_attempt_at,
                 record.not_before,
             );
-            if before != after {
+            if before != after || (in_flight && !marks.is_empty()) {
                 // What was read differently (a clock set back, a horizon an old record lacked) must
                 // stay so in the next session too, which may no longer see why: stored by the first
                 // call, before anything it sends.
@@ -136,6 +149,9 @@ impl Engine {
                 // The records keep no error times: in seq order, the newest op's error is the last.
                 engine.note_error(id);
             }
+        }
+        for first in marks.iter().filter_map(|m| m.ops.first()) {
+            engine.deferred.push(Effect::DeleteMark(first.0));
         }
         let heads: Vec<OpId> = engine.lanes.heads().collect();
         entities.reserve(heads.len());

@@ -20,6 +20,7 @@ impl Engine {
             && ids.len() > 1
             && self.refused_as_a_whole(&ids, &reply.response, &mut fx)
         {
+            self.unmark(&ids, &mut fx);
             self.finish(&mut fx);
             return Ok(fx);
         }
@@ -28,7 +29,7 @@ impl Engine {
             .results
             .as_ref()
             .map(|results| results.iter().map(|r| (r.id, &r.response)).collect());
-        for id in ids {
+        for &id in &ids {
             let (response, info) = match &by_id {
                 None => (Some(&reply.response), envelope_info),
                 Some(by_id) => match by_id.get(&id) {
@@ -46,6 +47,7 @@ impl Engine {
         {
             self.block(self.now.saturating_add(ms), &mut fx);
         }
+        self.unmark(&ids, &mut fx);
         self.finish(&mut fx);
         Ok(fx)
     }
@@ -65,11 +67,32 @@ impl Engine {
     ) -> Result<Vec<Effect>, CoreError> {
         let mut fx = Vec::new();
         let ids = self.take_batch(batch_id, now, &mut fx)?;
-        for id in ids {
+        for &id in &ids {
             self.settle(id, None, reason, RateLimitInfo::default(), &mut fx);
         }
+        self.unmark(&ids, &mut fx);
         self.finish(&mut fx);
         Ok(fx)
+    }
+
+    /// Takes back the mark of a settled batch of several ops: each of its ops still queued is written
+    /// as it now is (unless this call writes it already), then the mark is deleted, in the same
+    /// commit. Until then a restore reads the ops through the mark.
+    fn unmark(&self, ids: &[OpId], fx: &mut Vec<Effect>) {
+        if ids.len() < 2 {
+            return;
+        }
+        for id in ids {
+            let written = fx.iter().any(|f| match f {
+                Effect::Persist(r) => r.id == *id,
+                Effect::Delete(d) => d == id,
+                _ => false,
+            });
+            if let (false, Some(entry)) = (written, self.ops.get(id)) {
+                fx.push(Effect::Persist(entry.record.clone()));
+            }
+        }
+        fx.push(Effect::DeleteMark(ids[0]));
     }
 
     /// Takes a batch out of flight and moves the clock: how every answer to a send begins.
@@ -207,9 +230,11 @@ impl Engine {
 
     /// Forms and sends batches while there is room and something is ready.
     ///
-    /// Each op sent is marked in flight (and, on its key's first send, given its horizon) by a
-    /// `Persist` that comes before the `Send`: by the barrier rule the mark is durable before the
-    /// request leaves, so a restarted engine always knows the server may have applied the op.
+    /// Each op sent is marked in flight (and, on its key's first send, given its horizon) by a write that
+    /// comes before the `Send`: by the barrier rule the mark is durable before the request leaves, so a
+    /// restarted engine always knows the server may have applied the op. The write is a `Persist` of
+    /// the op for a batch of one, one `PersistMark` for a batch of several ([`BatchMark`]); the call
+    /// that settles the batch takes the mark back ([`Engine::unmark`]).
     pub(super) fn pump(&mut self, fx: &mut Vec<Effect>) {
         if self.passive
             || self.paused
@@ -256,6 +281,7 @@ impl Engine {
             let now = self.now;
             let horizon = now.saturating_add(self.safe_retention_ms());
             let mut ops = Vec::with_capacity(ids.len());
+            let mut mark = Vec::new();
             for &id in &ids {
                 let past = self.past_memory(id) == Memory::ResendGuarded;
                 let entry = self.ops.get_mut(&id).expect("ready op exists");
@@ -279,7 +305,15 @@ impl Engine {
                 });
                 // `attempts` is stored too, so `max_attempts` survives a tab that crashes on every
                 // send.
-                fx.push(Effect::Persist(entry.record.clone()));
+                if ids.len() == 1 {
+                    fx.push(Effect::Persist(entry.record.clone()));
+                } else {
+                    let horizon = entry.record.horizon.unwrap_or(horizon);
+                    mark.push(MarkedOp(id, entry.record.attempts, horizon));
+                }
+            }
+            if !mark.is_empty() {
+                fx.push(Effect::PersistMark(BatchMark { ops: mark }));
             }
             let batch_id = self.next_batch;
             self.next_batch += 1;

@@ -562,7 +562,8 @@ fn pause_stops_sending_and_resume_restarts_it() {
 fn restore_rebuilds_lanes_and_makes_inflight_ops_ready_with_the_same_key() {
     let mut e = Engine::new(config(), 1).unwrap();
     let mut store: HashMap<OpId, OpRecord> = HashMap::new();
-    let apply = |fx: &[Effect], store: &mut HashMap<OpId, OpRecord>| {
+    let mut marks: Vec<BatchMark> = Vec::new();
+    let apply = |fx: &[Effect], store: &mut HashMap<OpId, OpRecord>, marks: &mut Vec<BatchMark>| {
         for f in fx {
             match f {
                 Effect::Persist(r) => {
@@ -571,6 +572,7 @@ fn restore_rebuilds_lanes_and_makes_inflight_ops_ready_with_the_same_key() {
                 Effect::Delete(id) => {
                     store.remove(id);
                 }
+                Effect::PersistMark(m) => marks.push(m.clone()),
                 _ => {}
             }
         }
@@ -578,21 +580,31 @@ fn restore_rebuilds_lanes_and_makes_inflight_ops_ready_with_the_same_key() {
     let mut ids = Vec::new();
     for k in ["a", "b", "a", "a"] {
         let (id, fx) = e.enqueue(put(k), 0).unwrap();
-        apply(&fx, &mut store);
+        apply(&fx, &mut store, &mut marks);
         ids.push(id);
     }
     let fx = e.confirm_stored(&ids, 0);
-    apply(&fx, &mut store);
+    apply(&fx, &mut store, &mut marks);
     let keys: Vec<(OpId, Uuid)> = sends(&fx)[0]
         .ops
         .iter()
         .map(|o| (o.id, o.idempotency_key))
         .collect();
-    assert_eq!(store[&ids[0]].state, OpState::Inflight);
+    // The batch (a and b) is marked in flight by one mark, not by rewriting its records.
+    assert_eq!(store[&ids[0]].state, OpState::Pending);
+    assert_eq!(marks.len(), 1);
+    let mut read = store[&ids[0]].clone();
+    assert!(marks[0].ops[0].fold(&mut read));
+    assert_eq!((read.state, read.attempts), (OpState::Inflight, 1));
 
-    // Crash: the store's records are all that is left. A new session gets a new seed.
+    // Crash: the store's records and marks are all that is left. A new session gets a new seed.
     let records: Vec<OpRecord> = store.values().cloned().collect();
-    let mut e2 = Engine::restore(config(), 2, records, 1).unwrap();
+    let stored = Stored {
+        records,
+        marks,
+        ..Stored::default()
+    };
+    let mut e2 = Engine::restore_from(config(), 2, stored, 1).unwrap();
     assert_eq!(e2.status().pending, 4);
     let fx = e2.drain(1);
     let resent: Vec<(OpId, Uuid)> = sends(&fx)[0]
