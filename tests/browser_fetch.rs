@@ -377,3 +377,25 @@ async fn push_results_are_matched_to_their_ops() {
     );
     drop(responder);
 }
+
+#[wasm_bindgen_test]
+async fn the_client_id_made_for_an_outbox_is_kept_across_a_reload() {
+    let fetch = MockFetch::new(&format!("[{OK}]"));
+    let options = json(r#"{"endpoint": "/api", "autoDrain": false}"#);
+    set(&options, "name", &fresh_name("client-id").into());
+    let mut ids = Vec::new();
+    for key in ["a", "b"] {
+        let outbox = open(&options).await;
+        let value = format!(r#"{{"collection":"notes","key":"{key}","op":"put","value":{{}}}}"#);
+        settle(outbox.enqueue(op(&value))).await.unwrap();
+        settle(outbox.drain()).await.unwrap();
+        settle(outbox.close()).await.unwrap();
+        let calls = fetch.calls();
+        ids.push(text(calls.last().unwrap(), "headers.outbox-client-id").unwrap());
+    }
+    assert_eq!(fetch.calls().len(), 2);
+    // The scope of every key it sent: a reload that made a new one could resend a key the server
+    // would not recognise as the same client's.
+    assert!(!ids[0].is_empty());
+    assert_eq!(ids[0], ids[1]);
+}

@@ -122,9 +122,9 @@ impl Runtime {
     /// a passive engine: it sends and pulls nothing until `tab_promote`.
     pub async fn open(options: Options, role: Role) -> Result<Rc<Runtime>> {
         let store = Rc::new(IdbStore::open(&options.name, options.durability).await?);
-        let (stored, quarantined) = load_stored(&store).await?;
-        let cursor = store.get_meta(CURSOR).await?.and_then(|c| c.as_string());
-        let held = store.get_meta(HELD).await?.and_then(|c| c.as_string());
+        let (stored, quarantined, meta) = load_stored(&store).await?;
+        let cursor = meta_value(&meta, CURSOR);
+        let held = meta_value(&meta, HELD);
         let history = history::Recorder::open(&store, &options).await?;
         let mut engine = Engine::restore_from(
             options.engine.clone(),
@@ -138,7 +138,8 @@ impl Runtime {
         let mut options = options;
         if let crate::options::TransportOptions::Fetch(f) = &mut options.transport {
             if f.client_id.is_none() {
-                f.client_id = client_id::stored_or_new(&store, &mut engine).await?;
+                let stored = meta_value(&meta, client_id::CLIENT_ID_META_KEY);
+                f.client_id = client_id::stored_or_new(&store, stored, &mut engine).await?;
             }
         }
         let transport = match options.transport {
@@ -283,15 +284,24 @@ impl Runtime {
     }
 }
 
+/// Every meta value by name, as read at open: one read for all of them.
+type Meta = Vec<(String, String)>;
+
+fn meta_value(meta: &Meta, key: &str) -> Option<String> {
+    meta.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
 /// Everything a restore needs from the store: op records (those that cannot be read set aside), confirmed
-/// documents, the server's stated retention and the clock mark.
-async fn load_stored(store: &IdbStore) -> Result<(Stored, Vec<quarantine::Quarantined>)> {
+/// documents, the server's stated retention, the clock mark and the marks of pushes in flight; and the
+/// other meta values (the pull cursor, the client id), read with them.
+async fn load_stored(store: &IdbStore) -> Result<(Stored, Vec<quarantine::Quarantined>, Meta)> {
     let (records, quarantined) = match decode_all(store.load_ops().await?) {
         Some(records) => (records, Vec::new()),
         None => decode_records(store.load_op_entries().await?),
     };
     let docs = decode_docs(store.load_docs().await?);
     let (mut stated_retention_ms, mut clock_mark, mut marks) = (None, None, Vec::new());
+    let mut meta = Meta::new();
     for (key, value) in store.load_meta_entries().await? {
         let (Some(key), Some(value)) = (key.as_string(), value.as_string()) else {
             continue;
@@ -303,6 +313,8 @@ async fn load_stored(store: &IdbStore) -> Result<(Stored, Vec<quarantine::Quaran
         } else if key.starts_with(MARK_META_PREFIX) {
             // One that cannot be read is left as it is: it names no op this engine could fold it into.
             marks.extend(BatchMark::from_text(&value));
+        } else {
+            meta.push((key, value));
         }
     }
     let stored = Stored {
@@ -312,7 +324,7 @@ async fn load_stored(store: &IdbStore) -> Result<(Stored, Vec<quarantine::Quaran
         clock_mark,
         marks,
     };
-    Ok((stored, quarantined))
+    Ok((stored, quarantined, meta))
 }
 
 impl Drop for Runtime {

@@ -397,7 +397,7 @@ impl Runtime {
         // engine is installed: once it is, nothing may await before its pause and online state are set.
         let _ = self.reload_history().await;
         let during = self.tabs.enqueued_during_read.borrow_mut().take();
-        let (stored, quarantined) = read?;
+        let (stored, quarantined, _) = read?;
         // Closed meanwhile, or promoted while a follower's re-read ran: that read is not wanted any more.
         let role = self.tabs.role.get();
         if self.closed.get() || passive != (role == Role::Follower) {
