@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::tests::only_batch;
 use super::*;
 use crate::op::OpKind;
 use crate::response::OpResult;
@@ -68,15 +69,6 @@ fn mark_of(fx: &[Effect]) -> BatchMark {
     marks[0].clone()
 }
 
-fn batch(fx: &[Effect]) -> Batch {
-    fx.iter()
-        .find_map(|f| match f {
-            Effect::Send(b) => Some(b.clone()),
-            _ => None,
-        })
-        .expect("a batch was sent")
-}
-
 #[test]
 fn a_batch_of_several_ops_is_marked_by_one_write_before_its_send() {
     let mut e = engine();
@@ -106,7 +98,7 @@ fn a_batch_of_one_op_rewrites_the_op_and_has_no_mark() {
 fn settling_a_batch_writes_its_ops_then_deletes_its_mark() {
     let mut e = engine();
     let (ids, _, fx) = batch_of(&mut e, &["a", "b"]);
-    let sent = batch(&fx);
+    let sent = only_batch(&fx);
     // a is acked, b's answer is missing: b is retried, and its record now counts the attempt.
     let results = vec![OpResult {
         id: ids[0],
@@ -141,7 +133,11 @@ fn a_restore_reads_the_records_through_a_mark_it_finds_then_drops_it() {
     let mut e = engine();
     let (ids, records, fx) = batch_of(&mut e, &["a", "b"]);
     let mark = mark_of(&fx);
-    let keys: Vec<Uuid> = batch(&fx).ops.iter().map(|o| o.idempotency_key).collect();
+    let keys: Vec<Uuid> = only_batch(&fx)
+        .ops
+        .iter()
+        .map(|o| o.idempotency_key)
+        .collect();
     // The tab dies with the batch in flight: the store holds the enqueued records and the mark.
     let stored = Stored {
         records,
@@ -169,7 +165,11 @@ fn a_restore_reads_the_records_through_a_mark_it_finds_then_drops_it() {
             .count()
             >= 2
     );
-    let resent: Vec<Uuid> = batch(&fx).ops.iter().map(|o| o.idempotency_key).collect();
+    let resent: Vec<Uuid> = only_batch(&fx)
+        .ops
+        .iter()
+        .map(|o| o.idempotency_key)
+        .collect();
     assert_eq!(resent, keys, "resent under the same keys");
 }
 

@@ -1,0 +1,87 @@
+//! Restart: the engine rebuilt from what storage gave back (the lanes, in-flight ops resent under
+//! their keys, records a newer release wrote). Batch marks read at restore: `mark_tests.rs`.
+
+use super::tests::{config, put, sends};
+use super::*;
+
+#[test]
+fn restore_rebuilds_lanes_and_makes_inflight_ops_ready_with_the_same_key() {
+    let mut e = Engine::new(config(), 1).unwrap();
+    let mut store: HashMap<OpId, OpRecord> = HashMap::new();
+    let mut marks: Vec<BatchMark> = Vec::new();
+    let apply = |fx: &[Effect], store: &mut HashMap<OpId, OpRecord>, marks: &mut Vec<BatchMark>| {
+        for f in fx {
+            match f {
+                Effect::Persist(r) => {
+                    store.insert(r.id, r.clone());
+                }
+                Effect::Delete(id) => {
+                    store.remove(id);
+                }
+                Effect::PersistMark(m) => marks.push(m.clone()),
+                _ => {}
+            }
+        }
+    };
+    let mut ids = Vec::new();
+    for k in ["a", "b", "a", "a"] {
+        let (id, fx) = e.enqueue(put(k), 0).unwrap();
+        apply(&fx, &mut store, &mut marks);
+        ids.push(id);
+    }
+    let fx = e.confirm_stored(&ids, 0);
+    apply(&fx, &mut store, &mut marks);
+    let keys: Vec<(OpId, Uuid)> = sends(&fx)[0]
+        .ops
+        .iter()
+        .map(|o| (o.id, o.idempotency_key))
+        .collect();
+    // The batch (a and b) is marked in flight by one mark, not by rewriting its records.
+    assert_eq!(store[&ids[0]].state, OpState::Pending);
+    assert_eq!(marks.len(), 1);
+    let mut read = store[&ids[0]].clone();
+    assert!(marks[0].ops[0].fold(&mut read));
+    assert_eq!((read.state, read.attempts), (OpState::Inflight, 1));
+
+    // Crash: the store's records and marks are all that is left. A new session gets a new seed.
+    let records: Vec<OpRecord> = store.values().cloned().collect();
+    let stored = Stored {
+        records,
+        marks,
+        ..Stored::default()
+    };
+    let mut e2 = Engine::restore_from(config(), 2, stored, 1).unwrap();
+    assert_eq!(e2.status().pending, 4);
+    let fx = e2.drain(1);
+    let resent: Vec<(OpId, Uuid)> = sends(&fx)[0]
+        .ops
+        .iter()
+        .map(|o| (o.id, o.idempotency_key))
+        .collect();
+    assert_eq!(resent, keys, "same ops, same keys, same order");
+    assert!(e2.op(ids[0]).unwrap().maybe_applied);
+    let lane_a: Vec<OpId> = e2.ops_for("todos", "a").iter().map(|r| r.id).collect();
+    assert_eq!(lane_a, vec![ids[0], ids[2], ids[3]]);
+    // New ops continue the sequence after the restored ones.
+    let (n, _) = e2.enqueue(put("a"), 2).unwrap();
+    assert!(e2.op(n).unwrap().seq > store.values().map(|r| r.seq).max().unwrap());
+}
+
+#[test]
+fn restore_rejects_future_formats_and_duplicates() {
+    let mut e = Engine::new(config(), 1).unwrap();
+    let (id, fx) = e.enqueue(put("a"), 0).unwrap();
+    let Effect::Persist(rec) = &fx[0] else {
+        panic!()
+    };
+    let mut future = rec.clone();
+    future.format_version = FORMAT_VERSION + 1;
+    assert!(matches!(
+        Engine::restore(config(), 1, vec![future], 0),
+        Err(CoreError::UnsupportedFormat { .. })
+    ));
+    assert_eq!(
+        Engine::restore(config(), 1, vec![rec.clone(), rec.clone()], 0).err(),
+        Some(CoreError::DuplicateOp(id))
+    );
+}
