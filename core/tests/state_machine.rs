@@ -32,9 +32,9 @@
 use std::collections::{HashMap, HashSet};
 
 use outbox_core::{
-    Batch, BatchMark, CollectionConfig, Config, ConflictStrategy, Effect, EffectQueue, Engine,
-    Event, NewOp, OpId, OpKind, OpRecord, OpResult, OpState, OutcomeClass, Reply, Response,
-    RetryPolicy, Write, KEY_IN_FLIGHT_PROBLEM_TYPE, MARK_META_PREFIX,
+    Batch, CollectionConfig, Config, ConflictStrategy, Effect, EffectQueue, Engine, Event, NewOp,
+    OpId, OpKind, OpRecord, OpResult, OpState, OutcomeClass, Reply, Response, RetryPolicy,
+    KEY_IN_FLIGHT_PROBLEM_TYPE,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -46,6 +46,8 @@ mod lifecycle;
 mod server;
 #[path = "state_machine/status.rs"]
 mod status;
+#[path = "state_machine/store.rs"]
+mod store;
 
 const WALL: u64 = 1_700_000_000_000;
 const LANES: u8 = 4;
@@ -180,10 +182,8 @@ struct Sim {
     now: u64,
     online: bool,
     paused: bool,
-    /// The fake IndexedDB: the writes of every group that committed, in order.
-    store: HashMap<OpId, OpRecord>,
-    /// Its meta values: the in-flight marks of batches of several ops among them.
-    meta: HashMap<String, String>,
+    /// The fake IndexedDB.
+    store: store::Store,
     /// Orders effects as the runtime does.
     queue: EffectQueue,
     /// Batches the engine formed and has not had an answer for (some still held by the queue).
@@ -222,8 +222,7 @@ impl Sim {
             now: 0,
             online: true,
             paused: false,
-            store: HashMap::new(),
-            meta: HashMap::new(),
+            store: store::Store::default(),
             queue: EffectQueue::new(),
             formed: Vec::new(),
             in_flight: Vec::new(),
@@ -311,24 +310,7 @@ impl Sim {
             self.apply(fx);
             return;
         }
-        for write in &group.writes {
-            match write {
-                Write::PutOp(record) => {
-                    self.store.insert(record.id, record.clone());
-                }
-                Write::DeleteOp(id) => {
-                    self.store.remove(id);
-                }
-                Write::PutMeta { key, value } => {
-                    self.meta.insert(key.clone(), value.clone());
-                }
-                Write::DeleteMeta { key } => {
-                    self.meta.remove(key);
-                }
-                // Confirmed documents are the view's business (tests/view_model.rs).
-                _ => {}
-            }
-        }
+        self.store.commit(&group.writes);
         let done = self.queue.commit_succeeded(group.id);
         for batch in done.sends {
             self.release(batch);
@@ -350,16 +332,8 @@ impl Sim {
     /// The queue lets a send go: what it carries must be durable.
     fn release(&mut self, batch: Batch) {
         for op in &batch.ops {
-            let mut stored = self.store.get(&op.id).expect("a sent op is stored").clone();
             // Read as a restore reads it: through the mark of a batch of several ops.
-            for (_, mark) in self
-                .meta
-                .iter()
-                .filter(|(k, _)| k.starts_with(MARK_META_PREFIX))
-            {
-                let mark = BatchMark::from_text(mark).expect("a mark parses");
-                mark.ops.iter().for_each(|m| _ = m.fold(&mut stored));
-            }
+            let stored = self.store.read(&op.id).expect("a sent op is stored");
             assert_eq!(
                 stored.state,
                 OpState::Inflight,
@@ -460,8 +434,7 @@ impl Sim {
     fn check_mirrors(&self) {
         let engine_ids: HashSet<OpId> = self.engine.ops().map(|r| r.id).collect();
         if self.queue.is_idle() {
-            let store_ids: HashSet<OpId> = self.store.keys().copied().collect();
-            assert_eq!(engine_ids, store_ids, "store and engine disagree");
+            assert_eq!(engine_ids, self.store.ids(), "store and engine disagree");
         }
         let live: HashSet<OpId> = self.live_ids().into_iter().collect();
         assert_eq!(engine_ids, live, "engine and model disagree on live ops");

@@ -22,7 +22,7 @@ impl Sim {
         }
         // An ack or a discard whose delete had not committed comes back with the store.
         for (id, m) in self.ops.iter_mut() {
-            if self.store.contains_key(id) {
+            if self.store.read(id).is_some() {
                 m.acked = false;
                 m.discarded = false;
             }
@@ -36,26 +36,28 @@ impl Sim {
             }
         }
         self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let records: Vec<OpRecord> = self.store.values().cloned().collect();
-        self.engine = Engine::restore(self.cfg.clone(), self.seed, records, self.now).unwrap();
-        self.status_model.restart(&self.store);
+        self.engine =
+            Engine::restore_from(self.cfg.clone(), self.seed, self.store.stored(), self.now)
+                .unwrap();
+        // The model reads the records as the restore does: through the marks of pushes in flight.
+        let records = self.store.read_all();
+        self.status_model.restart(&records);
         // What survives a crash is what the stored records prove: a backoff or a Retry-After that had
         // not committed is gone with the tab (resending under the same key is harmless).
         self.floor_quota = 0;
-        let store = &self.store;
+        let stored: HashMap<OpId, &OpRecord> = records.iter().map(|r| (r.id, r)).collect();
         self.op_backoff
-            .retain(|id, _| store.get(id).is_some_and(|r| r.next_attempt_at.is_some()));
+            .retain(|id, _| stored.get(id).is_some_and(|r| r.next_attempt_at.is_some()));
         for (id, at) in self.op_backoff.iter_mut() {
-            *at = (*at).min(store[id].next_attempt_at.unwrap_or(0));
+            *at = (*at).min(stored[id].next_attempt_at.unwrap_or(0));
         }
         self.op_floor
-            .retain(|id, _| store.get(id).is_some_and(|r| r.not_before.is_some()));
+            .retain(|id, _| stored.get(id).is_some_and(|r| r.not_before.is_some()));
         for (id, at) in self.op_floor.iter_mut() {
-            *at = (*at).min(store[id].not_before.unwrap_or(0));
+            *at = (*at).min(stored[id].not_before.unwrap_or(0));
         }
-        self.engine_blocked = self
-            .store
-            .values()
+        self.engine_blocked = records
+            .iter()
             .filter(|r| r.last_error.as_ref().map(|e| e.class) == Some(OutcomeClass::RateLimited))
             .filter_map(|r| r.not_before)
             .max()

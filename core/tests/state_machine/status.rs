@@ -54,12 +54,12 @@ impl StatusModel {
     }
 
     /// A restore: the engine knows the stored records only, and orders their errors by seq.
-    pub(super) fn restart(&mut self, store: &HashMap<OpId, OpRecord>) {
+    pub(super) fn restart(&mut self, store: &[OpRecord]) {
         self.errors.clear();
         self.last_progress.set(None);
         self.drained.set(false);
         let mut with_error: Vec<&OpRecord> =
-            store.values().filter(|r| r.last_error.is_some()).collect();
+            store.iter().filter(|r| r.last_error.is_some()).collect();
         with_error.sort_by_key(|r| r.seq);
         for record in with_error {
             self.note(record.id);
