@@ -182,12 +182,11 @@ impl Pull {
     /// The [`HELD`] record as it should be stored with a page's writes: the catch-up cursors now, with
     /// `step` (a catch-up page of one collection) applied.
     pub fn held_record(&self, step: Option<(&str, &Progress)>) -> String {
-        let mut record: Map<String, Value> = self
-            .held
-            .borrow()
-            .iter()
-            .map(|(name, hold)| (name.clone(), cursor_json(&hold.since)))
-            .collect();
+        // Inserted one by one: collecting into the map would sort first, with a sort of its own.
+        let mut record = Map::new();
+        for (name, hold) in self.held.borrow().iter() {
+            record.insert(name.clone(), cursor_json(&hold.since));
+        }
         match step {
             Some((name, Progress::To(since))) => {
                 record.insert(name.to_owned(), cursor_json(since));

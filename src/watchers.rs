@@ -59,15 +59,12 @@ impl Watchers {
 
     /// The collections watched, whole or one document at a time.
     pub fn collections(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .watchers
-            .borrow()
-            .iter()
-            .map(|w| w.collection.clone())
-            .collect();
-        names.sort();
-        names.dedup();
-        names
+        // Through a set, inserted one by one: a sort of strings would be a sort of its own in the wasm.
+        let mut names = std::collections::BTreeSet::new();
+        for watcher in self.watchers.borrow().iter() {
+            names.insert(watcher.collection.clone());
+        }
+        names.into_iter().collect()
     }
 
     /// Removes every watcher.

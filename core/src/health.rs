@@ -174,7 +174,7 @@ pub fn health<'a>(
         .into_iter()
         .filter(|e| e.kind.is_request())
         .collect();
-    attempts.sort_by_key(|e| e.id);
+    crate::order::sort_by_key(&mut attempts, |e| (0, e.id, 0));
     let window_start = now.saturating_sub(config.window_ms);
     let in_window: Vec<&HistoryEntry> = attempts
         .iter()
@@ -206,7 +206,7 @@ pub fn health<'a>(
         ok as f64 / n as f64
     });
     let mut durations: Vec<u64> = in_window.iter().map(|e| e.duration_ms).collect();
-    durations.sort_unstable();
+    crate::order::sort_by_key(&mut durations, |&d| (0, d, 0));
     let mean_duration_ms = (n > 0).then(|| {
         let sum: u128 = durations.iter().map(|&d| u128::from(d)).sum();
         ((sum + u128::from(n) / 2) / u128::from(n)) as u64

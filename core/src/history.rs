@@ -398,7 +398,7 @@ impl History {
         bounds: HistoryBounds,
         now: u64,
     ) -> (History, Option<u64>) {
-        stored.sort_by_key(|e| e.id);
+        crate::order::sort_by_key(&mut stored, |e| (0, e.id, 0));
         stored.dedup_by_key(|e| e.id);
         let next_id = stored.last().map_or(1, |e| e.id + 1);
         let mut history = History {

@@ -43,6 +43,7 @@ mod lane;
 mod mark;
 mod op;
 mod op_table;
+pub mod order;
 pub mod outcome;
 mod random;
 pub mod rate_limit;

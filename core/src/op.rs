@@ -56,6 +56,13 @@ impl fmt::Display for OpId {
     }
 }
 
+impl OpId {
+    /// The id as a number that orders as the id does, for [`crate::order::sort_by_key`].
+    pub fn sort_key(self) -> u128 {
+        self.0.as_u128()
+    }
+}
+
 impl std::str::FromStr for OpId {
     type Err = uuid::Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -142,7 +142,7 @@ impl Runtime {
         self.check_open()?;
         let engine = self.engine.borrow();
         let mut ops: Vec<&OpRecord> = engine.ops().filter(|r| states.contains(&r.state)).collect();
-        ops.sort_by_key(|r| r.seq);
+        outbox_core::order::sort_by_key(&mut ops, |r| (0, r.seq, r.id.sort_key()));
         let mut list: Vec<Value> = ops
             .into_iter()
             .map(crate::transport::snapshot_json)

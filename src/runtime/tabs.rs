@@ -203,11 +203,11 @@ impl Runtime {
                 };
                 let lane = engine.ops_for(&record.collection, &record.key);
                 let at = lane.iter().position(|r| r.id == *id).unwrap_or(0);
-                after.extend(lane[..at].iter().map(|r| r.id.to_string()));
+                after.extend(lane[..at].iter().map(|r| r.id));
             }
-            after.sort();
+            outbox_core::order::sort_by_key(&mut after, |id| (0, 0, id.sort_key()));
             after.dedup();
-            after
+            after.iter().map(ToString::to_string).collect()
         };
         self.post(
             json!({ "type": "commit", "records": records, "after": after, "changed": changed }),

@@ -112,7 +112,7 @@ impl Engine {
         let mut fx = Vec::new();
         self.advance(now, &mut fx);
         let mut records = records;
-        records.sort_by_key(|r| (r.seq, r.id));
+        crate::order::sort_by_key(&mut records, |r| (0, r.seq, r.id.sort_key()));
         for mut record in records {
             if record.format_version > FORMAT_VERSION {
                 return Err(CoreError::UnsupportedFormat {

@@ -151,7 +151,7 @@ impl Engine {
             })
             .map(|e| (e.record.seq, e.record.id))
             .collect();
-        ids.sort_unstable();
+        crate::order::sort_by_key(&mut ids, |(seq, id)| (0, *seq, id.sort_key()));
         for (_, id) in ids {
             self.retry_one(id, true, &mut fx);
         }

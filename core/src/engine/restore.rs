@@ -99,7 +99,9 @@ impl Engine {
         }
         // Lane order, the same rule `adopt` keeps live: an op that holds its lane's head first, then
         // `(seq, id)`: two tabs may have stored the same seq.
-        records.sort_by_key(|r| (!r.holds_lane_head(), r.seq, r.id));
+        crate::order::sort_by_key(&mut records, |r| {
+            (u64::from(!r.holds_lane_head()), r.seq, r.id.sort_key())
+        });
         engine.ops.reserve(records.len());
         for mut record in records {
             if record.format_version > FORMAT_VERSION {
