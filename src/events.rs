@@ -3,7 +3,7 @@
 //! Written out field by field rather than by renaming keys generically, because documents (`doc`,
 //! `serverDoc`) are the app's own data and must pass through untouched.
 
-use outbox_core::{ConflictResolution, Event, OpError, Status, SyncState};
+use outbox_core::{ConflictResolution, Event, Json, OpError, Status, SyncState};
 use serde_json::{json, Map, Value};
 
 use crate::transport::wire;
@@ -79,7 +79,7 @@ pub fn event_json(event: &Event) -> Value {
                 "version".into(),
                 json!(version.as_deref().map(wire::api_version)),
             );
-            o.insert("doc".into(), doc.as_deref().cloned().unwrap_or(Value::Null));
+            o.insert("doc".into(), doc.as_ref().map_or(Value::Null, Json::value));
         }
         Event::RetryScheduled {
             id,

@@ -14,10 +14,9 @@
 //! pull backs off with full jitter instead of hammering a struggling server every interval.
 
 use std::cell::{Cell, RefCell};
-use std::sync::Arc;
 
 use gloo_timers::callback::Interval;
-use outbox_core::ConfirmedDoc;
+use outbox_core::{ConfirmedDoc, Json};
 use serde_json::{Map, Value};
 
 use crate::options::PullOptions;
@@ -278,11 +277,10 @@ pub fn parse_page(body: &Value) -> Result<Page, String> {
                 collection,
                 key,
                 version,
-                doc: Arc::new(if deleted {
-                    Value::Null
-                } else {
-                    change.get("doc").cloned().unwrap_or(Value::Null)
-                }),
+                doc: match change.get("doc") {
+                    Some(doc) if !deleted => Json::from(doc),
+                    _ => Json::null(),
+                },
                 deleted,
             })
         })

@@ -15,6 +15,10 @@ wasm_bindgen_test_configure!(run_in_browser);
 mod support;
 use support::*;
 
+fn stringify(value: &JsValue) -> String {
+    js_sys::JSON::stringify(value).unwrap().as_string().unwrap()
+}
+
 fn text(value: &JsValue, path: &str) -> Option<String> {
     get(value, path).as_string()
 }
@@ -398,4 +402,61 @@ async fn the_client_id_made_for_an_outbox_is_kept_across_a_reload() {
     // would not recognise as the same client's.
     assert!(!ids[0].is_empty());
     assert_eq!(ids[0], ids[1]);
+}
+
+#[wasm_bindgen_test]
+async fn a_value_keeps_the_apps_json_text_in_the_view_the_store_and_on_the_wire() {
+    // Keys out of alphabetical order and numbers as JavaScript spells them: a parse into a tree and a
+    // re-encode would sort the keys (and could respell the numbers), so a reload or a resend would not
+    // show or send what the app gave.
+    let given = json(r#"{"z":1,"a":{"y":2.5,"b":[1e21,0.1,-7]},"m":"\u00e9"}"#);
+    let spelled = stringify(&given);
+    assert_eq!(
+        spelled,
+        r#"{"z":1,"a":{"y":2.5,"b":[1e+21,0.1,-7]},"m":"é"}"#
+    );
+    let options = json(r#"{"endpoint": "https://api.example", "autoDrain": false}"#);
+    let name = format!("outbox-text-{}", js_sys::Math::random().to_bits());
+    set(&options, "name", &name.into());
+    let put = |key: &str| {
+        let op = json(&format!(
+            r#"{{"collection":"notes","key":"{key}","op":"put"}}"#
+        ));
+        set(&op, "value", &given);
+        op
+    };
+    let outbox = open(&options).await;
+    settle(outbox.enqueue(put("a"))).await.unwrap();
+    settle(outbox.enqueue(put("b"))).await.unwrap();
+    assert_eq!(
+        stringify(&outbox.get("notes", "a").unwrap()),
+        spelled,
+        "get()"
+    );
+    let listed = outbox.list("notes").unwrap();
+    assert_eq!(stringify(&get(&listed, "0.value")), spelled, "list()");
+    let pending = settle(outbox.pending()).await.unwrap();
+    assert_eq!(stringify(&get(&pending, "0.value")), spelled, "pending()");
+    settle(outbox.close()).await.unwrap();
+
+    // Read back from IndexedDB by a new instance, then sent.
+    let outbox = open(&options).await;
+    assert_eq!(
+        stringify(&outbox.get("notes", "b").unwrap()),
+        spelled,
+        "after a reload"
+    );
+    let fetch = MockFetch::new(r#"[{"status": 200, "headers": {"ETag": "\"1\""}}]"#);
+    settle(outbox.drain()).await.unwrap();
+    let bodies: Vec<String> = fetch
+        .calls()
+        .iter()
+        .filter_map(|c| text(c, "body"))
+        .collect();
+    assert_eq!(
+        bodies,
+        vec![spelled.clone(), spelled],
+        "each PUT body, byte for byte"
+    );
+    settle(outbox.close()).await.unwrap();
 }

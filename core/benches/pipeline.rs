@@ -73,7 +73,7 @@ impl Pipeline {
                 collection: "todos".into(),
                 key,
                 kind: OpKind::Put,
-                payload: json!({ "title": "buy milk", "done": false }),
+                payload: json!({ "title": "buy milk", "done": false }).into(),
                 base_version: None,
             };
             let (id, fx) = self.engine.enqueue(op, self.now).unwrap();

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::json::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::event::Event;
@@ -83,7 +83,7 @@ pub struct SendOp {
     /// What the op does.
     pub kind: OpKind,
     /// The JSON payload.
-    pub payload: Arc<Value>,
+    pub payload: Json,
     /// Sent as `If-Match` when present.
     pub base_version: Option<String>,
     /// Sent as `If-None-Match: *`: create the document, never overwrite one.

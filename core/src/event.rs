@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::json::Json;
 use crate::op::{OpError, OpId};
 use crate::status::Status;
 
@@ -41,7 +42,7 @@ pub enum Event {
         /// The new version (`ETag`), when the server sent one.
         version: Option<String>,
         /// The confirmed document (shared with the view, not copied).
-        doc: Option<Arc<Value>>,
+        doc: Option<Json>,
     },
     /// A transient failure: the op will be retried.
     RetryScheduled {

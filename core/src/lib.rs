@@ -14,7 +14,7 @@
 //! let mut engine = Engine::new(Config::default(), 42).unwrap();
 //! let (id, effects) = engine
 //!     .enqueue(NewOp { collection: "todos".into(), key: "1".into(), kind: OpKind::Put,
-//!                      payload: json!({ "title": "milk" }), base_version: None }, 0)
+//!                      payload: json!({ "title": "milk" }).into(), base_version: None }, 0)
 //!     .unwrap();
 //! assert!(matches!(effects[0], Effect::Persist(_)));       // commit it, then:
 //! let effects = engine.confirm_stored(&[id], 1);           // now it may be sent
@@ -39,6 +39,7 @@ mod error;
 mod event;
 pub mod health;
 pub mod history;
+mod json;
 mod lane;
 mod mark;
 mod op;
@@ -65,6 +66,7 @@ pub use history::{
     Answer, Attempt, History, HistoryBounds, HistoryEntry, HistoryKind, HistoryQuery, Outcome,
     RateLimitSeen, Trigger,
 };
+pub use json::Json;
 pub use mark::{BatchMark, MarkedOp, MARK_META_PREFIX};
 pub use op::{
     payload_depth, NewOp, OpError, OpId, OpKind, OpRecord, OpState, FORMAT_VERSION,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::json::Json;
 use crate::outcome::OutcomeClass;
 
 /// The current version of the [`OpRecord`] storage format.
@@ -167,7 +168,7 @@ pub struct NewOp {
     pub kind: OpKind,
     /// The JSON payload (ignored for deletes).
     #[serde(default)]
-    pub payload: Value,
+    pub payload: Json,
     /// The version the change was made against; sent as `If-Match` when present.
     #[serde(default)]
     pub base_version: Option<String>,
@@ -195,10 +196,10 @@ pub struct OpRecord {
     pub key: Arc<str>,
     /// What the op does.
     pub kind: OpKind,
-    /// The JSON payload. Shared (not copied) with the `Send` and `Persist` effects: it never changes
-    /// after enqueue except through `resolve`, which replaces it.
+    /// The JSON payload, as the app's text. Shared (not copied) with the `Send` and `Persist` effects:
+    /// it never changes after enqueue except through `resolve`, which replaces it.
     #[serde(default)]
-    pub payload: Arc<Value>,
+    pub payload: Json,
     /// The version the change was made against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_version: Option<String>,
@@ -302,8 +303,7 @@ impl OpRecord {
     pub(crate) fn wire_size(&self) -> usize {
         // Fixed overhead covers the id, key, kind and JSON punctuation of a push entry.
         const OVERHEAD: usize = 128;
-        let payload = serde_json::to_string(&self.payload).map_or(0, |s| s.len());
-        OVERHEAD + self.collection.len() + self.key.len() + payload
+        OVERHEAD + self.collection.len() + self.key.len() + self.payload.text().len()
     }
 }
 

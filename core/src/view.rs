@@ -15,6 +15,7 @@ use foldhash::fast::FixedState;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::json::Json;
 use crate::op::{OpKind, OpRecord, OpState};
 
 /// The last server-acknowledged state of one entity, as stored in the `docs` store.
@@ -29,7 +30,7 @@ pub struct ConfirmedDoc {
     pub version: Option<String>,
     /// The document (`null` when deleted). Shared, not copied, with the view and the `Acked` event.
     #[serde(default)]
-    pub doc: Arc<Value>,
+    pub doc: Json,
     /// The server deleted it: a tombstone, kept so an older version arriving later is recognised.
     #[serde(default)]
     pub deleted: bool,
@@ -37,7 +38,7 @@ pub struct ConfirmedDoc {
 
 /// Applies a custom op to a document: `(name, current, payload) -> new document`, or `None` to leave
 /// the document as it is. The runtime plugs in the app's registered mutation functions.
-pub type MutatorFn = dyn FnMut(&str, Option<&Value>, &Value) -> Option<Value>;
+pub type MutatorFn = dyn FnMut(&str, Option<&Json>, &Json) -> Option<Json>;
 
 /// The optional custom-op function, with a `Debug` the engine can derive through.
 #[derive(Default)]
@@ -65,7 +66,7 @@ pub struct ViewItem<'a> {
     /// The entity's key.
     pub key: &'a str,
     /// The optimistic document; `None` when it does not exist (never created, or deleted).
-    pub value: Option<&'a Value>,
+    pub value: Option<&'a Json>,
     /// The confirmed version the value builds on.
     pub version: Option<&'a str>,
     /// How many of the entity's ops are not yet acknowledged (failed ones excluded).
@@ -76,13 +77,13 @@ pub struct ViewItem<'a> {
 pub(crate) struct Confirmed {
     pub(crate) version: Option<String>,
     /// `None`: deleted (or never existed, with a version: a tombstone).
-    pub(crate) doc: Option<Arc<Value>>,
+    pub(crate) doc: Option<Json>,
 }
 
 #[derive(Clone, Debug, Default)]
 struct Entry {
     confirmed: Option<Confirmed>,
-    value: Option<Arc<Value>>,
+    value: Option<Json>,
     pending: usize,
 }
 
@@ -188,16 +189,16 @@ impl View {
 fn item<'a>(key: &'a str, entry: &'a Entry) -> ViewItem<'a> {
     ViewItem {
         key,
-        value: entry.value.as_deref(),
+        value: entry.value.as_ref(),
         version: entry.confirmed.as_ref().and_then(|c| c.version.as_deref()),
         pending: entry.pending,
     }
 }
 
-fn same(a: &Option<Arc<Value>>, b: &Option<Arc<Value>>) -> bool {
+fn same(a: &Option<Json>, b: &Option<Json>) -> bool {
     match (a, b) {
         (None, None) => true,
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+        (Some(a), Some(b)) => a == b,
         _ => false,
     }
 }
@@ -210,10 +211,10 @@ pub(crate) fn in_view(op: &OpRecord) -> bool {
 /// The view of one entity: `base` (the confirmed document, `None` if absent) with `ops` applied in
 /// order. Returns the value and how many ops counted.
 pub(crate) fn fold<'a>(
-    base: Option<Arc<Value>>,
+    base: Option<Json>,
     ops: impl Iterator<Item = &'a OpRecord>,
     mutator: &mut Mutator,
-) -> (Option<Arc<Value>>, usize) {
+) -> (Option<Json>, usize) {
     let mut value = base;
     let mut pending = 0;
     for op in ops.filter(|op| in_view(op)) {
@@ -225,26 +226,22 @@ pub(crate) fn fold<'a>(
 
 /// A JSON merge patch (RFC 7396) applied to a document (an absent one counts as `{}`): the document a
 /// patch op makes, as the view computes it. The runtime gives it to the app's validator.
-pub fn merged(current: Option<&Value>, patch: &Value) -> Value {
-    let mut doc = current.map_or_else(|| Value::Object(Default::default()), Clone::clone);
-    json_patch::merge(&mut doc, patch);
-    doc
+pub fn merged(current: Option<&Json>, patch: &Json) -> Json {
+    let mut doc = current.map_or_else(|| Value::Object(Default::default()), Json::value);
+    json_patch::merge(&mut doc, &patch.value());
+    Json::from(doc)
 }
 
 /// One op applied to a document: a put replaces, a patch merges (RFC 7396), a delete removes, a custom
 /// op goes through the app's mutation function (without one it changes nothing).
-pub(crate) fn apply(
-    current: Option<Arc<Value>>,
-    op: &OpRecord,
-    mutator: &mut Mutator,
-) -> Option<Arc<Value>> {
+pub(crate) fn apply(current: Option<Json>, op: &OpRecord, mutator: &mut Mutator) -> Option<Json> {
     match &op.kind {
         OpKind::Put => Some(op.payload.clone()),
-        OpKind::Patch => Some(Arc::new(merged(current.as_deref(), &op.payload))),
+        OpKind::Patch => Some(merged(current.as_ref(), &op.payload)),
         OpKind::Delete => None,
         OpKind::Custom { name } => match mutator.0.as_mut() {
-            Some(f) => match f(name, current.as_deref(), &op.payload) {
-                Some(doc) => Some(Arc::new(doc)),
+            Some(f) => match f(name, current.as_ref(), &op.payload) {
+                Some(doc) => Some(doc),
                 None => current,
             },
             None => current,

@@ -29,7 +29,7 @@ fn a_resolution_that_grows_the_payload_is_sized_again_before_it_is_batched() {
 
     // While paused, the small op is resolved with a big payload and two small ops join it.
     e.pause(2);
-    e.resolve(a, json!({ "blob": "x".repeat(1_000) }), None, 3)
+    e.resolve(a, json!({ "blob": "x".repeat(1_000) }).into(), None, 3)
         .unwrap();
     let (b, _) = enqueue(&mut e, put("b", json!(2)), 4);
     let (c, _) = enqueue(&mut e, put("c", json!(3)), 5);

@@ -27,7 +27,7 @@ fn re_creating_a_deleted_document_is_a_create_not_a_conflict() {
     );
     let del = NewOp {
         kind: OpKind::Delete,
-        payload: Value::Null,
+        payload: Value::Null.into(),
         ..put("a", Value::Null)
     };
     let (_, fx) = enqueue(&mut e, del, 2);
@@ -61,7 +61,7 @@ fn a_chain_behind_a_delete_follows_it_to_a_create() {
     );
     let del = NewOp {
         kind: OpKind::Delete,
-        payload: Value::Null,
+        payload: Value::Null.into(),
         ..put("a", Value::Null)
     };
     let (_, fx) = enqueue(&mut e, del, 1);
@@ -96,7 +96,7 @@ fn resolving_a_conflict_with_a_tombstone_re_creates_the_document() {
     // Someone deleted it meanwhile (tombstone version 2).
     reply(&mut e, &only_send(&fx), conflict_412(2, None), 2);
     assert_eq!(e.op(id).unwrap().state, OpState::Conflict);
-    let fx = e.resolve(id, json!("mine"), None, 3).unwrap();
+    let fx = e.resolve(id, json!("mine").into(), None, 3).unwrap();
     let batch = only_send(&fx);
     assert!(
         batch.ops[0].create_only,
@@ -118,7 +118,7 @@ fn a_put_over_a_document_this_client_never_saw_is_a_conflict_not_an_overwrite() 
         .any(|f| matches!(f, Effect::Emit(Event::Conflict { .. }))));
     assert_eq!(
         e.view_item("todos", "a").unwrap().value,
-        Some(&json!("theirs"))
+        Some(&json!("theirs").into())
     );
 }
 

@@ -87,7 +87,7 @@ fn a_full_v1_record_still_decodes() {
             name: "checkout".into()
         }
     );
-    assert_eq!(*r.payload, json!({ "cart": [1, 2] }));
+    assert_eq!(r.payload.value(), json!({ "cart": [1, 2] }));
     assert_eq!(r.base_version.as_deref(), Some("\"v3\""));
     assert_eq!(r.state, OpState::Failed);
     let err = r.last_error.unwrap();
@@ -161,7 +161,7 @@ fn the_current_format_round_trips_and_is_versioned() {
                 kind: OpKind::Custom {
                     name: "checkout".into(),
                 },
-                payload: json!({ "cart": [1, 2] }),
+                payload: json!({ "cart": [1, 2] }).into(),
                 base_version: None,
             },
             5,

@@ -84,7 +84,7 @@ fn a_push_refused_as_a_whole_fails_only_the_op_that_causes_it() {
     let mut now = 2;
     while let Some(batch) = sends(&fx).into_iter().next() {
         assert_eq!(batch.ops.len(), 1, "each op alone, to find the guilty one");
-        let guilty = *batch.ops[0].payload == json!({"poison": true});
+        let guilty = batch.ops[0].payload.value() == json!({"poison": true});
         let reply = if guilty {
             Reply::whole(refused.clone())
         } else {
@@ -96,7 +96,7 @@ fn a_push_refused_as_a_whole_fails_only_the_op_that_causes_it() {
     let status = e.status();
     assert_eq!((status.failed, status.pending), (1, 0));
     let failed: Vec<_> = e.ops().collect();
-    assert_eq!(*failed[0].payload, json!({"poison": true}));
+    assert_eq!(failed[0].payload.value(), json!({"poison": true}));
 }
 
 #[test]

@@ -453,7 +453,7 @@ impl Sim {
                     collection: "todos".into(),
                     key: lane_key(*lane),
                     kind: if *delete { OpKind::Delete } else { OpKind::Put },
-                    payload: json!({ "lane": lane }),
+                    payload: json!({ "lane": lane }).into(),
                     base_version: None,
                 };
                 let (id, fx) = self.engine.enqueue(new, self.now).unwrap();

@@ -90,7 +90,7 @@ fn a_follower_stores_and_the_leader_adopts_and_sends() {
     );
     assert_eq!(
         follower.view_item("todos", "a").unwrap().value,
-        Some(&json!({ "from": "b" }))
+        Some(&json!({ "from": "b" }).into())
     );
 
     let fx = leader.adopt(vec![record.clone()], 2).unwrap();

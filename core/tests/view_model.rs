@@ -6,11 +6,10 @@
 //! conflict strategy: a dropped op settles, a rebased one goes on.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use outbox_core::{
     Batch, BatchMark, CollectionConfig, Config, ConfirmedDoc, ConflictStrategy, Effect, Engine,
-    NewOp, OpId, OpKind, OpRecord, OpState, Reply, Response, Stored,
+    Json, NewOp, OpId, OpKind, OpRecord, OpState, Reply, Response, Stored,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -145,13 +144,13 @@ impl Sim {
 
 /// RFC 7396 applied by the test itself, op by op: the reference the engine's view must match.
 fn reference_view(confirmed: Option<ConfirmedDoc>, ops: &[&OpRecord]) -> Option<Value> {
-    let mut doc = confirmed.filter(|c| !c.deleted).map(|c| (*c.doc).clone());
+    let mut doc = confirmed.filter(|c| !c.deleted).map(|c| c.doc.value());
     for op in ops.iter().filter(|op| op.state != OpState::Failed) {
         doc = match &op.kind {
-            OpKind::Put => Some((*op.payload).clone()),
+            OpKind::Put => Some(op.payload.value()),
             OpKind::Patch => {
                 let mut d = doc.unwrap_or_else(|| json!({}));
-                json_patch::merge(&mut d, &op.payload);
+                json_patch::merge(&mut d, &op.payload.value());
                 Some(d)
             }
             OpKind::Delete => None,
@@ -167,7 +166,7 @@ fn check_view(engine: &Engine) -> Result<(), TestCaseError> {
         let expected = reference_view(engine.confirmed("notes", key), &ops);
         let actual = engine
             .view_item("notes", key)
-            .and_then(|i| i.value.cloned());
+            .and_then(|i| i.value.map(Json::value));
         prop_assert_eq!(&actual, &expected, "view of {} with ops {:?}", key, ops);
         let pending = ops.iter().filter(|o| o.state != OpState::Failed).count();
         let shown = engine.view_item("notes", key).map_or(0, |i| i.pending);
@@ -227,7 +226,7 @@ proptest! {
                         1 => (OpKind::Patch, json!({ format!("f{field}"): if value == 0 { Value::Null } else { json!(value) } })),
                         _ => (OpKind::Delete, Value::Null),
                     };
-                    let op = NewOp { collection: "notes".into(), key: KEYS[key].into(), kind, payload, base_version: None };
+                    let op = NewOp { collection: "notes".into(), key: KEYS[key].into(), kind, payload: payload.into(), base_version: None };
                     let (id, fx) = sim.engine.enqueue(op, sim.now).unwrap();
                     sim.apply(fx);
                     let fx = sim.engine.confirm_stored(&[id], sim.now);
@@ -255,7 +254,7 @@ proptest! {
                         collection: "notes".into(),
                         key: KEYS[key].into(),
                         version: Some(format!("\"{version}\"")),
-                        doc: Arc::new(if deleted { Value::Null } else { json!({ "pulled": value }) }),
+                        doc: (if deleted { Value::Null } else { json!({ "pulled": value }) }).into(),
                         deleted,
                     };
                     let fx = sim.engine.ingest(vec![doc], sim.now);
@@ -285,7 +284,7 @@ proptest! {
                 Action::Crash => {
                     let before: Vec<Option<Value>> = KEYS
                         .iter()
-                        .map(|k| sim.engine.view_item("notes", k).and_then(|i| i.value.cloned()))
+                        .map(|k| sim.engine.view_item("notes", k).and_then(|i| i.value.map(Json::value)))
                         .collect();
                     let records = sim.records.values().cloned().collect();
                     let docs = sim.docs.values().cloned().collect();
@@ -295,7 +294,7 @@ proptest! {
                     sim.in_flight.clear();
                     let after: Vec<Option<Value>> = KEYS
                         .iter()
-                        .map(|k| sim.engine.view_item("notes", k).and_then(|i| i.value.cloned()))
+                        .map(|k| sim.engine.view_item("notes", k).and_then(|i| i.value.map(Json::value)))
                         .collect();
                     prop_assert_eq!(&after, &before, "the view survives a reload");
                     let fx = sim.engine.drain(sim.now);

@@ -115,7 +115,7 @@ impl World {
             collection: collection.into(),
             key: key.clone(),
             kind: kind.clone(),
-            payload,
+            payload: payload.into(),
             base_version: None,
         };
         let now = self.now(tab);
@@ -312,8 +312,12 @@ impl World {
                     match state {
                         OpState::Failed if !give_up => self.retry(tab, id, now, false)?,
                         OpState::Conflict if !give_up => {
-                            let payload =
-                                (*self.tabs[tab].engine().op(id).expect("held").payload).clone();
+                            let payload = self.tabs[tab]
+                                .engine()
+                                .op(id)
+                                .expect("held")
+                                .payload
+                                .clone();
                             let fx = self.tabs[tab]
                                 .engine()
                                 .resolve(id, payload, None, now)

@@ -150,7 +150,7 @@ impl World {
             let stored_body = if stored.kind == outbox_core::OpKind::Delete {
                 String::new()
             } else {
-                stored.payload.to_string()
+                stored.payload.text().to_owned()
             };
             let latest_horizon = self
                 .time

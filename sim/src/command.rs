@@ -159,13 +159,15 @@ impl World {
         }
         let payload = match how {
             Resolution::Discard => return self.discard(tab, id, forwarded),
-            Resolution::KeepLocal => (*record.payload).clone(),
+            Resolution::KeepLocal => record.payload.clone(),
             Resolution::Merge => {
                 let mut merged = record.server_doc.clone().unwrap_or(json!({}));
-                if let (Some(m), Some(p)) = (merged.as_object_mut(), record.payload.as_object()) {
+                if let (Some(m), Some(p)) =
+                    (merged.as_object_mut(), record.payload.value().as_object())
+                {
                     m.extend(p.clone());
                 }
-                merged
+                merged.into()
             }
         };
         let fx = match self.tabs[tab].engine().resolve(id, payload, None, now) {

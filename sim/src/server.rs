@@ -63,9 +63,9 @@ pub struct Server {
     pub foreign: HashMap<Entity, u64>,
 }
 
-/// The body text the runtime sends for an op (the fetch transport's `payload.to_string()`).
+/// The body text the runtime sends for an op (the fetch transport's `payload.text()`).
 pub fn body_text(op: &SendOp) -> Option<String> {
-    (op.kind != OpKind::Delete).then(|| op.payload.to_string())
+    (op.kind != OpKind::Delete).then(|| op.payload.text().to_owned())
 }
 
 impl Server {
@@ -174,7 +174,7 @@ impl Server {
                     Doc {
                         version,
                         live: true,
-                        doc: (*op.payload).clone(),
+                        doc: op.payload.value(),
                     },
                 )
             }
@@ -186,7 +186,7 @@ impl Server {
                     });
                 };
                 let mut doc = live.doc.clone();
-                json_patch::merge(&mut doc, &op.payload);
+                json_patch::merge(&mut doc, &op.payload.value());
                 (
                     200,
                     Doc {

@@ -143,14 +143,14 @@ impl Runtime {
         let engine = self.engine.borrow();
         let mut ops: Vec<&OpRecord> = engine.ops().filter(|r| states.contains(&r.state)).collect();
         outbox_core::order::sort_by_key(&mut ops, |r| (0, r.seq, r.id.sort_key()));
-        let mut list: Vec<Value> = ops
+        let mut list: Vec<String> = ops
             .into_iter()
-            .map(crate::transport::snapshot_json)
+            .map(crate::transport::snapshot_text)
             .collect();
         if states.contains(&OpState::Failed) {
-            list.extend(self.quarantined_snapshots());
+            list.extend(self.quarantined_snapshots().iter().map(Value::to_string));
         }
-        Ok(convert::to_js(&Value::Array(list)))
+        Ok(convert::text_to_js(&format!("[{}]", list.join(","))))
     }
 
     /// Registers a status subscriber (`event: None`) or an event listener; returns its id.

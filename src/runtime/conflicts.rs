@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use outbox_core::{ConflictResolution, Effect, Event, OpId, OpState};
+use outbox_core::{ConflictResolution, Effect, Event, Json, OpId, OpState};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
@@ -49,7 +49,6 @@ impl Runtime {
                 ConflictResolution::Dropped,
             ),
             Some("local") => {
-                let payload = Value::clone(&payload);
                 let fx = self.engine_mut()?.resolve(id, payload, None, now)?;
                 (fx, ConflictResolution::Rebased)
             }
@@ -97,9 +96,9 @@ impl Runtime {
         let Some(resolver) = self.resolvers.get(&record.collection).cloned() else {
             return false;
         };
-        let local = convert::to_js(&record.payload);
+        let local = convert::json_to_js(&record.payload);
         let server = server_doc.as_ref().map_or(JsValue::NULL, convert::to_js);
-        let op = convert::to_js(&crate::transport::snapshot_json(&record));
+        let op = convert::text_to_js(&crate::transport::snapshot_text(&record));
         let (this, id, event) = (Rc::clone(self), *id, event.clone());
         wasm_bindgen_futures::spawn_local(async move {
             let answer = match resolver.call3(&JsValue::UNDEFINED, &local, &server, &op) {
@@ -184,7 +183,7 @@ impl Runtime {
                 key,
                 version,
                 deleted: response.status == 410,
-                doc: doc.into(),
+                doc: Json::from(doc),
             };
             if this.check_usable().is_ok() {
                 if let Ok(mut engine) = this.engine_mut() {

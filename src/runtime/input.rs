@@ -1,9 +1,8 @@
 //! Reading input: the app's ops and op ids, and the records stored in IndexedDB.
 
-use outbox_core::{ConfirmedDoc, NewOp, OpId, OpKind, OpRecord};
+use outbox_core::{ConfirmedDoc, Json, NewOp, OpId, OpKind, OpRecord};
 
 use super::quarantine::Quarantined;
-use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
 use super::Runtime;
@@ -72,7 +71,7 @@ impl Runtime {
         };
         let value = field("value");
         let payload = if kind == OpKind::Delete {
-            Value::Null
+            Json::null()
         } else if value.is_undefined() {
             return Err(invalid_op(
                 "op.value is required for put, patch and custom ops",

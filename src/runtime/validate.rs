@@ -36,7 +36,7 @@ impl Runtime {
                 let current = engine
                     .view_item(&op.collection, &op.key)
                     .and_then(|item| item.value);
-                convert::to_js(&outbox_core::view::merged(current, &op.payload))
+                convert::json_to_js(&outbox_core::view::merged(current, &op.payload))
             }
             OpKind::Delete | OpKind::Custom { .. } => return Ok(()),
         };

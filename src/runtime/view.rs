@@ -1,19 +1,17 @@
 //! The optimistic view as the app sees it: `get`, `list`, watchers, documents the app ingests itself,
 //! and the custom-op mutations the view applies.
 
+use js_sys::Function;
+use outbox_core::{ConfirmedDoc, Json};
+use serde_json::Value;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
-
-use js_sys::Function;
-use outbox_core::ConfirmedDoc;
-use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 
 use super::{report_error, Runtime};
 use crate::by_name::ByName;
 use crate::clock;
-use crate::convert;
+use crate::convert::{self, ObjectWriter};
 use crate::error::{Error, Result};
 use crate::transport::wire;
 use crate::watchers::{Changed, Notify};
@@ -26,25 +24,30 @@ impl Runtime {
         Ok(engine
             .view_item(collection, key)
             .and_then(|item| item.value)
-            .map_or(JsValue::UNDEFINED, convert::to_js))
+            .map_or(JsValue::UNDEFINED, convert::json_to_js))
     }
 
     /// The collection's documents: `[{ key, value, version, pending }]`, ordered by key.
     pub fn list(&self, collection: &str) -> Result<JsValue> {
         self.check_open()?;
         let engine = self.engine_ref()?;
-        let items: Vec<Value> = engine
-            .view_list(collection)
-            .map(|item| {
-                json!({
-                    "key": item.key,
-                    "value": item.value,
-                    "version": item.version.map(wire::api_version),
-                    "pending": item.pending,
-                })
-            })
-            .collect();
-        Ok(convert::to_js(&Value::Array(items)))
+        // Written as text: each document goes in as the JSON text the view holds.
+        let mut out = String::from("[");
+        for (i, item) in engine.view_list(collection).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let mut o = ObjectWriter::open(&mut out);
+            o.string("key", item.key)
+                .json("value", item.value.map_or("null", Json::text));
+            match item.version {
+                Some(version) => o.string("version", &wire::api_version(version)),
+                None => o.json("version", "null"),
+            };
+            o.json("pending", &item.pending.to_string()).close();
+        }
+        out.push(']');
+        Ok(convert::text_to_js(&out))
     }
 
     /// Registers a watcher of a collection (`key: None`) or of one document; returns its id.
@@ -95,10 +98,10 @@ impl Runtime {
                 collection: collection.clone(),
                 key: key.to_owned(),
                 version: Some(version),
-                doc: Arc::new(match doc.get("value") {
-                    Some(value) if !deleted => value.clone(),
-                    _ => Value::Null,
-                }),
+                doc: match doc.get("value") {
+                    Some(value) if !deleted => Json::from(value),
+                    _ => Json::null(),
+                },
                 deleted,
             });
         }
@@ -147,10 +150,10 @@ pub(super) fn mutator(
 ) -> Box<outbox_core::view::MutatorFn> {
     Box::new(move |name, current, payload| {
         let apply = mutations.borrow().get(name).cloned()?;
-        let current = current.map_or(JsValue::UNDEFINED, convert::to_js);
-        match apply.call2(&JsValue::UNDEFINED, &current, &convert::to_js(payload)) {
+        let current = current.map_or(JsValue::UNDEFINED, convert::json_to_js);
+        match apply.call2(&JsValue::UNDEFINED, &current, &convert::json_to_js(payload)) {
             Ok(next) if next.is_undefined() => None,
-            Ok(next) => convert::from_js(&next, usize::MAX).ok(),
+            Ok(next) => convert::json_from_js(&next, usize::MAX).ok(),
             Err(error) => {
                 report_error(&error);
                 None

@@ -10,7 +10,7 @@
 use js_sys::Function;
 use outbox_core::{Batch, OpResult, Reply, Response};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::fetch::{call_async, js_message};
 use super::{wire, SendOutcome};
@@ -40,8 +40,8 @@ impl CustomTransport {
 
     /// Sends one batch through the app's function.
     pub async fn send(&self, batch: &Batch) -> SendOutcome {
-        let ops: Vec<Value> = batch.ops.iter().map(wire::send_op_json).collect();
-        let arg = json!({ "id": batch.id, "ops": ops }).to_string();
+        let ops: Vec<String> = batch.ops.iter().map(wire::send_op_text).collect();
+        let arg = format!("{{\"id\":{},\"ops\":[{}]}}", batch.id, ops.join(","));
         let Ok(arg) = js_sys::JSON::parse(&arg) else {
             return SendOutcome::NoAnswer("the batch could not be encoded".to_owned());
         };

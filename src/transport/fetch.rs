@@ -77,11 +77,11 @@ impl FetchTransport {
             OpKind::Delete => None,
             OpKind::Patch => {
                 set(&headers, "Content-Type", "application/merge-patch+json")?;
-                Some(op.payload.to_string())
+                Some(op.payload.text().to_owned())
             }
             OpKind::Put | OpKind::Custom { .. } => {
                 set(&headers, "Content-Type", "application/json")?;
-                Some(op.payload.to_string())
+                Some(op.payload.text().to_owned())
             }
         };
         let response = self.exchange(&method, &url, headers, body).await?;
@@ -103,8 +103,7 @@ impl FetchTransport {
 
     async fn push(&self, batch: &Batch, headers: Headers) -> Result<Reply, Failure> {
         set(&headers, "Content-Type", "application/json")?;
-        let ops: Vec<Value> = batch.ops.iter().map(wire::push_entry).collect();
-        let body = json!({ "ops": ops }).to_string();
+        let body = wire::push_body(&batch.ops);
         let url = format!("{}/push", self.options.endpoint);
         let response = self.exchange("POST", &url, headers, Some(body)).await?;
         if response.status != 200 {
@@ -202,8 +201,7 @@ impl FetchTransport {
 
     async fn route(&self, op: &SendOp) -> Result<(String, String), String> {
         if let Some(route) = &self.options.route {
-            let arg =
-                js_sys::JSON::parse(&wire::send_op_json(op).to_string()).map_err(js_message)?;
+            let arg = js_sys::JSON::parse(&wire::send_op_text(op)).map_err(js_message)?;
             let routed = call_async(route, &arg)
                 .await
                 .map_err(|e| format!("options.route threw: {}", js_message(e)))?;

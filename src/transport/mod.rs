@@ -13,7 +13,7 @@ use outbox_core::{Batch, Reply};
 
 pub use custom::CustomTransport;
 pub use fetch::FetchTransport;
-pub use wire::snapshot_json;
+pub use wire::snapshot_text;
 
 /// What happened to a send.
 pub enum SendOutcome {

@@ -2,7 +2,9 @@
 //! op snapshots the JS API returns.
 
 use outbox_core::{OpKind, OpRecord, SendOp};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
+
+use crate::convert::ObjectWriter;
 
 /// The JS/JSON name of an op kind.
 pub fn kind_name(kind: &OpKind) -> &'static str {
@@ -54,99 +56,160 @@ pub fn etag_from_api(version: &str) -> Option<String> {
     ok.then(|| format!("\"{version}\""))
 }
 
-/// An op as the app's transport and `route` function see it.
-pub fn send_op_json(op: &SendOp) -> Value {
-    let mut o = Map::new();
-    o.insert("id".into(), json!(op.id.to_string()));
-    o.insert(
-        "idempotencyKey".into(),
-        json!(op.idempotency_key.to_string()),
-    );
-    o.insert("collection".into(), json!(op.collection));
-    o.insert("key".into(), json!(op.key));
-    o.insert("op".into(), json!(kind_name(&op.kind)));
+/// An op as the app's transport and `route` function see it (JSON text: the value goes in as the app's
+/// text, so the transport sees its keys in the app's order).
+pub fn send_op_text(op: &SendOp) -> String {
+    let mut out = String::new();
+    let mut o = ObjectWriter::open(&mut out);
+    o.string("id", &op.id.to_string())
+        .string("idempotencyKey", &op.idempotency_key.to_string())
+        .string("collection", &op.collection)
+        .string("key", &op.key)
+        .string("op", kind_name(&op.kind));
     if let OpKind::Custom { name } = &op.kind {
-        o.insert("name".into(), json!(name));
+        o.string("name", name);
     }
     if op.kind != OpKind::Delete {
-        o.insert("value".into(), Value::clone(&op.payload));
+        o.json("value", op.payload.text());
     }
     if let Some(v) = &op.base_version {
-        o.insert("baseVersion".into(), json!(api_version(v)));
+        o.string("baseVersion", &api_version(v));
     }
     if op.create_only {
-        o.insert("createOnly".into(), json!(true));
+        o.json("createOnly", "true");
     }
-    o.insert("attempt".into(), json!(op.attempt));
-    Value::Object(o)
+    o.json("attempt", &op.attempt.to_string()).close();
+    out
 }
 
-/// An op as the app inspects it through `pending()`, `failed()` and `conflicts()`.
-pub fn snapshot_json(record: &OpRecord) -> Value {
-    let mut o = Map::new();
-    o.insert("id".into(), json!(record.id.to_string()));
-    o.insert(
-        "idempotencyKey".into(),
-        json!(record.idempotency_key.to_string()),
-    );
-    o.insert("collection".into(), json!(record.collection));
-    o.insert("key".into(), json!(record.key));
-    o.insert("op".into(), json!(kind_name(&record.kind)));
+/// An op as the app inspects it through `pending()`, `failed()` and `conflicts()` (JSON text).
+pub fn snapshot_text(record: &OpRecord) -> String {
+    let mut out = String::new();
+    let mut o = ObjectWriter::open(&mut out);
+    o.string("id", &record.id.to_string())
+        .string("idempotencyKey", &record.idempotency_key.to_string())
+        .string("collection", &record.collection)
+        .string("key", &record.key)
+        .string("op", kind_name(&record.kind));
     if let OpKind::Custom { name } = &record.kind {
-        o.insert("name".into(), json!(name));
+        o.string("name", name);
     }
     if record.kind != OpKind::Delete {
-        o.insert("value".into(), Value::clone(&record.payload));
+        o.json("value", record.payload.text());
     }
     if let Some(v) = &record.base_version {
-        o.insert("baseVersion".into(), json!(api_version(v)));
+        o.string("baseVersion", &api_version(v));
     }
-    o.insert(
-        "state".into(),
-        serde_json::to_value(record.state).unwrap_or(Value::Null),
-    );
-    o.insert("attempts".into(), json!(record.attempts));
-    o.insert("createdAt".into(), json!(record.created_at));
+    o.value(
+        "state",
+        &serde_json::to_value(record.state).unwrap_or(Value::Null),
+    )
+    .json("attempts", &record.attempts.to_string())
+    .json("createdAt", &record.created_at.to_string());
     if record.create_only {
-        o.insert("createOnly".into(), json!(true));
+        o.json("createOnly", "true");
     }
     // The server may have applied an earlier attempt (a lost answer): a failed op with this set may
     // in fact be on the server, and its retry keeps the key so it cannot apply twice.
-    o.insert("maybeApplied".into(), json!(record.maybe_applied));
+    o.json(
+        "maybeApplied",
+        if record.maybe_applied {
+            "true"
+        } else {
+            "false"
+        },
+    );
     if let Some(at) = record.next_attempt_at {
-        o.insert("nextAttemptAt".into(), json!(at));
+        o.json("nextAttemptAt", &at.to_string());
     }
     if let Some(e) = &record.last_error {
-        o.insert("lastError".into(), crate::events::op_error_json(e));
+        o.value("lastError", &crate::events::op_error_json(e));
     }
     if let Some(doc) = &record.server_doc {
-        o.insert("serverDoc".into(), doc.clone());
+        o.value("serverDoc", doc);
     }
     if let Some(version) = &record.server_version {
-        o.insert("serverVersion".into(), json!(api_version(version)));
+        o.string("serverVersion", &api_version(version));
     }
-    Value::Object(o)
+    o.close();
+    out
 }
 
-/// One entry of a `POST {base}/push` body (docs/PROTOCOL.md).
-pub fn push_entry(op: &SendOp) -> Value {
-    let mut o = Map::new();
-    o.insert("id".into(), json!(op.id.to_string()));
-    o.insert("method".into(), json!(method(&op.kind).unwrap_or("POST")));
-    o.insert("collection".into(), json!(op.collection));
-    o.insert("key".into(), json!(op.key));
-    o.insert(
-        "idempotencyKey".into(),
-        json!(op.idempotency_key.to_string()),
-    );
-    if let Some(v) = &op.base_version {
-        o.insert("ifMatch".into(), json!(if_match(v)));
+/// A `POST {base}/push` body (docs/PROTOCOL.md): `{"ops":[...]}`, each payload copied in as its text.
+pub fn push_body(ops: &[SendOp]) -> String {
+    let payloads: usize = ops.iter().map(|op| op.payload.text().len()).sum();
+    let mut out = String::with_capacity(16 + ops.len() * 200 + payloads);
+    out.push_str("{\"ops\":[");
+    for (i, op) in ops.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let mut entry = ObjectWriter::open(&mut out);
+        entry
+            .string("id", &op.id.to_string())
+            .string("method", method(&op.kind).unwrap_or("POST"))
+            .string("collection", &op.collection)
+            .string("key", &op.key)
+            .string("idempotencyKey", &op.idempotency_key.to_string());
+        if let Some(version) = &op.base_version {
+            entry.string("ifMatch", &if_match(version));
+        }
+        if op.create_only {
+            entry.string("ifNoneMatch", "*");
+        }
+        if op.kind != OpKind::Delete {
+            entry.json("body", op.payload.text());
+        }
+        entry.close();
     }
-    if op.create_only {
-        o.insert("ifNoneMatch".into(), json!("*"));
+    out.push_str("]}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn send_op(kind: Value, payload: &str, base_version: Value, create_only: bool) -> SendOp {
+        let mut op: SendOp = serde_json::from_value(json!({
+            "id": "00000000-0000-0000-0000-000000000001",
+            "idempotency_key": "00000000-0000-0000-0000-0000000000ff",
+            "collection": "notes",
+            "key": "a \"quoted\" key",
+            "kind": kind,
+            "payload": null,
+            "base_version": base_version,
+            "create_only": create_only,
+            "attempt": 1,
+        }))
+        .unwrap();
+        op.payload = outbox_core::Json::from_text(payload.to_owned()).unwrap();
+        op
     }
-    if op.kind != OpKind::Delete {
-        o.insert("body".into(), Value::clone(&op.payload));
+
+    #[test]
+    fn a_push_body_carries_each_payload_as_the_apps_text() {
+        let put = send_op(
+            json!({ "type": "put" }),
+            r#"{"z":1,"a":[1e+21]}"#,
+            Value::Null,
+            true,
+        );
+        let delete = send_op(json!({ "type": "delete" }), "null", json!("\"3\""), false);
+        let body = push_body(&[put, delete]);
+        assert_eq!(
+            body,
+            concat!(
+                r#"{"ops":[{"id":"00000000-0000-0000-0000-000000000001","method":"PUT","collection":"notes","#,
+                r#""key":"a \"quoted\" key","idempotencyKey":"00000000-0000-0000-0000-0000000000ff","#,
+                r#""ifNoneMatch":"*","body":{"z":1,"a":[1e+21]}},"#,
+                r#"{"id":"00000000-0000-0000-0000-000000000001","method":"DELETE","collection":"notes","#,
+                r#""key":"a \"quoted\" key","idempotencyKey":"00000000-0000-0000-0000-0000000000ff","#,
+                r#""ifMatch":"\"3\""}]}"#
+            )
+        );
+        let parsed: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed["ops"][1]["ifMatch"], json!("\"3\""));
     }
-    Value::Object(o)
 }

@@ -16,7 +16,7 @@ fn record(n: u8) -> OpRecord {
         collection: Arc::from("todos"),
         key: Arc::from(n.to_string()),
         kind: OpKind::Put,
-        payload: Arc::new(json!({ "n": n })),
+        payload: json!({ "n": n }).into(),
         base_version: None,
         created_at: 0,
         attempts: 0,

@@ -9,7 +9,7 @@ impl Engine {
         if op.collection.is_empty() || op.key.is_empty() {
             return Err(CoreError::InvalidEntity);
         }
-        let depth = crate::op::payload_depth(&op.payload);
+        let depth = op.payload.depth();
         if depth > crate::op::MAX_PAYLOAD_DEPTH {
             return Err(CoreError::TooDeep(depth));
         }
@@ -37,7 +37,7 @@ impl Engine {
             collection,
             key,
             kind: op.kind,
-            payload: Arc::new(op.payload),
+            payload: op.payload,
             base_version,
             created_at: self.now,
             attempts: 0,
@@ -169,7 +169,7 @@ impl Engine {
     pub fn resolve(
         &mut self,
         id: OpId,
-        payload: Value,
+        payload: Json,
         base_version: Option<String>,
         now: u64,
     ) -> Result<Vec<Effect>, CoreError> {
@@ -189,7 +189,7 @@ impl Engine {
             }
         };
         let entry = self.ops.get_mut(&id).expect("checked above");
-        entry.record.payload = Arc::new(payload);
+        entry.record.payload = payload;
         entry.record.base_version = base;
         entry.record.create_only = create_only;
         entry.record.auto_base = false;
@@ -378,7 +378,7 @@ impl Engine {
             return;
         };
         if matches!(entry.record.state, OpState::Conflict | OpState::Unknown) {
-            entry.record.server_doc = state.doc.as_deref().cloned();
+            entry.record.server_doc = state.doc.as_ref().map(Json::value);
             entry.record.server_version = state.version.clone();
             fx.push(Effect::Persist(entry.record.clone()));
         }

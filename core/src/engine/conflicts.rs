@@ -22,7 +22,7 @@ impl Engine {
         );
         let current = response.and_then(server_current);
         let (server_doc, server_version) = match &current {
-            Some(c) => (c.doc.as_deref().cloned(), c.version.clone()),
+            Some(c) => (c.doc.as_ref().map(Json::value), c.version.clone()),
             // No `current`: keep whatever the server said, for the app to show.
             None => (response.and_then(|r| r.body.clone()), None),
         };
@@ -116,7 +116,7 @@ pub(super) fn server_current(response: &Response) -> Option<Confirmed> {
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let doc = match current.get("doc") {
-        Some(doc) if !deleted && !doc.is_null() => Some(Arc::new(doc.clone())),
+        Some(doc) if !deleted && !doc.is_null() => Some(Json::from(doc)),
         _ => None,
     };
     Some(Confirmed { version, doc })

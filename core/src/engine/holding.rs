@@ -148,8 +148,9 @@ impl Engine {
             self.confirm(&collection, &key, current.clone(), false, fx);
         }
         let state = current.or_else(|| self.view.confirmed(&collection, &key).cloned());
-        let (server_doc, server_version) =
-            state.map_or((None, None), |s| (s.doc.as_deref().cloned(), s.version));
+        let (server_doc, server_version) = state.map_or((None, None), |s| {
+            (s.doc.as_ref().map(Json::value), s.version)
+        });
         self.ops.get_mut(&id).expect("exists").record.server_version = server_version;
         self.halt(id, OpState::Unknown, error, server_doc, None, fx);
     }

@@ -27,7 +27,7 @@ fn put(key: &str) -> NewOp {
         collection: "todos".into(),
         key: key.into(),
         kind: OpKind::Put,
-        payload: json!({ "k": key }),
+        payload: json!({ "k": key }).into(),
         base_version: None,
     }
 }

@@ -31,6 +31,8 @@ use std::sync::Arc;
 
 use foldhash::fast::FixedState;
 use serde_json::Value;
+
+use crate::json::Json;
 use uuid::Uuid;
 
 use crate::config::{Config, ConflictStrategy};
@@ -495,10 +497,7 @@ pub(super) fn confirmed_doc(collection: &str, key: &str, confirmed: &Confirmed) 
         collection: collection.to_owned(),
         key: key.to_owned(),
         version: confirmed.version.clone(),
-        doc: confirmed
-            .doc
-            .clone()
-            .unwrap_or_else(|| Arc::new(Value::Null)),
+        doc: confirmed.doc.clone().unwrap_or_default(),
         deleted: confirmed.doc.is_none(),
     }
 }

@@ -168,14 +168,7 @@ impl Engine {
                     .wrapping_add(e.size as usize)
                     .wrapping_add(r.attempts as usize)
                     .wrapping_add(r.key.as_bytes().first().copied().unwrap_or(0) as usize)
-                    .wrapping_add(Arc::strong_count(&r.payload))
-                    // The payload's first map node: dropping the payload on ack walks it.
-                    .wrapping_add(
-                        r.payload
-                            .as_object()
-                            .and_then(|o| o.keys().next())
-                            .map_or(0, String::len),
-                    )
+                    .wrapping_add(r.payload.text().len())
                     .wrapping_add(usize::from(r.last_error.is_some()))
                     .wrapping_add(usize::from(r.server_doc.is_some()))
                     .wrapping_add(usize::from(self.lanes.is_head(e.lane_hash, *id)));

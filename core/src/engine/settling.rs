@@ -161,7 +161,7 @@ impl Engine {
             .filter(|b| !b.is_null());
         let doc = match (&record.kind, returned) {
             (OpKind::Delete, _) => None,
-            (_, Some(body)) => Some(Arc::new(body.clone())),
+            (_, Some(body)) => Some(Json::from(body)),
             (_, None) => {
                 let before = self
                     .view

@@ -38,7 +38,7 @@ fn op(collection: &str, key: &str, kind: OpKind) -> NewOp {
         collection: collection.into(),
         key: key.into(),
         kind,
-        payload: json!({ "k": key }),
+        payload: json!({ "k": key }).into(),
         base_version: None,
     }
 }
@@ -150,7 +150,7 @@ fn batches_respect_max_ops_max_bytes_and_the_concurrency_limit() {
     };
     let mut e = Engine::new(cfg, 1).unwrap();
     let mut big = put("big");
-    big.payload = json!({ "blob": "x".repeat(1_000) });
+    big.payload = json!({ "blob": "x".repeat(1_000) }).into();
     let ids: Vec<OpId> = [put("1"), put("2"), put("3"), big]
         .into_iter()
         .map(|o| e.enqueue(o, 0).unwrap().0)
@@ -266,12 +266,17 @@ fn a_conflict_holds_the_server_doc_and_keeps_the_key_after_a_lost_response() {
     );
     // A resolution is a new write against the server's version: it gets a new key.
     let fx = e
-        .resolve(a1, json!({ "rebased": true }), Some("7".into()), 20_003)
+        .resolve(
+            a1,
+            json!({ "rebased": true }).into(),
+            Some("7".into()),
+            20_003,
+        )
         .unwrap();
     let b = only_batch(&fx);
     assert_ne!(b.ops[0].idempotency_key, key, "a resolution is a new write");
     assert_eq!(b.ops[0].base_version.as_deref(), Some("7"));
-    assert_eq!(*b.ops[0].payload, json!({ "rebased": true }));
+    assert_eq!(b.ops[0].payload.value(), json!({ "rebased": true }));
 }
 
 fn next_attempt(fx: &[Effect], id: OpId) -> u64 {
@@ -501,7 +506,7 @@ fn ack_reports_the_version_and_doc_and_drains() {
         collection: "todos".into(),
         key: "a".into(),
         version: Some("\"v2\"".into()),
-        doc: Some(Arc::new(json!({ "title": "milk" }))),
+        doc: Some(json!({ "title": "milk" }).into()),
     }));
     assert!(evs.contains(&Event::Drained));
     let st = e.status();

@@ -25,13 +25,14 @@ fn new_op(key: &str, kind: OpKind, payload: Value) -> NewOp {
         collection: "notes".into(),
         key: key.into(),
         kind,
-        payload,
+        payload: payload.into(),
         base_version: None,
     }
 }
 
 fn value(e: &Engine, key: &str) -> Option<Value> {
-    e.view_item("notes", key).and_then(|i| i.value.cloned())
+    e.view_item("notes", key)
+        .and_then(|i| i.value.map(Json::value))
 }
 
 fn add(e: &mut Engine, op: NewOp, now: u64) -> (OpId, Vec<Effect>) {
@@ -74,7 +75,7 @@ fn ingest(e: &mut Engine, key: &str, version: u64, doc: Option<Value>, now: u64)
             key: key.into(),
             version: Some(format!("\"{version}\"")),
             deleted: doc.is_none(),
-            doc: Arc::new(doc.unwrap_or(Value::Null)),
+            doc: doc.unwrap_or(Value::Null).into(),
         }],
         now,
     )
@@ -133,7 +134,7 @@ fn an_ack_confirms_the_servers_doc_and_later_ops_follow_its_version() {
         .iter()
         .any(|f| matches!(f, Effect::PersistDoc(d) if d.version.as_deref() == Some("\"4\""))));
     assert_eq!(
-        *e.confirmed("notes", "a").unwrap().doc,
+        e.confirmed("notes", "a").unwrap().doc.value(),
         json!({"n": 1, "server": true})
     );
     assert_eq!(
@@ -244,7 +245,7 @@ fn manual_holds_both_versions_until_resolved() {
     assert_eq!(held.server_doc, Some(json!({"title": "theirs"})));
     assert_eq!(held.server_version.as_deref(), Some("\"5\""));
     assert_eq!(
-        *e.confirmed("notes", "a").unwrap().doc,
+        e.confirmed("notes", "a").unwrap().doc.value(),
         json!({"title": "theirs"})
     );
     assert_eq!(
@@ -254,7 +255,12 @@ fn manual_holds_both_versions_until_resolved() {
     );
     // Resolving with a merge sends the merged doc against the server's version.
     let fx = e
-        .resolve(id, json!({"title": "merged"}), Some("\"5\"".into()), 3)
+        .resolve(
+            id,
+            json!({"title": "merged"}).into(),
+            Some("\"5\"".into()),
+            3,
+        )
         .unwrap();
     assert_eq!(batch(&fx).ops[0].base_version.as_deref(), Some("\"5\""));
     assert_eq!(value(&e, "a"), Some(json!({"title": "merged"})));
@@ -327,8 +333,9 @@ fn custom_ops_apply_through_the_mutator() {
     );
     e.set_mutator(Box::new(|name, current, payload| {
         assert_eq!(name, "increment");
-        let count = current?.get("count")?.as_i64()? + payload.get("by")?.as_i64()?;
-        Some(json!({ "count": count }))
+        let count =
+            current?.value().get("count")?.as_i64()? + payload.value().get("by")?.as_i64()?;
+        Some(json!({ "count": count }).into())
     }));
     let fx = e.refresh_view(2);
     assert_eq!(view_changes(&fx), 1);

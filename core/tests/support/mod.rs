@@ -32,7 +32,7 @@ pub fn put(key: &str, payload: Value) -> NewOp {
         collection: "todos".into(),
         key: key.into(),
         kind: OpKind::Put,
-        payload,
+        payload: payload.into(),
         base_version: None,
     }
 }
