@@ -130,6 +130,19 @@ impl View {
         Change::Changed
     }
 
+    /// Sets the confirmed state of an entity and shows it, as a restore begins: the entity's ops are
+    /// then applied on top with [`View::push_op`], in lane order.
+    pub(crate) fn restore_confirmed(
+        &mut self,
+        collection: &Arc<str>,
+        key: &Arc<str>,
+        confirmed: Confirmed,
+    ) {
+        let entry = self.entry_mut(collection, key);
+        entry.value = confirmed.doc.clone();
+        entry.confirmed = Some(confirmed);
+    }
+
     /// Replaces the confirmed state of an entity (no recompute: call [`View::refold`] after).
     pub(crate) fn set_confirmed(
         &mut self,

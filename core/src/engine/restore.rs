@@ -75,7 +75,9 @@ impl Engine {
         // The clock stands before where a previous session last marked it: it was set back.
         engine.clock_set_back =
             clock_mark.is_some_and(|m| m > now.saturating_add(CLOCK_TOLERANCE_MS));
-        let mut entities = Vec::with_capacity(docs.len());
+        // The view is built as it is kept live: each confirmed document shown, then each op applied
+        // on top in lane order (the order below), as an enqueue applies it; nothing is reported for
+        // it, since it is the state the app starts from.
         for doc in docs {
             let (collection, key) = (
                 engine.intern_collection(doc.collection),
@@ -85,8 +87,7 @@ impl Engine {
                 version: doc.version,
                 doc: (!doc.deleted).then_some(doc.doc),
             };
-            engine.view.set_confirmed(&collection, &key, confirmed);
-            entities.push((collection, key));
+            engine.view.restore_confirmed(&collection, &key, confirmed);
         }
         // A batch's mark says what its ops' records would say had each been rewritten at send: read
         // them through it; below, with marks found, every record read in flight is stored as read, and
@@ -145,6 +146,9 @@ impl Engine {
             }
             engine.next_seq = engine.next_seq.max(record.seq + 1);
             *engine.counts.slot(record.state) += 1;
+            if view::in_view(&record) {
+                engine.view.push_op(&record, &mut engine.mutator);
+            }
             let (id, has_error) = (record.id, record.last_error.is_some());
             engine.insert(record, true);
             if has_error {
@@ -156,16 +160,8 @@ impl Engine {
             engine.deferred.push(Effect::DeleteMark(first.0));
         }
         let heads: Vec<OpId> = engine.lanes.heads().collect();
-        entities.reserve(heads.len());
         for head in heads {
             engine.schedule_if_head(head);
-            let record = &engine.ops[&head].record;
-            entities.push((record.collection.clone(), record.key.clone()));
-        }
-        // Nothing is reported for the rebuilt view: it is the state the app starts from.
-        let mut ignored = Vec::new();
-        for (collection, key) in entities {
-            engine.refold_entity(&collection, &key, &mut ignored);
         }
         engine.busy = engine.to_settle() > 0;
         Ok(engine)
