@@ -377,8 +377,8 @@ impl Engine {
     }
 
     /// Adds a record to the end of its lane (no scheduling, no state counters; `held` if it lands behind
-    /// a halted head).
-    pub(super) fn insert(&mut self, record: OpRecord, durable: bool) {
+    /// a halted head). Returns whether it is its lane's head, the first op of a lane that was empty.
+    pub(super) fn insert(&mut self, record: OpRecord, durable: bool) -> bool {
         let lane_hash = self.lanes.hash(&record.collection, &record.key);
         let ops = &self.ops;
         let mut head_halted = false;
@@ -391,6 +391,7 @@ impl Engine {
             self.held += 1;
         }
         self.add_entry(record, lane_hash, durable);
+        head
     }
 
     /// Puts an op's entry into the table (its lane holds it already).

@@ -150,7 +150,11 @@ impl Engine {
                 engine.view.push_op(&record, &mut engine.mutator);
             }
             let (id, has_error) = (record.id, record.last_error.is_some());
-            engine.insert(record, true);
+            if engine.insert(record, true) {
+                // A lane's first op is its head for the rest of the restore: scheduled now, in the
+                // order of the records, which is the order `ready` keeps (cheap inserts at its end).
+                engine.schedule_if_head(id);
+            }
             if has_error {
                 // The records keep no error times: in seq order, the newest op's error is the last.
                 engine.note_error(id);
@@ -158,10 +162,6 @@ impl Engine {
         }
         for first in marks.iter().filter_map(|m| m.ops.first()) {
             engine.deferred.push(Effect::DeleteMark(first.0));
-        }
-        let heads: Vec<OpId> = engine.lanes.heads().collect();
-        for head in heads {
-            engine.schedule_if_head(head);
         }
         engine.busy = engine.to_settle() > 0;
         Ok(engine)
