@@ -227,3 +227,45 @@ async fn a_newer_schema_in_another_tab_is_not_blocked() {
     assert_eq!(error.code(), "DB_UPGRADE_BLOCKED");
     newer.close();
 }
+
+#[wasm_bindgen_test]
+async fn ops_are_read_in_parts_that_miss_no_key_and_keep_key_order() {
+    let name = fresh_db_name("parts");
+    let store = IdbStore::open(&name, Durability::Relaxed)
+        .await
+        .expect("open");
+    // Keys at and around every bound of the parts, below the first and past the last, and op ids.
+    let mut keys = vec![
+        "",
+        " ",
+        "0",
+        "0ff",
+        "1",
+        "1-",
+        "9~",
+        ":",
+        "a",
+        "a0",
+        "e~~",
+        "f",
+        "f0",
+        "g",
+        "z",
+        "~",
+        "\u{e9}",
+        "07a1c3e2-55b0-4c1e-9a2b-0c1d2e3f4a5b",
+        "fedcba98-7654-4321-8fed-cba987654321",
+    ];
+    let writes: Vec<Write> = keys.iter().map(|k| put_op(k, &format!("op {k}"))).collect();
+    store.commit(&writes).await.expect("commit");
+    keys.sort();
+    let expected: Vec<String> = keys.iter().map(|k| format!("op {k}")).collect();
+    assert_eq!(strings(store.load_ops().await.unwrap()), expected);
+    let parts = store.load_ops_in_parts(|part| part.len()).await.unwrap();
+    assert_eq!(parts.len(), 16);
+    assert_eq!(parts.iter().sum::<usize>(), keys.len());
+    assert_eq!(
+        parts[15], 7,
+        "f, f0, g, z, ~, é and the id from f: the last part"
+    );
+}

@@ -295,8 +295,17 @@ fn meta_value(meta: &Meta, key: &str) -> Option<String> {
 /// documents, the server's stated retention, the clock mark and the marks of pushes in flight; and the
 /// other meta values (the pull cursor, the client id), read with them.
 async fn load_stored(store: &IdbStore) -> Result<(Stored, Vec<quarantine::Quarantined>, Meta)> {
-    let (records, quarantined) = match decode_all(store.load_ops().await?) {
-        Some(records) => (records, Vec::new()),
+    // Parsed a part at a time, as they arrive; a record that cannot be read sends the restore to the
+    // slower read that names each record by its key.
+    let parts = store.load_ops_in_parts(decode_all).await?;
+    let (records, quarantined) = match parts.into_iter().collect::<Option<Vec<_>>>() {
+        Some(parts) => {
+            let mut records = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+            for part in parts {
+                records.extend(part);
+            }
+            (records, Vec::new())
+        }
         None => decode_records(store.load_op_entries().await?),
     };
     let docs = decode_docs(store.load_docs().await?);

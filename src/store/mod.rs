@@ -10,6 +10,7 @@
 
 mod commit;
 mod error;
+mod parts;
 pub mod schema;
 
 use std::cell::{Cell, RefCell};
@@ -190,10 +191,22 @@ impl IdbStore {
             .await
     }
 
-    /// Every stored op record, in key order (the caller orders them by their own sequence numbers).
+    /// Every stored op record, in key order.
     pub async fn load_ops(&self) -> Result<Vec<JsValue>, StoreError> {
-        self.with_reconnect(async |db: Database| load_all(&db, schema::OPS).await)
-            .await
+        let parts = self.load_ops_in_parts(|part| part).await?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// Every stored op record, in key order (the caller orders them by their own sequence numbers), as
+    /// `parse` made of each part of them: a part is parsed while the next is read ([`parts`]).
+    pub async fn load_ops_in_parts<T>(
+        &self,
+        parse: impl Fn(Vec<JsValue>) -> T,
+    ) -> Result<Vec<T>, StoreError> {
+        self.with_reconnect(async |db: Database| {
+            parts::load_in_parts(db.as_sys(), schema::OPS, &parse).await
+        })
+        .await
     }
 
     /// Every stored op record with its key (the op id), in key order: a record that cannot be read
