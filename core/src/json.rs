@@ -9,38 +9,39 @@
 use std::fmt;
 use std::sync::Arc;
 
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// A JSON value as text: always one complete, valid JSON value (checked when it is made). Cloning it
 /// shares the text. Two values are equal when their texts are (`{"a":1}` and `{ "a": 1 }` are not).
 ///
-/// In a record or a body it serializes as the JSON value itself, not as a string, so stored records
-/// keep the format they had when payloads were `serde_json::Value`s.
+/// In a record or a body it serializes as the JSON value itself, not as a string (the way serde_json's
+/// `RawValue` does), so stored records keep the format they had when payloads were `serde_json::Value`s.
 #[derive(Clone)]
-pub struct Json(Arc<RawValue>);
+pub struct Json(Arc<str>);
 
 impl Json {
     /// `null`.
     pub fn null() -> Self {
-        Json(Arc::from(RawValue::NULL.to_owned()))
+        Json(Arc::from("null"))
     }
 
     /// The text, if it is one valid JSON value (surrounding whitespace is kept), or why not.
     pub fn from_text(text: String) -> Result<Self, serde_json::Error> {
-        RawValue::from_string(text).map(|raw| Json(Arc::from(raw)))
+        serde_json::from_str::<IgnoredAny>(&text)?;
+        Ok(Json(Arc::from(text)))
     }
 
     /// The value's compact text.
     pub fn from_value(value: &Value) -> Self {
-        // Writing a `Value` cannot fail: its map keys are strings and its numbers finite.
-        serde_json::value::to_raw_value(value).map_or_else(|_| Json::null(), |raw| Json(raw.into()))
+        Json(Arc::from(value.to_string()))
     }
 
     /// The JSON text.
     pub fn text(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
     /// The value, parsed. It parsed when it was made, so this cannot fail (a failure would read `null`).
@@ -115,13 +116,101 @@ impl fmt::Debug for Json {
 
 impl Serialize for Json {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        // What serde_json's `RawValue` writes: serde_json's serializer copies the text in as it is,
+        // its `Value` serializer parses it.
+        let mut raw = serializer.serialize_struct(RAW_VALUE_TOKEN, 1)?;
+        raw.serialize_field(RAW_VALUE_TOKEN, self.text())?;
+        raw.end()
     }
 }
 
+/// The name under which serde_json passes a value's raw text (its `RawValue` uses it, with the
+/// `raw_value` feature). Should it ever change, `text_is_kept_byte_for_byte_through_a_record` fails.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
 impl<'de> Deserialize<'de> for Json {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Box::<RawValue>::deserialize(deserializer).map(|raw| Json(raw.into()))
+        deserializer.deserialize_newtype_struct(RAW_VALUE_TOKEN, JsonVisitor)
+    }
+}
+
+/// Reads a [`Json`] from serde_json as its text, and from any other deserializer (the buffered content
+/// of an internally tagged enum such as [`crate::Event`], a `Value`) as a value written back to text.
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    // serde_json's answer: a map of one entry, the token and the text, which it read as one whole
+    // JSON value (so it needs no second check).
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let first = match map.next_key_seed(Key)? {
+            Some(None) => return map.next_value_seed(Text),
+            other => other.flatten(),
+        };
+        // A deserializer that read a plain object here: take it whole.
+        let mut object = serde_json::Map::new();
+        if let Some(key) = first {
+            object.insert(key, map.next_value()?);
+            while let Some((key, value)) = map.next_entry()? {
+                object.insert(key, value);
+            }
+        }
+        Ok(Json::from(Value::Object(object)))
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Json, D::Error> {
+        Value::deserialize(d).map(Json::from)
+    }
+}
+
+/// A map key: `None` for serde_json's token (compared without making a string), else the key.
+struct Key;
+
+impl<'de> de::DeserializeSeed<'de> for Key {
+    type Value = Option<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<String>, E> {
+        Ok((key != RAW_VALUE_TOKEN).then(|| key.to_owned()))
+    }
+}
+
+/// The raw text serde_json passes, borrowed from the input when it can be: one copy, into the `Json`.
+struct Text;
+
+impl<'de> de::DeserializeSeed<'de> for Text {
+    type Value = Json;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Json, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Text {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the text of a JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Json, E> {
+        Ok(Json(Arc::from(text)))
     }
 }
 
@@ -153,6 +242,31 @@ mod tests {
         assert_eq!(
             from_value.payload.value(),
             json!({ "z": 1, "a": [1.5, "x"] })
+        );
+    }
+
+    #[test]
+    fn an_event_holding_a_document_reads_back_through_its_tag() {
+        // `Event` is internally tagged: serde buffers it before reading the variant's fields, so a
+        // document reaches `Json` from serde's buffer, not from serde_json's text.
+        let acked = crate::Event::Acked {
+            id: crate::OpId(uuid::Uuid::from_u128(1)),
+            collection: "notes".into(),
+            key: "a".into(),
+            version: Some("\"2\"".into()),
+            doc: Some(Json::from_text(r#"{"b":[1,{"c":null}],"a":"x"}"#.to_owned()).unwrap()),
+        };
+        let text = serde_json::to_string(&acked).unwrap();
+        let back: crate::Event = serde_json::from_str(&text).unwrap();
+        let crate::Event::Acked { doc: Some(doc), .. } = &back else {
+            panic!("{back:?}")
+        };
+        assert_eq!(doc.value(), json!({ "a": "x", "b": [1, { "c": null }] }));
+        let value: crate::Event =
+            serde_json::from_value(serde_json::to_value(&acked).unwrap()).unwrap();
+        assert_eq!(
+            serde_json::to_string(&value).unwrap(),
+            serde_json::to_string(&back).unwrap()
         );
     }
 
