@@ -1,11 +1,12 @@
 //! The optimistic view as the app sees it: `get`, `list`, watchers, documents the app ingests itself,
 //! and the custom-op mutations the view applies.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use js_sys::Function;
 use outbox_core::{ConfirmedDoc, Json};
 use serde_json::Value;
-use std::cell::RefCell;
-use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 
 use super::{report_error, Runtime};
