@@ -1,7 +1,7 @@
 //! The JSON shapes ops take on their way out, shared by the push body, the custom transport and the
 //! op snapshots the JS API returns.
 
-use outbox_core::{OpKind, OpRecord, SendOp};
+use outbox_core::{Json, OpId, OpKind, OpRecord, SendOp};
 use serde_json::Value;
 
 use crate::convert::ObjectWriter;
@@ -56,25 +56,52 @@ pub fn etag_from_api(version: &str) -> Option<String> {
     ok.then(|| format!("\"{version}\""))
 }
 
-/// An op as the app's transport and `route` function see it (JSON text: the value goes in as the app's
-/// text, so the transport sees its keys in the app's order).
+/// The members an op shows wherever the app sees it (a transport's batch, a route's argument, an op
+/// snapshot), in this order.
+struct OpMembers<'a> {
+    id: OpId,
+    idempotency_key: String,
+    collection: &'a str,
+    key: &'a str,
+    kind: &'a OpKind,
+    payload: &'a Json,
+    base_version: Option<&'a str>,
+}
+
+impl OpMembers<'_> {
+    fn write(&self, o: &mut ObjectWriter) {
+        o.string("id", &self.id.to_string())
+            .string("idempotencyKey", &self.idempotency_key)
+            .string("collection", self.collection)
+            .string("key", self.key)
+            .string("op", kind_name(self.kind));
+        if let OpKind::Custom { name } = self.kind {
+            o.string("name", name);
+        }
+        // The value as the app's text, so its keys keep the app's order.
+        if *self.kind != OpKind::Delete {
+            o.json("value", self.payload.text());
+        }
+        if let Some(v) = self.base_version {
+            o.string("baseVersion", &api_version(v));
+        }
+    }
+}
+
+/// An op as the app's transport and `route` function see it (JSON text).
 pub fn send_op_text(op: &SendOp) -> String {
     let mut out = String::new();
     let mut o = ObjectWriter::open(&mut out);
-    o.string("id", &op.id.to_string())
-        .string("idempotencyKey", &op.idempotency_key.to_string())
-        .string("collection", &op.collection)
-        .string("key", &op.key)
-        .string("op", kind_name(&op.kind));
-    if let OpKind::Custom { name } = &op.kind {
-        o.string("name", name);
+    OpMembers {
+        id: op.id,
+        idempotency_key: op.idempotency_key.to_string(),
+        collection: &op.collection,
+        key: &op.key,
+        kind: &op.kind,
+        payload: &op.payload,
+        base_version: op.base_version.as_deref(),
     }
-    if op.kind != OpKind::Delete {
-        o.json("value", op.payload.text());
-    }
-    if let Some(v) = &op.base_version {
-        o.string("baseVersion", &api_version(v));
-    }
+    .write(&mut o);
     if op.create_only {
         o.json("createOnly", "true");
     }
@@ -86,20 +113,16 @@ pub fn send_op_text(op: &SendOp) -> String {
 pub fn snapshot_text(record: &OpRecord) -> String {
     let mut out = String::new();
     let mut o = ObjectWriter::open(&mut out);
-    o.string("id", &record.id.to_string())
-        .string("idempotencyKey", &record.idempotency_key.to_string())
-        .string("collection", &record.collection)
-        .string("key", &record.key)
-        .string("op", kind_name(&record.kind));
-    if let OpKind::Custom { name } = &record.kind {
-        o.string("name", name);
+    OpMembers {
+        id: record.id,
+        idempotency_key: record.idempotency_key.to_string(),
+        collection: &record.collection,
+        key: &record.key,
+        kind: &record.kind,
+        payload: &record.payload,
+        base_version: record.base_version.as_deref(),
     }
-    if record.kind != OpKind::Delete {
-        o.json("value", record.payload.text());
-    }
-    if let Some(v) = &record.base_version {
-        o.string("baseVersion", &api_version(v));
-    }
+    .write(&mut o);
     o.value(
         "state",
         &serde_json::to_value(record.state).unwrap_or(Value::Null),
@@ -111,14 +134,7 @@ pub fn snapshot_text(record: &OpRecord) -> String {
     }
     // The server may have applied an earlier attempt (a lost answer): a failed op with this set may
     // in fact be on the server, and its retry keeps the key so it cannot apply twice.
-    o.json(
-        "maybeApplied",
-        if record.maybe_applied {
-            "true"
-        } else {
-            "false"
-        },
-    );
+    o.json("maybeApplied", &record.maybe_applied.to_string());
     if let Some(at) = record.next_attempt_at {
         o.json("nextAttemptAt", &at.to_string());
     }
