@@ -524,6 +524,8 @@ mod settling;
 #[cfg(test)]
 mod mark_tests;
 #[cfg(test)]
+mod pacing_tests;
+#[cfg(test)]
 mod restore_tests;
 #[cfg(test)]
 mod tests;
