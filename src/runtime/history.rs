@@ -30,6 +30,7 @@ use wasm_bindgen::prelude::*;
 
 use super::{report_error, Runtime};
 use crate::clock;
+use crate::convert;
 use crate::error::{Error, Result};
 use crate::options::{Options, TransportOptions};
 use crate::store::{IdbStore, StoreError, Write};
@@ -238,7 +239,7 @@ impl Runtime {
             return;
         }
         for text in entries {
-            let js = json_to_js(text);
+            let js = convert::text_to_js(text);
             for watcher in &watchers {
                 if let Err(error) = watcher.call1(&JsValue::UNDEFINED, &js) {
                     report_error(&error);
@@ -436,7 +437,7 @@ impl Runtime {
         // One JSON text parsed by the browser: the entries go through the one serializer the stored
         // records need already (a `Value` for each would cost its own code and a copy).
         let list = serde_json::to_string(&log.query(&query)).unwrap_or_default();
-        Ok(json_to_js(&list))
+        Ok(convert::text_to_js(&list))
     }
 
     /// `watchHistory(callback)`: returns the watcher's id.
@@ -491,15 +492,10 @@ impl Runtime {
         let log = self.history.log.borrow();
         let health =
             outbox_core::health(log.entries(), clock::now(), &inputs, &self.history.health);
-        Ok(json_to_js(
+        Ok(convert::text_to_js(
             &serde_json::to_string(&health).unwrap_or_default(),
         ))
     }
-}
-
-/// JSON text this module made, as a JS value.
-fn json_to_js(text: &str) -> JsValue {
-    js_sys::JSON::parse(text).unwrap_or(JsValue::NULL)
 }
 
 fn parse_query(value: &JsValue) -> Result<HistoryQuery> {
