@@ -134,8 +134,8 @@ impl<'de> Deserialize<'de> for Json {
     }
 }
 
-/// Reads a [`Json`] from serde_json as its text, and from any other deserializer (the buffered content
-/// of an internally tagged enum such as [`crate::Event`], a `Value`) as a value written back to text.
+/// Reads a [`Json`] from serde_json (its text, or a `Value`'s) as text, and from serde's buffered
+/// content of an internally tagged enum such as [`crate::Event`] as a value written back to text.
 struct JsonVisitor;
 
 impl<'de> Visitor<'de> for JsonVisitor {
@@ -146,21 +146,12 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 
     // serde_json's answer: a map of one entry, the token and the text, which it read as one whole
-    // JSON value (so it needs no second check).
+    // JSON value (so it needs no second check). Any other map is not one serde_json made.
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
-        let first = match map.next_key_seed(Key)? {
-            Some(None) => return map.next_value_seed(Text),
-            other => other.flatten(),
-        };
-        // A deserializer that read a plain object here: take it whole.
-        let mut object = serde_json::Map::new();
-        if let Some(key) = first {
-            object.insert(key, map.next_value()?);
-            while let Some((key, value)) = map.next_entry()? {
-                object.insert(key, value);
-            }
+        match map.next_key_seed(Key)? {
+            Some(true) => map.next_value_seed(Text),
+            _ => Err(de::Error::custom("a JSON value is read from serde_json")),
         }
-        Ok(Json::from(Value::Object(object)))
     }
 
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Json, D::Error> {
@@ -168,26 +159,26 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 }
 
-/// A map key: `None` for serde_json's token (compared without making a string), else the key.
+/// Whether a map key is serde_json's token (compared without making a string).
 struct Key;
 
 impl<'de> de::DeserializeSeed<'de> for Key {
-    type Value = Option<String>;
+    type Value = bool;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
         d.deserialize_str(self)
     }
 }
 
 impl<'de> Visitor<'de> for Key {
-    type Value = Option<String>;
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a map key")
     }
 
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<String>, E> {
-        Ok((key != RAW_VALUE_TOKEN).then(|| key.to_owned()))
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == RAW_VALUE_TOKEN)
     }
 }
 
