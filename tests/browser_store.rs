@@ -2,10 +2,12 @@
 //! Real IndexedDB, no mocks; each test uses a fresh database name so tests never see each other's data.
 #![cfg(target_arch = "wasm32")]
 
+use std::cell::{Cell, RefCell};
+
 use indexed_db_futures::database::Database;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::TransactionMode;
-use outbox_sync::store::{Durability, IdbStore, StoreError, Write, SCHEMA_VERSION};
+use outbox_sync::store::{Durability, IdbStore, Part, StoreError, Write, SCHEMA_VERSION};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
@@ -261,11 +263,24 @@ async fn ops_are_read_in_parts_that_miss_no_key_and_keep_key_order() {
     keys.sort();
     let expected: Vec<String> = keys.iter().map(|k| format!("op {k}")).collect();
     assert_eq!(strings(store.load_ops().await.unwrap()), expected);
-    let parts = store.load_ops_in_parts(|part| part.len()).await.unwrap();
-    assert_eq!(parts.len(), 16);
-    assert_eq!(parts.iter().sum::<usize>(), keys.len());
+    // What the reader is handed: the count first, then each part.
+    let (count, sizes) = (Cell::new(None), RefCell::new(Vec::new()));
+    store
+        .load_ops_in_parts(|part| match part {
+            Part::Count(n) => {
+                assert!(sizes.borrow().is_empty(), "the count comes first");
+                count.set(Some(n));
+            }
+            Part::Values(values) => sizes.borrow_mut().push(values.length() as usize),
+        })
+        .await
+        .unwrap();
+    let sizes = sizes.into_inner();
+    assert_eq!(count.get(), Some(keys.len()));
+    assert_eq!(sizes.len(), 16);
+    assert_eq!(sizes.iter().sum::<usize>(), keys.len());
     assert_eq!(
-        parts[15], 7,
+        sizes[15], 7,
         "f, f0, g, z, ~, é and the id from f: the last part"
     );
 }

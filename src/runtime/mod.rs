@@ -57,7 +57,7 @@ use crate::store::{IdbStore, StoreError};
 use crate::transport::Transport;
 use crate::watchers::Watchers;
 
-use input::{decode_all, decode_docs, decode_records};
+use input::{decode_docs, decode_part, decode_records};
 use triggers::{navigator_online, DomListener};
 use view::mutator;
 
@@ -297,15 +297,12 @@ fn meta_value(meta: &Meta, key: &str) -> Option<String> {
 async fn load_stored(store: &IdbStore) -> Result<(Stored, Vec<quarantine::Quarantined>, Meta)> {
     // Parsed a part at a time, as they arrive; a record that cannot be read sends the restore to the
     // slower read that names each record by its key.
-    let parts = store.load_ops_in_parts(decode_all).await?;
-    let (records, quarantined) = match parts.into_iter().collect::<Option<Vec<_>>>() {
-        Some(parts) => {
-            let mut records = Vec::with_capacity(parts.iter().map(Vec::len).sum());
-            for part in parts {
-                records.extend(part);
-            }
-            (records, Vec::new())
-        }
+    let read = RefCell::new(None);
+    store
+        .load_ops_in_parts(|part| decode_part(part, &read))
+        .await?;
+    let (records, quarantined) = match read.into_inner() {
+        Some(records) => (records, Vec::new()),
         None => decode_records(store.load_op_entries().await?),
     };
     let docs = decode_docs(store.load_docs().await?);

@@ -23,6 +23,7 @@ use indexed_db_futures::prelude::*;
 use wasm_bindgen::prelude::*;
 
 pub use error::StoreError;
+pub use parts::Part;
 pub use schema::SCHEMA_VERSION;
 
 /// How hard a commit tries to reach the disk before it reports success.
@@ -193,18 +194,21 @@ impl IdbStore {
 
     /// Every stored op record, in key order.
     pub async fn load_ops(&self) -> Result<Vec<JsValue>, StoreError> {
-        let parts = self.load_ops_in_parts(|part| part).await?;
-        Ok(parts.into_iter().flatten().collect())
+        let values = RefCell::new(Vec::new());
+        self.load_ops_in_parts(|part| match part {
+            Part::Count(count) => *values.borrow_mut() = Vec::with_capacity(count),
+            Part::Values(part) => values.borrow_mut().extend(part.iter()),
+        })
+        .await?;
+        Ok(values.into_inner())
     }
 
-    /// Every stored op record, in key order (the caller orders them by their own sequence numbers), as
-    /// `parse` made of each part of them: a part is parsed while the next is read ([`parts`]).
-    pub async fn load_ops_in_parts<T>(
-        &self,
-        parse: impl Fn(Vec<JsValue>) -> T,
-    ) -> Result<Vec<T>, StoreError> {
+    /// Every stored op record, in key order (the caller orders them by their own sequence numbers),
+    /// handed to `take` a part at a time after their count: a part is parsed while the next is read
+    /// ([`parts`]).
+    pub async fn load_ops_in_parts(&self, take: impl Fn(Part)) -> Result<(), StoreError> {
         self.with_reconnect(async |db: Database| {
-            parts::load_in_parts(db.as_sys(), schema::OPS, &parse).await
+            parts::load_in_parts(db.as_sys(), schema::OPS, &take).await
         })
         .await
     }

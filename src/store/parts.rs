@@ -3,7 +3,8 @@
 //! A restore reads every op record and then parses each one. With one `getAll`, the parse starts only
 //! once the last record has arrived. Asked for as sixteen `getAll`s of key ranges at once, in one
 //! transaction, IndexedDB (another process) reads the next part while this thread parses the one
-//! before, so most of the parsing hides under the reading.
+//! before, so most of the parsing hides under the reading. The store's count comes first, so the reader
+//! can fill one list sized for everything instead of a list per part copied into one at the end.
 
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
@@ -19,14 +20,27 @@ const BOUNDS: [&str; 15] = [
     "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f",
 ];
 
-/// Every value of the store `name`, in key order, as `parse` made of each part.
-pub(super) async fn load_in_parts<T>(
+/// What a read in parts hands its reader, in order.
+pub enum Part {
+    /// How many values the whole store holds, handed over first: a reader can size what it fills
+    /// once. A read that starts over (on a new connection) hands it again: the reader starts afresh.
+    Count(usize),
+    /// The values of the next part, in key order.
+    Values(Array),
+}
+
+/// Every value of the store `name`, in key order, handed to `take` a part at a time after their count
+/// ([`Part`]).
+pub(super) async fn load_in_parts(
     db: &IdbDatabase,
     name: &str,
-    parse: &impl Fn(Vec<JsValue>) -> T,
-) -> Result<Vec<T>, StoreError> {
+    take: &impl Fn(Part),
+) -> Result<(), StoreError> {
     let tx = db.transaction_with_str(name).map_err(StoreError::from_js)?;
     let store = tx.object_store(name).map_err(StoreError::from_js)?;
+    // Asked for first, so it is answered first: a transaction's requests complete in order.
+    let count = store.count().map_err(StoreError::from_js)?;
+    let counted = done(&count);
     let mut requests = Vec::with_capacity(BOUNDS.len() + 1);
     for i in 0..=BOUNDS.len() {
         let lower = i.checked_sub(1).map(|j| JsValue::from_str(BOUNDS[j]));
@@ -45,19 +59,21 @@ pub(super) async fn load_in_parts<T>(
             .map_err(StoreError::from_js)?;
         requests.push((done(&request), request));
     }
-    let mut parts = Vec::with_capacity(requests.len());
+    let _ = JsFuture::from(counted).await;
+    take(Part::Count(result(&count)?.as_f64().unwrap_or(0.0) as usize));
     for (done, request) in requests {
         let _ = JsFuture::from(done).await;
-        if let Ok(Some(error)) = request.error() {
-            return Err(StoreError::from_js(error.into()));
-        }
-        let values: Array = request
-            .result()
-            .map_err(StoreError::from_js)?
-            .unchecked_into();
-        parts.push(parse(values.to_vec()));
+        take(Part::Values(result(&request)?.unchecked_into()));
     }
-    Ok(parts)
+    Ok(())
+}
+
+/// The result of a settled request, or its error.
+fn result(request: &IdbRequest) -> Result<JsValue, StoreError> {
+    if let Ok(Some(error)) = request.error() {
+        return Err(StoreError::from_js(error.into()));
+    }
+    request.result().map_err(StoreError::from_js)
 }
 
 /// Settles when `request` succeeds or fails (it never rejects: a failed part ends the read, and the
