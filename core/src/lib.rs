@@ -58,7 +58,7 @@ pub use effect::{Batch, Effect, SendOp};
 pub use effect_queue::{
     Accepted, Committed, EffectQueue, Group, Write, CLOCK_META_KEY, RETENTION_META_KEY,
 };
-pub use engine::{Engine, Stored};
+pub use engine::{Engine, Restoring, Stored, StoredMeta};
 pub use error::CoreError;
 pub use event::{ConflictResolution, Event};
 pub use health::{health, Alert, Health, HealthConfig, HealthInputs};

@@ -2,15 +2,12 @@
 
 use outbox_core::{ConfirmedDoc, Json, NewOp, OpId, OpKind, OpRecord};
 
-use std::cell::RefCell;
-
 use super::quarantine::Quarantined;
 use wasm_bindgen::prelude::*;
 
 use super::Runtime;
 use crate::convert;
 use crate::error::{Error, Result};
-use crate::store::Part;
 use crate::transport::wire;
 
 impl Runtime {
@@ -193,31 +190,6 @@ pub(super) fn decode_docs(stored: Vec<JsValue>) -> Vec<ConfirmedDoc> {
         .collect()
 }
 
-/// Takes one part of a read of the op records ([`Part`]) into `read`: their count sizes the list once,
-/// and each record of a part is parsed into it as the part arrives. `read` turns `None` at the first
-/// record that cannot be read, and the restore reads them all again with their keys
-/// ([`decode_records`]). A restore reads the values alone: the keys (the op ids, which the records hold
-/// too) are needed only to name a record that cannot be read, and reading them cost a request and two
-/// boundary crossings per op.
-pub(super) fn decode_part(part: Part, read: &RefCell<Option<Vec<OpRecord>>>) {
-    let mut read = read.borrow_mut();
-    let values = match part {
-        // Sized once: grown a part at a time, the list would be copied at each doubling, and each old
-        // copy meets its new one at the peak the wasm memory keeps.
-        Part::Count(count) => return *read = Some(Vec::with_capacity(count)),
-        Part::Values(values) => values,
-    };
-    let Some(records) = read.as_mut() else {
-        return;
-    };
-    for value in values.iter() {
-        match parse_record(value.as_string().as_deref()) {
-            Ok(record) => records.push(record),
-            Err(_) => return *read = None,
-        }
-    }
-}
-
 /// The stored op records, read: those that parse, and those that do not (written by a newer release, or
 /// unreadable), set aside so that one bad record never keeps the rest of the queue from opening.
 pub(super) fn decode_records(stored: Vec<(JsValue, JsValue)>) -> (Vec<OpRecord>, Vec<Quarantined>) {
@@ -241,7 +213,7 @@ pub(super) fn decode_records(stored: Vec<(JsValue, JsValue)>) -> (Vec<OpRecord>,
 }
 
 /// One stored op record (`None`: the value was not a string), or why it cannot be read.
-fn parse_record(text: Option<&str>) -> std::result::Result<OpRecord, String> {
+pub(super) fn parse_record(text: Option<&str>) -> std::result::Result<OpRecord, String> {
     let text = text.ok_or_else(|| "not a JSON string".to_owned())?;
     let record = serde_json::from_str::<OpRecord>(text).map_err(|e| e.to_string())?;
     if record.format_version > outbox_core::FORMAT_VERSION {

@@ -25,6 +25,7 @@ mod history;
 mod input;
 mod pull;
 mod quarantine;
+mod restore;
 mod tabs;
 mod triggers;
 mod validate;
@@ -39,10 +40,7 @@ use std::rc::Rc;
 use futures_channel::oneshot;
 use gloo_timers::callback::Timeout;
 use js_sys::Function;
-use outbox_core::{
-    BatchMark, Config, Engine, Event, OpId, Stored, CLOCK_META_KEY, MARK_META_PREFIX,
-    RETENTION_META_KEY,
-};
+use outbox_core::{Config, Engine, Event, OpId};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -57,7 +55,6 @@ use crate::store::{IdbStore, StoreError};
 use crate::transport::Transport;
 use crate::watchers::Watchers;
 
-use input::{decode_docs, decode_part, decode_records};
 use triggers::{navigator_online, DomListener};
 use view::mutator;
 
@@ -122,16 +119,11 @@ impl Runtime {
     /// a passive engine: it sends and pulls nothing until `tab_promote`.
     pub async fn open(options: Options, role: Role) -> Result<Rc<Runtime>> {
         let store = Rc::new(IdbStore::open(&options.name, options.durability).await?);
-        let (stored, quarantined, meta) = load_stored(&store).await?;
+        let (mut engine, quarantined, meta) =
+            restore::restore_stored(&store, &options.engine, clock::now()).await?;
         let cursor = meta_value(&meta, CURSOR);
         let held = meta_value(&meta, HELD);
         let history = history::Recorder::open(&store, &options).await?;
-        let mut engine = Engine::restore_from(
-            options.engine.clone(),
-            clock::randomness(),
-            stored,
-            clock::now(),
-        )?;
         engine.set_passive(role == Role::Follower);
         let mutations: Rc<RefCell<ByName<Function>>> = Rc::default();
         engine.set_mutator(mutator(Rc::clone(&mutations)));
@@ -289,48 +281,6 @@ type Meta = Vec<(String, String)>;
 
 fn meta_value(meta: &Meta, key: &str) -> Option<String> {
     meta.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
-}
-
-/// Everything a restore needs from the store: op records (those that cannot be read set aside), confirmed
-/// documents, the server's stated retention, the clock mark and the marks of pushes in flight; and the
-/// other meta values (the pull cursor, the client id), read with them.
-async fn load_stored(store: &IdbStore) -> Result<(Stored, Vec<quarantine::Quarantined>, Meta)> {
-    // Parsed a part at a time, as they arrive; a record that cannot be read sends the restore to the
-    // slower read that names each record by its key.
-    let read = RefCell::new(None);
-    store
-        .load_ops_in_parts(|part| decode_part(part, &read))
-        .await?;
-    let (records, quarantined) = match read.into_inner() {
-        Some(records) => (records, Vec::new()),
-        None => decode_records(store.load_op_entries().await?),
-    };
-    let docs = decode_docs(store.load_docs().await?);
-    let (mut stated_retention_ms, mut clock_mark, mut marks) = (None, None, Vec::new());
-    let mut meta = Meta::new();
-    for (key, value) in store.load_meta_entries().await? {
-        let (Some(key), Some(value)) = (key.as_string(), value.as_string()) else {
-            continue;
-        };
-        if key == RETENTION_META_KEY {
-            stated_retention_ms = value.parse().ok();
-        } else if key == CLOCK_META_KEY {
-            clock_mark = value.parse().ok();
-        } else if key.starts_with(MARK_META_PREFIX) {
-            // One that cannot be read is left as it is: it names no op this engine could fold it into.
-            marks.extend(BatchMark::from_text(&value));
-        } else {
-            meta.push((key, value));
-        }
-    }
-    let stored = Stored {
-        records,
-        docs,
-        stated_retention_ms,
-        clock_mark,
-        marks,
-    };
-    Ok((stored, quarantined, meta))
 }
 
 impl Drop for Runtime {

@@ -26,7 +26,7 @@ use outbox_core::{Effect, Engine, Event, OpId, OpRecord};
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
 
-use super::{load_stored, report_error, view::mutator, Runtime};
+use super::{report_error, view::mutator, Runtime};
 use crate::clock;
 use crate::convert;
 use crate::error::Result;
@@ -392,12 +392,12 @@ impl Runtime {
         // This tab's ops whose commit has not landed yet, and those it makes while the read runs.
         let mut missed: Vec<OpId> = self.unstored_enqueues();
         *self.tabs.enqueued_during_read.borrow_mut() = Some(Vec::new());
-        let read = load_stored(&self.store).await;
+        let read = super::restore::restore_stored(&self.store, &self.config, clock::now()).await;
         // History is only history: a read that fails leaves the one this tab has. Read before the new
         // engine is installed: once it is, nothing may await before its pause and online state are set.
         let _ = self.reload_history().await;
         let during = self.tabs.enqueued_during_read.borrow_mut().take();
-        let (stored, quarantined, _) = read?;
+        let (mut engine, quarantined, _) = read?;
         // Closed meanwhile, or promoted while a follower's re-read ran: that read is not wanted any more.
         let role = self.tabs.role.get();
         if self.closed.get() || passive != (role == Role::Follower) {
@@ -405,8 +405,6 @@ impl Runtime {
         }
         missed.extend(during.unwrap_or_default());
         let now = clock::now();
-        let mut engine =
-            Engine::restore_from(self.config.clone(), clock::randomness(), stored, now)?;
         engine.set_passive(passive);
         engine.set_mutator(mutator(Rc::clone(&self.mutations)));
         let mut fx = Vec::new();

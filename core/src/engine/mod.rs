@@ -380,17 +380,24 @@ impl Engine {
     /// a halted head). Returns whether it is its lane's head, the first op of a lane that was empty.
     pub(super) fn insert(&mut self, record: OpRecord, durable: bool) -> bool {
         let lane_hash = self.lanes.hash(&record.collection, &record.key);
+        let head = self.push_lane(lane_hash, record.id, record.entity());
+        self.add_entry(record, lane_hash, durable);
+        head
+    }
+
+    /// Appends op `id` of `entity` to the end of its lane (`held` if it lands behind a halted head).
+    /// Returns whether it is its lane's head, the first op of a lane that was empty.
+    pub(super) fn push_lane(&mut self, lane_hash: u64, id: OpId, entity: (&str, &str)) -> bool {
         let ops = &self.ops;
         let mut head_halted = false;
-        let head = self.lanes.push(lane_hash, record.id, |head| {
-            let same = ops[&head].record.entity() == record.entity();
+        let head = self.lanes.push(lane_hash, id, |head| {
+            let same = ops[&head].record.entity() == entity;
             head_halted = same && ops[&head].record.state.is_halted();
             same
         });
         if !head && head_halted {
             self.held += 1;
         }
-        self.add_entry(record, lane_hash, durable);
         head
     }
 
@@ -517,7 +524,7 @@ mod conflicts;
 mod holding;
 mod restore;
 
-pub use restore::Stored;
+pub use restore::{Restoring, Stored, StoredMeta};
 mod sending;
 mod settling;
 

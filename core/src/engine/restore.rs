@@ -25,6 +25,157 @@ pub struct Stored {
     pub marks: Vec<BatchMark>,
 }
 
+/// What storage gave back for a restart besides the op records and the confirmed documents: what a
+/// restore needs before the first record ([`Engine::restoring`]).
+#[derive(Clone, Debug, Default)]
+pub struct StoredMeta {
+    /// The server's last stated idempotency retention ([`Effect::PersistRetention`]).
+    pub stated_retention_ms: Option<u64>,
+    /// The engine's clock when it last marked it ([`Effect::PersistClock`]).
+    pub clock_mark: Option<u64>,
+    /// The in-flight marks of batches whose answer was never applied ([`Effect::PersistMark`]).
+    pub marks: Vec<BatchMark>,
+}
+
+/// An engine being rebuilt from storage ([`Engine::restoring`]), which takes the op records one at a
+/// time, in any order, as they are read: each is checked, read the way it must be understood now,
+/// counted and put in the op table at once ([`Restoring::admit`]). What depends on the order of the
+/// ops (their lanes, the view, the schedule) waits for [`Restoring::finish`]. So a restore that reads
+/// its records in parts does most of its work while the next part is read, and never holds the
+/// records in a list of their own next to the table.
+#[derive(Debug)]
+pub struct Restoring {
+    engine: Engine,
+    marks: Vec<BatchMark>,
+    /// Each admitted op's place in lane order, the same rule `adopt` keeps live: an op that holds its
+    /// lane's head first, then `(seq, id)` (two tabs may have stored the same seq). The last part is the
+    /// op's id ([`OpId::sort_key`]).
+    order: Vec<(u64, u64, u128)>,
+}
+
+impl Restoring {
+    /// Makes room for `additional` more records at once (the count of a store about to be read).
+    pub fn reserve(&mut self, additional: usize) {
+        self.engine.ops.reserve(additional);
+        self.order.reserve_exact(additional);
+    }
+
+    /// Takes one stored record in. Fails for a record of a newer format, or a second record of one op.
+    pub fn admit(&mut self, mut record: OpRecord) -> Result<(), CoreError> {
+        let engine = &mut self.engine;
+        if record.format_version > FORMAT_VERSION {
+            return Err(CoreError::UnsupportedFormat {
+                found: record.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if engine.ops.contains_key(&record.id) {
+            return Err(CoreError::DuplicateOp(record.id));
+        }
+        // A batch's mark says what its ops' records would say had each been rewritten at send: read
+        // them through it; below, with marks found, every record read in flight is stored as read,
+        // and the marks are dropped after them. Marks are left only by a tab that died with a push
+        // in flight, and name a few hundred ops at most: a plain scan, and none at all without them.
+        let marked = !self.marks.is_empty();
+        if marked {
+            let _ = self
+                .marks
+                .iter()
+                .flat_map(|m| &m.ops)
+                .any(|m| m.fold(&mut record));
+        }
+        // Placed as stored (through the marks): an op read in flight holds its lane's head.
+        self.order.push((
+            u64::from(!record.holds_lane_head()),
+            record.seq,
+            record.id.sort_key(),
+        ));
+        record.collection = engine.intern_shared(&record.collection);
+        let before = (
+            record.horizon,
+            record.created_at,
+            record.retried_at,
+            record.next_attempt_at,
+            record.not_before,
+        );
+        let in_flight = record.state == OpState::Inflight;
+        engine.read_stored(&mut record);
+        let after = (
+            record.horizon,
+            record.created_at,
+            record.retried_at,
+            record.next_attempt_at,
+            record.not_before,
+        );
+        if before != after || (in_flight && marked) {
+            // What was read differently (a clock set back, a horizon an old record lacked) must
+            // stay so in the next session too, which may no longer see why: stored by the first
+            // call, before anything it sends.
+            engine.deferred.push(Effect::Persist(record.clone()));
+        }
+        if record.last_error.as_ref().map(|e| e.class) == Some(OutcomeClass::RateLimited) {
+            // The block itself is not stored, but the rate-limited ops carry its end: a reload
+            // must not turn a 429 into a burst. One that has ended already is no block: the status
+            // must not read "blocked until" a time gone by.
+            let until = record.not_before.filter(|t| *t > engine.now);
+            engine.blocked_until = engine.blocked_until.max(until);
+        }
+        engine.next_seq = engine.next_seq.max(record.seq + 1);
+        *engine.counts.slot(record.state) += 1;
+        let lane_hash = engine.lanes.hash(&record.collection, &record.key);
+        engine.add_entry(record, lane_hash, true);
+        Ok(())
+    }
+
+    /// The engine restored with the confirmed documents `docs`: the ops put in their lanes and in the
+    /// view, in lane order, and the lane heads scheduled.
+    pub fn finish(self, docs: Vec<ConfirmedDoc>) -> Engine {
+        let Restoring {
+            mut engine,
+            marks,
+            mut order,
+        } = self;
+        // The view is built as it is kept live: each confirmed document shown, then each op applied
+        // on top in lane order, as an enqueue applies it; nothing is reported for it, since it is the
+        // state the app starts from.
+        for doc in docs {
+            let (collection, key) = (
+                engine.intern_collection(doc.collection),
+                Arc::<str>::from(doc.key),
+            );
+            let confirmed = Confirmed {
+                version: doc.version,
+                doc: (!doc.deleted).then_some(doc.doc),
+            };
+            engine.view.restore_confirmed(&collection, &key, confirmed);
+        }
+        crate::order::sort_by_key(&mut order, |place| *place);
+        for (_, _, id) in order {
+            let id = OpId(Uuid::from_u128(id));
+            let entry = &engine.ops[&id];
+            let (lane_hash, has_error) = (entry.lane_hash, entry.record.last_error.is_some());
+            let entity = (entry.record.collection.clone(), entry.record.key.clone());
+            if view::in_view(&entry.record) {
+                engine.view.push_op(&entry.record, &mut engine.mutator);
+            }
+            if engine.push_lane(lane_hash, id, (&entity.0, &entity.1)) {
+                // A lane's first op is its head for the rest of the restore: scheduled now, in lane
+                // order, which is the order `ready` keeps (cheap inserts at its end).
+                engine.schedule_if_head(id);
+            }
+            if has_error {
+                // The records keep no error times: in seq order, the newest op's error is the last.
+                engine.note_error(id);
+            }
+        }
+        for first in marks.iter().filter_map(|m| m.ops.first()) {
+            engine.deferred.push(Effect::DeleteMark(first.0));
+        }
+        engine.busy = engine.to_settle() > 0;
+        engine
+    }
+}
+
 impl Engine {
     /// Rebuilds the engine from the records storage gave back, at engine time `now`. Ops a crash left
     /// `inflight` become ready again with the same idempotency key. Call [`Engine::drain`] next to
@@ -55,7 +206,8 @@ impl Engine {
         Self::restore_from(config, randomness, stored, now)
     }
 
-    /// Rebuilds the engine from everything storage gave back, at engine time `now`.
+    /// Rebuilds the engine from everything storage gave back, at engine time `now`: the records
+    /// admitted one by one into [`Engine::restoring`], then the restore finished.
     pub fn restore_from(
         config: Config,
         randomness: impl Into<Randomness>,
@@ -63,108 +215,45 @@ impl Engine {
         now: u64,
     ) -> Result<Engine, CoreError> {
         let Stored {
-            mut records,
+            records,
             docs,
             stated_retention_ms,
             clock_mark,
             marks,
         } = stored;
+        let meta = StoredMeta {
+            stated_retention_ms,
+            clock_mark,
+            marks,
+        };
+        let mut restoring = Engine::restoring(config, randomness, meta, now)?;
+        restoring.reserve(records.len());
+        for record in records {
+            restoring.admit(record)?;
+        }
+        Ok(restoring.finish(docs))
+    }
+
+    /// Starts rebuilding the engine at engine time `now`, from what storage holds besides the op
+    /// records and the confirmed documents; the records are admitted next, as they are read.
+    pub fn restoring(
+        config: Config,
+        randomness: impl Into<Randomness>,
+        meta: StoredMeta,
+        now: u64,
+    ) -> Result<Restoring, CoreError> {
         let mut engine = Engine::new(config, randomness)?;
         engine.now = now;
-        engine.stated_retention_ms = stated_retention_ms;
+        engine.stated_retention_ms = meta.stated_retention_ms;
         // The clock stands before where a previous session last marked it: it was set back.
-        engine.clock_set_back =
-            clock_mark.is_some_and(|m| m > now.saturating_add(CLOCK_TOLERANCE_MS));
-        // The view is built as it is kept live: each confirmed document shown, then each op applied
-        // on top in lane order (the order below), as an enqueue applies it; nothing is reported for
-        // it, since it is the state the app starts from.
-        for doc in docs {
-            let (collection, key) = (
-                engine.intern_collection(doc.collection),
-                Arc::<str>::from(doc.key),
-            );
-            let confirmed = Confirmed {
-                version: doc.version,
-                doc: (!doc.deleted).then_some(doc.doc),
-            };
-            engine.view.restore_confirmed(&collection, &key, confirmed);
-        }
-        // A batch's mark says what its ops' records would say had each been rewritten at send: read
-        // them through it; below, with marks found, every record read in flight is stored as read, and
-        // the marks are dropped after them. Marks are left only by a tab that died with a push in
-        // flight, and name a few hundred ops at most: a plain scan, and none at all without them.
-        if !marks.is_empty() {
-            for record in &mut records {
-                let _ = marks.iter().flat_map(|m| &m.ops).any(|m| m.fold(record));
-            }
-        }
-        // Lane order, the same rule `adopt` keeps live: an op that holds its lane's head first, then
-        // `(seq, id)`: two tabs may have stored the same seq.
-        crate::order::sort_by_key(&mut records, |r| {
-            (u64::from(!r.holds_lane_head()), r.seq, r.id.sort_key())
-        });
-        engine.ops.reserve(records.len());
-        for mut record in records {
-            if record.format_version > FORMAT_VERSION {
-                return Err(CoreError::UnsupportedFormat {
-                    found: record.format_version,
-                    supported: FORMAT_VERSION,
-                });
-            }
-            if engine.ops.contains_key(&record.id) {
-                return Err(CoreError::DuplicateOp(record.id));
-            }
-            record.collection = engine.intern_shared(&record.collection);
-            let before = (
-                record.horizon,
-                record.created_at,
-                record.retried_at,
-                record.next_attempt_at,
-                record.not_before,
-            );
-            let in_flight = record.state == OpState::Inflight;
-            engine.read_stored(&mut record);
-            let after = (
-                record.horizon,
-                record.created_at,
-                record.retried_at,
-                record.next_attempt_at,
-                record.not_before,
-            );
-            if before != after || (in_flight && !marks.is_empty()) {
-                // What was read differently (a clock set back, a horizon an old record lacked) must
-                // stay so in the next session too, which may no longer see why: stored by the first
-                // call, before anything it sends.
-                engine.deferred.push(Effect::Persist(record.clone()));
-            }
-            if record.last_error.as_ref().map(|e| e.class) == Some(OutcomeClass::RateLimited) {
-                // The block itself is not stored, but the rate-limited ops carry its end: a reload
-                // must not turn a 429 into a burst. One that has ended already is no block: the status
-                // must not read "blocked until" a time gone by.
-                let until = record.not_before.filter(|t| *t > now);
-                engine.blocked_until = engine.blocked_until.max(until);
-            }
-            engine.next_seq = engine.next_seq.max(record.seq + 1);
-            *engine.counts.slot(record.state) += 1;
-            if view::in_view(&record) {
-                engine.view.push_op(&record, &mut engine.mutator);
-            }
-            let (id, has_error) = (record.id, record.last_error.is_some());
-            if engine.insert(record, true) {
-                // A lane's first op is its head for the rest of the restore: scheduled now, in the
-                // order of the records, which is the order `ready` keeps (cheap inserts at its end).
-                engine.schedule_if_head(id);
-            }
-            if has_error {
-                // The records keep no error times: in seq order, the newest op's error is the last.
-                engine.note_error(id);
-            }
-        }
-        for first in marks.iter().filter_map(|m| m.ops.first()) {
-            engine.deferred.push(Effect::DeleteMark(first.0));
-        }
-        engine.busy = engine.to_settle() > 0;
-        Ok(engine)
+        engine.clock_set_back = meta
+            .clock_mark
+            .is_some_and(|m| m > now.saturating_add(CLOCK_TOLERANCE_MS));
+        Ok(Restoring {
+            engine,
+            marks: meta.marks,
+            order: Vec::new(),
+        })
     }
 
     /// Reads one stored record the way it must be understood now.

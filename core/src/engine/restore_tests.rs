@@ -1,8 +1,9 @@
 //! Restart: the engine rebuilt from what storage gave back (the lanes, in-flight ops resent under
 //! their keys, records a newer release wrote). Batch marks read at restore: `mark_tests.rs`.
 
-use super::tests::{config, put, sends};
+use super::tests::{config, put, sends, sent_ids};
 use super::*;
+use serde_json::json;
 
 #[test]
 fn restore_rebuilds_lanes_and_makes_inflight_ops_ready_with_the_same_key() {
@@ -84,4 +85,75 @@ fn restore_rejects_future_formats_and_duplicates() {
         Engine::restore(config(), 1, vec![rec.clone(), rec.clone()], 0).err(),
         Some(CoreError::DuplicateOp(id))
     );
+}
+
+#[test]
+fn records_admitted_in_any_order_restore_the_same_engine() {
+    let mut e = Engine::new(config(), 1).unwrap();
+    let mut records = Vec::new();
+    for k in ["a", "b", "a", "c", "b", "a", "d"] {
+        let (_, fx) = e.enqueue(put(k), 0).unwrap();
+        records.extend(fx.into_iter().filter_map(|f| match f {
+            Effect::Persist(r) => Some(r),
+            _ => None,
+        }));
+    }
+    // b's first op failed for good: its lane is halted, the op behind it held; d's waits in backoff.
+    let failed = OpError {
+        class: OutcomeClass::Permanent,
+        status: Some(422),
+        code: None,
+        message: "refused".into(),
+    };
+    records[1].state = OpState::Failed;
+    records[1].attempts = 1;
+    records[1].last_error = Some(failed);
+    records[6].state = OpState::Backoff;
+    records[6].attempts = 1;
+    records[6].next_attempt_at = Some(5_000);
+    let docs = vec![ConfirmedDoc {
+        collection: "todos".into(),
+        key: "c".into(),
+        version: Some("v1".into()),
+        doc: Json::from_value(&json!({ "k": "confirmed" })),
+        deleted: false,
+    }];
+    // What can be seen of a restored engine: status, lanes, view, what it sends now and later.
+    let seen = |records: Vec<OpRecord>| {
+        let stored = Stored {
+            records,
+            docs: docs.clone(),
+            ..Stored::default()
+        };
+        let mut e = Engine::restore_from(config(), 2, stored, 1).unwrap();
+        let lanes: Vec<Vec<OpId>> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|k| e.ops_for("todos", k).iter().map(|r| r.id).collect())
+            .collect();
+        let view = format!("{:?}", e.view_list("todos").collect::<Vec<_>>());
+        let status = format!("{:?}", e.status());
+        (
+            status,
+            lanes,
+            view,
+            sent_ids(&e.drain(1)),
+            sent_ids(&e.drain(6_000)),
+        )
+    };
+    let in_order = seen(records.clone());
+    assert_eq!(in_order.1[0].len(), 3, "a's lane");
+    assert_eq!(in_order.1[1].len(), 2, "b's lane, behind its failed head");
+    assert_eq!(
+        in_order.3.len(),
+        2,
+        "a's and c's heads now; b is halted, d waits"
+    );
+    assert_eq!(in_order.4.len(), 1, "d once its backoff is over");
+    let mut reversed = records.clone();
+    reversed.reverse();
+    assert_eq!(seen(reversed), in_order);
+    let mut shuffled = records;
+    shuffled.rotate_left(3);
+    shuffled.swap(0, 2);
+    assert_eq!(seen(shuffled), in_order);
 }

@@ -1,0 +1,125 @@
+//! Restoring the engine from the store: at open, and when a tab re-reads what the others wrote.
+//!
+//! The op records are read in parts ([`crate::store::Part`]), and each record is parsed and admitted
+//! into the engine ([`Restoring::admit`]) as its part arrives, while IndexedDB reads the next part. What
+//! depends on the order of the ops is done once the last has arrived ([`Restoring::finish`]). So the
+//! records never sit in a list of their own: they go straight into the engine's op table. The meta
+//! values are read first, since admitting a record needs the marks and the clock mark they hold.
+
+use std::cell::RefCell;
+
+use outbox_core::{
+    BatchMark, Config, CoreError, Engine, Restoring, StoredMeta, CLOCK_META_KEY, MARK_META_PREFIX,
+    RETENTION_META_KEY,
+};
+
+use super::input::{decode_docs, decode_records, parse_record};
+use super::quarantine::Quarantined;
+use super::Meta;
+use crate::clock;
+use crate::error::Result;
+use crate::store::{IdbStore, Part};
+
+/// Where a restore stands while it reads the op records.
+enum Admitting {
+    /// Every record so far read and admitted.
+    Records(Box<Restoring>),
+    /// A record could not be read: the records are read again with their keys, so that it can be set
+    /// aside by its key ([`decode_records`]).
+    Unreadable,
+    /// A record was refused by the engine (a second record of one op): the restore fails.
+    Refused(CoreError),
+}
+
+/// The engine restored from `store` at engine time `now`, the records set aside as unreadable, and the
+/// meta values other than those the engine takes (the pull cursor, the client id).
+pub(super) async fn restore_stored(
+    store: &IdbStore,
+    config: &Config,
+    now: u64,
+) -> Result<(Engine, Vec<Quarantined>, Meta)> {
+    let (stored_meta, meta) = read_meta(store).await?;
+    let start = || {
+        Engine::restoring(
+            config.clone(),
+            clock::randomness(),
+            stored_meta.clone(),
+            now,
+        )
+    };
+    // Replaced at the count, which comes first; again if the read starts over on a new connection.
+    let admitting = RefCell::new(Admitting::Records(Box::new(start()?)));
+    store
+        .load_ops_in_parts(|part| {
+            let mut admitting = admitting.borrow_mut();
+            match part {
+                Part::Count(count) => {
+                    *admitting = match start() {
+                        Ok(mut restoring) => {
+                            restoring.reserve(count);
+                            Admitting::Records(Box::new(restoring))
+                        }
+                        Err(error) => Admitting::Refused(error),
+                    }
+                }
+                Part::Values(values) => {
+                    let Admitting::Records(restoring) = &mut *admitting else {
+                        return;
+                    };
+                    let mut next = None;
+                    for value in values.iter() {
+                        match parse_record(value.as_string().as_deref()) {
+                            Ok(record) => match restoring.admit(record) {
+                                Ok(()) => continue,
+                                Err(error) => next = Some(Admitting::Refused(error)),
+                            },
+                            Err(_) => next = Some(Admitting::Unreadable),
+                        }
+                        break;
+                    }
+                    if let Some(next) = next {
+                        *admitting = next;
+                    }
+                }
+            }
+        })
+        .await?;
+    let (restoring, quarantined) = match admitting.into_inner() {
+        Admitting::Records(restoring) => (*restoring, Vec::new()),
+        Admitting::Refused(error) => return Err(error.into()),
+        Admitting::Unreadable => {
+            let (records, quarantined) = decode_records(store.load_op_entries().await?);
+            let mut restoring = start()?;
+            restoring.reserve(records.len());
+            for record in records {
+                restoring.admit(record)?;
+            }
+            (restoring, quarantined)
+        }
+    };
+    let docs = decode_docs(store.load_docs().await?);
+    Ok((restoring.finish(docs), quarantined, meta))
+}
+
+/// The meta values: those a restore needs (the server's stated retention, the clock mark, the marks of
+/// pushes in flight), and the others by name.
+async fn read_meta(store: &IdbStore) -> Result<(StoredMeta, Meta)> {
+    let mut stored = StoredMeta::default();
+    let mut meta = Meta::new();
+    for (key, value) in store.load_meta_entries().await? {
+        let (Some(key), Some(value)) = (key.as_string(), value.as_string()) else {
+            continue;
+        };
+        if key == RETENTION_META_KEY {
+            stored.stated_retention_ms = value.parse().ok();
+        } else if key == CLOCK_META_KEY {
+            stored.clock_mark = value.parse().ok();
+        } else if key.starts_with(MARK_META_PREFIX) {
+            // One that cannot be read is left as it is: it names no op this engine could fold it into.
+            stored.marks.extend(BatchMark::from_text(&value));
+        } else {
+            meta.push((key, value));
+        }
+    }
+    Ok((stored, meta))
+}
