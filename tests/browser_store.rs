@@ -2,7 +2,7 @@
 //! Real IndexedDB, no mocks; each test uses a fresh database name so tests never see each other's data.
 #![cfg(target_arch = "wasm32")]
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
 use indexed_db_futures::database::Database;
 use indexed_db_futures::prelude::*;
@@ -231,7 +231,7 @@ async fn a_newer_schema_in_another_tab_is_not_blocked() {
 }
 
 #[wasm_bindgen_test]
-async fn ops_are_read_in_parts_that_miss_no_key_and_keep_key_order() {
+async fn a_restore_reads_meta_then_ops_in_parts_that_miss_no_key_then_docs() {
     let name = fresh_db_name("parts");
     let store = IdbStore::open(&name, Durability::Relaxed)
         .await
@@ -263,21 +263,43 @@ async fn ops_are_read_in_parts_that_miss_no_key_and_keep_key_order() {
     keys.sort();
     let expected: Vec<String> = keys.iter().map(|k| format!("op {k}")).collect();
     assert_eq!(strings(store.load_ops().await.unwrap()), expected);
-    // What the reader is handed: the count first, then each part.
-    let (count, sizes) = (Cell::new(None), RefCell::new(Vec::new()));
+    // What a restore's read hands over, in order: the meta records, the count, each part of the op
+    // records, the documents.
+    let extra = [
+        Write::PutMeta {
+            key: "cursor".into(),
+            value: "c1".into(),
+        },
+        Write::PutDoc {
+            collection: "notes".into(),
+            key: "a".into(),
+            record: JsValue::from_str("doc a"),
+        },
+    ];
+    store.commit(&extra).await.expect("commit");
+    let handed = RefCell::new(Vec::new());
     store
-        .load_ops_in_parts(|part| match part {
-            Part::Count(n) => {
-                assert!(sizes.borrow().is_empty(), "the count comes first");
-                count.set(Some(n));
-            }
-            Part::Values(values) => sizes.borrow_mut().push(values.length() as usize),
+        .read_for_restore(|part| {
+            handed.borrow_mut().push(match part {
+                Part::Meta(entries) => ("meta", entries.len()),
+                Part::Count(count) => ("count", count),
+                Part::Values(values) => ("ops", values.length() as usize),
+                Part::Docs(docs) => ("docs", docs.length() as usize),
+            })
         })
         .await
         .unwrap();
-    let sizes = sizes.into_inner();
-    assert_eq!(count.get(), Some(keys.len()));
-    assert_eq!(sizes.len(), 16);
+    let handed = handed.into_inner();
+    assert_eq!(handed.len(), 19, "{handed:?}");
+    assert_eq!(handed[..2], [("meta", 1), ("count", keys.len())]);
+    assert_eq!(handed[18], ("docs", 1));
+    let sizes: Vec<usize> = handed[2..18]
+        .iter()
+        .map(|&(what, n)| {
+            assert_eq!(what, "ops");
+            n
+        })
+        .collect();
     assert_eq!(sizes.iter().sum::<usize>(), keys.len());
     assert_eq!(
         sizes[15], 7,

@@ -1,17 +1,19 @@
 //! Restoring the engine from the store: at open, and when a tab re-reads what the others wrote.
 //!
-//! The op records are read in parts ([`crate::store::Part`]), and each record is parsed and admitted
-//! into the engine ([`Restoring::admit`]) as its part arrives, while IndexedDB reads the next part. What
-//! depends on the order of the ops is done once the last has arrived ([`Restoring::finish`]). So the
-//! records never sit in a list of their own: they go straight into the engine's op table. The meta
-//! values are read first, since admitting a record needs the marks and the clock mark they hold.
+//! One transaction reads the meta records, the op records in parts and the confirmed documents
+//! ([`crate::store::Part`]). Each op record is parsed and admitted into the engine
+//! ([`Restoring::admit`]) as its part arrives, while IndexedDB reads the next part. What depends on the
+//! order of the ops is done once the last has arrived ([`Restoring::finish`]). So the records never sit
+//! in a list of their own: they go straight into the engine's op table. The meta values come first,
+//! since admitting a record needs the marks and the clock mark they hold.
 
 use std::cell::RefCell;
 
 use outbox_core::{
-    BatchMark, Config, CoreError, Engine, Restoring, StoredMeta, CLOCK_META_KEY, MARK_META_PREFIX,
-    RETENTION_META_KEY,
+    BatchMark, Config, ConfirmedDoc, CoreError, Engine, Restoring, StoredMeta, CLOCK_META_KEY,
+    MARK_META_PREFIX, RETENTION_META_KEY,
 };
+use wasm_bindgen::JsValue;
 
 use super::input::{decode_docs, decode_records, parse_record};
 use super::quarantine::Quarantined;
@@ -31,6 +33,16 @@ enum Admitting {
     Refused(CoreError),
 }
 
+/// What a restore's read has taken in so far.
+struct Read {
+    /// The meta values a restore needs.
+    stored: StoredMeta,
+    /// The other meta values, by name.
+    meta: Meta,
+    admitting: Admitting,
+    docs: Vec<ConfirmedDoc>,
+}
+
 /// The engine restored from `store` at engine time `now`, the records set aside as unreadable, and the
 /// meta values other than those the engine takes (the pull cursor, the client id).
 pub(super) async fn restore_stored(
@@ -38,32 +50,35 @@ pub(super) async fn restore_stored(
     config: &Config,
     now: u64,
 ) -> Result<(Engine, Vec<Quarantined>, Meta)> {
-    let (stored_meta, meta) = read_meta(store).await?;
-    let start = || {
-        Engine::restoring(
-            config.clone(),
-            clock::randomness(),
-            stored_meta.clone(),
-            now,
-        )
+    let start = |stored: &StoredMeta| {
+        Engine::restoring(config.clone(), clock::randomness(), stored.clone(), now)
     };
-    // Replaced at the count, which comes first; again if the read starts over on a new connection.
-    let admitting = RefCell::new(Admitting::Records(Box::new(start()?)));
+    let read = RefCell::new(Read {
+        stored: StoredMeta::default(),
+        meta: Meta::new(),
+        // Replaced by the meta records, which come first.
+        admitting: Admitting::Unreadable,
+        docs: Vec::new(),
+    });
     store
-        .load_ops_in_parts(|part| {
-            let mut admitting = admitting.borrow_mut();
+        .read_for_restore(|part| {
+            let read = &mut *read.borrow_mut();
             match part {
-                Part::Count(count) => {
-                    *admitting = match start() {
-                        Ok(mut restoring) => {
-                            restoring.reserve(count);
-                            Admitting::Records(Box::new(restoring))
-                        }
+                // First, and again should the read start over: everything taken in so far is dropped.
+                Part::Meta(entries) => {
+                    (read.stored, read.meta) = split_meta(entries);
+                    read.admitting = match start(&read.stored) {
+                        Ok(restoring) => Admitting::Records(Box::new(restoring)),
                         Err(error) => Admitting::Refused(error),
+                    };
+                }
+                Part::Count(count) => {
+                    if let Admitting::Records(restoring) = &mut read.admitting {
+                        restoring.reserve(count);
                     }
                 }
                 Part::Values(values) => {
-                    let Admitting::Records(restoring) = &mut *admitting else {
+                    let Admitting::Records(restoring) = &mut read.admitting else {
                         return;
                     };
                     let mut next = None;
@@ -78,18 +93,25 @@ pub(super) async fn restore_stored(
                         break;
                     }
                     if let Some(next) = next {
-                        *admitting = next;
+                        read.admitting = next;
                     }
                 }
+                Part::Docs(docs) => read.docs = decode_docs(docs.to_vec()),
             }
         })
         .await?;
-    let (restoring, quarantined) = match admitting.into_inner() {
+    let Read {
+        stored,
+        meta,
+        admitting,
+        docs,
+    } = read.into_inner();
+    let (restoring, quarantined) = match admitting {
         Admitting::Records(restoring) => (*restoring, Vec::new()),
         Admitting::Refused(error) => return Err(error.into()),
         Admitting::Unreadable => {
             let (records, quarantined) = decode_records(store.load_op_entries().await?);
-            let mut restoring = start()?;
+            let mut restoring = start(&stored)?;
             restoring.reserve(records.len());
             for record in records {
                 restoring.admit(record)?;
@@ -97,16 +119,15 @@ pub(super) async fn restore_stored(
             (restoring, quarantined)
         }
     };
-    let docs = decode_docs(store.load_docs().await?);
     Ok((restoring.finish(docs), quarantined, meta))
 }
 
-/// The meta values: those a restore needs (the server's stated retention, the clock mark, the marks of
-/// pushes in flight), and the others by name.
-async fn read_meta(store: &IdbStore) -> Result<(StoredMeta, Meta)> {
+/// The meta values a restore needs (the server's stated retention, the clock mark, the marks of pushes
+/// in flight), and the others by name.
+fn split_meta(entries: Vec<(JsValue, JsValue)>) -> (StoredMeta, Meta) {
     let mut stored = StoredMeta::default();
     let mut meta = Meta::new();
-    for (key, value) in store.load_meta_entries().await? {
+    for (key, value) in entries {
         let (Some(key), Some(value)) = (key.as_string(), value.as_string()) else {
             continue;
         };
@@ -121,5 +142,5 @@ async fn read_meta(store: &IdbStore) -> Result<(StoredMeta, Meta)> {
             meta.push((key, value));
         }
     }
-    Ok((stored, meta))
+    (stored, meta)
 }

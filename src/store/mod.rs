@@ -195,33 +195,27 @@ impl IdbStore {
     /// Every stored op record, in key order.
     pub async fn load_ops(&self) -> Result<Vec<JsValue>, StoreError> {
         let values = RefCell::new(Vec::new());
-        self.load_ops_in_parts(|part| match part {
+        self.read_for_restore(|part| match part {
             Part::Count(count) => *values.borrow_mut() = Vec::with_capacity(count),
             Part::Values(part) => values.borrow_mut().extend(part.iter()),
+            Part::Meta(_) | Part::Docs(_) => {}
         })
         .await?;
         Ok(values.into_inner())
     }
 
-    /// Every stored op record, in key order (the caller orders them by their own sequence numbers),
-    /// handed to `take` a part at a time after their count: a part is parsed while the next is read
-    /// ([`parts`]).
-    pub async fn load_ops_in_parts(&self, take: impl Fn(Part)) -> Result<(), StoreError> {
-        self.with_reconnect(async |db: Database| {
-            parts::load_in_parts(db.as_sys(), schema::OPS, &take).await
-        })
-        .await
+    /// What a restore reads, in one transaction, handed to `take` a part at a time ([`Part`]): the meta
+    /// records, the ops' count, the op records in key order (the caller orders them by their own
+    /// sequence numbers; a part is parsed while the next is read), and the confirmed documents.
+    pub async fn read_for_restore(&self, take: impl Fn(Part)) -> Result<(), StoreError> {
+        self.with_reconnect(async |db: Database| parts::load_in_parts(db.as_sys(), &take).await)
+            .await
     }
 
     /// Every stored op record with its key (the op id), in key order: a record that cannot be read
     /// still has a key to name and delete it by.
     pub fn load_op_entries(&self) -> impl Future<Output = Entries> + '_ {
         self.load_entries(schema::OPS)
-    }
-
-    /// Every meta record with its name, in name order (the batches' in-flight marks among them).
-    pub fn load_meta_entries(&self) -> impl Future<Output = Entries> + '_ {
-        self.load_entries(schema::META)
     }
 
     async fn load_entries(&self, name: &'static str) -> Entries {

@@ -1,16 +1,18 @@
-//! Reading a whole store in parts, so the reading and the caller's work on what was read overlap.
+//! A restore's read, in parts, so the reading and the caller's work on what was read overlap.
 //!
 //! A restore reads every op record and then parses each one. With one `getAll`, the parse starts only
 //! once the last record has arrived. Asked for as sixteen `getAll`s of key ranges at once, in one
 //! transaction, IndexedDB (another process) reads the next part while this thread parses the one
-//! before, so most of the parsing hides under the reading. The store's count comes first, so the reader
-//! can fill one list sized for everything instead of a list per part copied into one at the end.
+//! before, so most of the parsing hides under the reading. The same transaction reads the meta records
+//! first (a restore needs them before the first op record), then the ops' count (so the reader can size
+//! what it fills once), and the confirmed documents last.
 
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbDatabase, IdbKeyRange, IdbRequest};
 
+use super::schema::{DOCS, META, OPS};
 use super::StoreError;
 
 /// Where the parts end: op ids are UUIDs in lowercase hex, so their first characters split them into
@@ -20,28 +22,41 @@ const BOUNDS: [&str; 15] = [
     "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f",
 ];
 
-/// What a read in parts hands its reader, in order.
+/// What a restore's read hands its reader, in this order. It is one transaction over the meta, op and
+/// document stores: one snapshot, which no other tab's commit can split.
 pub enum Part {
-    /// How many values the whole store holds, handed over first: a reader can size what it fills
-    /// once. A read that starts over (on a new connection) hands it again: the reader starts afresh.
+    /// Every meta record as `(name, value)`, handed over first: a restore needs some of them before
+    /// the first op record. A read that starts over (on a new connection) hands everything again from
+    /// here, so a reader starts afresh at it.
+    Meta(Vec<(JsValue, JsValue)>),
+    /// How many op records there are: a reader can size what it fills once.
     Count(usize),
-    /// The values of the next part, in key order.
+    /// The op records of the next part, in key order.
     Values(Array),
+    /// Every confirmed document, handed over last.
+    Docs(Array),
 }
 
-/// Every value of the store `name`, in key order, handed to `take` a part at a time after their count
-/// ([`Part`]).
+/// What a restore reads, handed to `take` in parts ([`Part`]).
 pub(super) async fn load_in_parts(
     db: &IdbDatabase,
-    name: &str,
     take: &impl Fn(Part),
 ) -> Result<(), StoreError> {
-    let tx = db.transaction_with_str(name).map_err(StoreError::from_js)?;
-    let store = tx.object_store(name).map_err(StoreError::from_js)?;
-    // Asked for first, so it is answered first: a transaction's requests complete in order.
-    let count = store.count().map_err(StoreError::from_js)?;
-    let counted = done(&count);
-    let mut requests = Vec::with_capacity(BOUNDS.len() + 1);
+    let names = Array::of3(&META.into(), &OPS.into(), &DOCS.into());
+    let tx = db
+        .transaction_with_str_sequence(&names)
+        .map_err(StoreError::from_js)?;
+    let store = |name| tx.object_store(name).map_err(StoreError::from_js);
+    let (meta, ops, docs) = (store(META)?, store(OPS)?, store(DOCS)?);
+    // All asked for at once, and answered in this order: a transaction's requests complete in order.
+    let asked = |request: std::result::Result<IdbRequest, JsValue>| {
+        let request = request.map_err(StoreError::from_js)?;
+        Ok::<_, StoreError>((done(&request), request))
+    };
+    let meta_keys = asked(meta.get_all_keys())?;
+    let meta_values = asked(meta.get_all())?;
+    let count = asked(ops.count())?;
+    let mut parts = Vec::with_capacity(BOUNDS.len() + 1);
     for i in 0..=BOUNDS.len() {
         let lower = i.checked_sub(1).map(|j| JsValue::from_str(BOUNDS[j]));
         let upper = BOUNDS.get(i).map(|b| JsValue::from_str(b));
@@ -54,18 +69,26 @@ pub(super) async fn load_in_parts(
             (None, None) => unreachable!("there are bounds"),
         }
         .map_err(StoreError::from_js)?;
-        let request = store
-            .get_all_with_key(&range)
-            .map_err(StoreError::from_js)?;
-        requests.push((done(&request), request));
+        parts.push(asked(ops.get_all_with_key(&range))?);
     }
-    let _ = JsFuture::from(counted).await;
-    take(Part::Count(result(&count)?.as_f64().unwrap_or(0.0) as usize));
-    for (done, request) in requests {
-        let _ = JsFuture::from(done).await;
-        take(Part::Values(result(&request)?.unchecked_into()));
+    let docs = asked(docs.get_all())?;
+    let keys: Array = answer(meta_keys).await?.unchecked_into();
+    let values: Array = answer(meta_values).await?.unchecked_into();
+    take(Part::Meta(keys.iter().zip(values.iter()).collect()));
+    take(Part::Count(
+        answer(count).await?.as_f64().unwrap_or(0.0) as usize
+    ));
+    for part in parts {
+        take(Part::Values(answer(part).await?.unchecked_into()));
     }
+    take(Part::Docs(answer(docs).await?.unchecked_into()));
     Ok(())
+}
+
+/// The result of a request once it has settled, or its error.
+async fn answer((done, request): (Promise, IdbRequest)) -> Result<JsValue, StoreError> {
+    let _ = JsFuture::from(done).await;
+    result(&request)
 }
 
 /// The result of a settled request, or its error.
