@@ -40,9 +40,9 @@ pub struct StoredMeta {
 /// An engine being rebuilt from storage ([`Engine::restoring`]), which takes the op records one at a
 /// time, in any order, as they are read: each is checked, read the way it must be understood now,
 /// counted and put in the op table at once ([`Restoring::admit`]). What depends on the order of the
-/// ops (their lanes, the view, the schedule) waits for [`Restoring::finish`]. So a restore that reads
-/// its records in parts does most of its work while the next part is read, and never holds the
-/// records in a list of their own next to the table.
+/// ops (their lanes, the view, the schedule) waits for [`Restoring::finish`], about two thirds of the
+/// work. So a restore that reads its records in parts does the rest while the next part is read, and
+/// never holds the records in a list of their own next to the table.
 #[derive(Debug)]
 pub struct Restoring {
     engine: Engine,
