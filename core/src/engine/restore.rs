@@ -91,23 +91,20 @@ impl Restoring {
             record.id.sort_key(),
         ));
         record.collection = engine.intern_shared(&record.collection);
-        let before = (
-            record.horizon,
-            record.created_at,
-            record.retried_at,
-            record.next_attempt_at,
-            record.not_before,
-        );
+        // The times `read_stored` may change.
+        let times = |r: &OpRecord| {
+            (
+                r.horizon,
+                r.created_at,
+                r.retried_at,
+                r.next_attempt_at,
+                r.not_before,
+            )
+        };
+        let before = times(&record);
         let in_flight = record.state == OpState::Inflight;
         engine.read_stored(&mut record);
-        let after = (
-            record.horizon,
-            record.created_at,
-            record.retried_at,
-            record.next_attempt_at,
-            record.not_before,
-        );
-        if before != after || (in_flight && marked) {
+        if times(&record) != before || (in_flight && marked) {
             // What was read differently (a clock set back, a horizon an old record lacked) must
             // stay so in the next session too, which may no longer see why: stored by the first
             // call, before anything it sends.
