@@ -34,6 +34,7 @@ const www = mkdtempSync(join(tmpdir(), 'outbox-profile-www-'));
 cpSync(join(repoRoot, 'bench/page'), www, { recursive: true });
 const vendor = join(www, 'vendor/outbox-sync');
 mkdirSync(vendor, { recursive: true });
+// pkg/, not dist/: its scripts are not minified, so a profile names their functions.
 for (const f of ['package.json', 'index.js', 'index.d.ts', 'tabs.js', 'wasm']) cpSync(join(repoRoot, 'pkg', f), join(vendor, f), { recursive: true });
 // The same wasm-bindgen + wasm-opt -Oz as scripts/build.sh, but keeping the name section.
 const tmp = mkdtempSync(join(tmpdir(), 'outbox-profile-wasm-'));

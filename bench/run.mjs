@@ -35,7 +35,8 @@ const { values: cli } = parseArgs({
     samples: { type: 'string' },
     warmup: { type: 'string' },
     out: { type: 'string' },
-    // Another build of the npm package root to measure (e.g. a candidate patch), instead of pkg/.
+    // Another build of the npm package to measure (e.g. a candidate patch), instead of dist/ (the package as
+    // published, from scripts/dist.mjs).
     pkg: { type: 'string' },
     // Run only some phases (comma-separated: burst,single,visibility,drain,cold,diagnostics,tabs); for
     // experiments. Writes no latest.*: medians go to stderr, and a run with the tabs phase writes its own
@@ -43,7 +44,7 @@ const { values: cli } = parseArgs({
     only: { type: 'string' },
   },
 });
-const PKG = cli.pkg ?? join(repoRoot, 'pkg');
+const PKG = cli.pkg ?? join(repoRoot, 'dist');
 const PHASES = new Set((cli.only ?? 'burst,single,visibility,drain,cold,diagnostics,tabs').split(','));
 
 const SIZES = cli.smoke

@@ -30,5 +30,8 @@ step "build: wasm-opt -Oz --converge"
 # --converge repeats -Oz until it stops shrinking the module: about 1 KB brotli for ~15 s of build.
 node_modules/.bin/wasm-opt -Oz --converge --strip-debug --strip-producers "$out/outbox_sync_bg.wasm" -o "$out/outbox_sync_bg.wasm"
 
+step "build: dist/ (the package as published: pkg/'s files, each script minified, with source maps)"
+node scripts/dist.mjs
+
 step "size"
 node scripts/size.mjs

@@ -13,13 +13,14 @@
 // fetches it only when it runs. "shipped" is every .js and .wasm file of the tarball (package.json `files`):
 // the headline figure, what the benchmark's size row reports. The benchmark runner imports `measurePackage()`.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, posix, relative } from 'node:path';
+import { dirname, join, posix, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-export const PKG_DIR = join(repoRoot, 'pkg');
-export const BUDGET_FILE = join(PKG_DIR, 'size-budget.json');
+// The package as published (scripts/dist.mjs): its .js files minified, as a browser loads them.
+export const PKG_DIR = join(repoRoot, 'dist');
+export const BUDGET_FILE = join(repoRoot, 'pkg/size-budget.json');
 // A budget this far above its figure is slack a regression could hide in: --check suggests lowering it.
 const SLACK_KB = 5;
 // The wasm module and its wasm-bindgen glue, relative to the package root (reported on their own too).
@@ -234,7 +235,7 @@ export function entryPoints(pkg) {
     .map(([name, t]) => [name, posix.normalize(t)]);
 }
 
-/** Every file of the tarball, from package.json `files` (plain paths and folders; no globs here). */
+/** Every file of the tarball, from package.json `files` (paths, folders, and "*<suffix>" at any depth). */
 export function shippedFiles(pkgDir, pkg) {
   const out = [];
   const walk = (rel) => {
@@ -244,8 +245,16 @@ export function shippedFiles(pkgDir, pkg) {
     else out.push(rel);
   };
   for (const f of pkg.files ?? []) {
-    if (/[*?[]/.test(f)) throw new Error(`package.json \`files\` entry ${f}: globs are not supported by scripts/size.mjs`);
-    walk(posix.normalize(f).replace(/\/$/, ''));
+    // npm reads an entry without a slash, such as "*.js.map", as .gitignore does: at any depth. That form, a
+    // `*` and a file-name suffix, is the one glob this script understands.
+    const suffix = /^\*([^*?[/]+)$/.exec(f)?.[1];
+    if (suffix) {
+      for (const rel of readdirSync(pkgDir, { recursive: true }).sort()) if (rel.endsWith(suffix)) out.push(rel.split(sep).join('/'));
+    } else if (/[*?[]/.test(f)) {
+      throw new Error(`package.json \`files\` entry ${f}: of globs, scripts/size.mjs understands only "*<suffix>"`);
+    } else {
+      walk(posix.normalize(f).replace(/\/$/, ''));
+    }
   }
   return [...new Set(out)];
 }

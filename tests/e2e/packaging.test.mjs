@@ -3,17 +3,18 @@
 // Chromium against the reference server.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { launchChromium } from './support/browser.mjs';
 import { startServer } from './support/server.mjs';
 import webpack from 'webpack';
 
 const repoRoot = new URL('../../', import.meta.url).pathname;
-const pkgDir = join(repoRoot, 'pkg');
+// The package as published: pkg/ with its scripts minified (scripts/dist.mjs).
+const pkgDir = join(repoRoot, 'dist');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 function packJson(args) {
@@ -32,32 +33,52 @@ after(() => {
 test('npm pack ships only what users need', () => {
   const pack = packJson(['--dry-run']);
   const files = pack.files.map((f) => f.path.replace(/snippets\/[^/]+\//, 'snippets/<hash>/')).sort();
-  assert.deepEqual(files, [
-    'README.md',
-    'index.d.ts',
+  const scripts = [
     'index.js',
-    'package.json',
-    'react.d.ts',
     'react.js',
-    'sync-history.d.ts',
     'sync-history.js',
-    'sync-status.d.ts',
     'sync-status.js',
     'tabs.js',
-    'wasm/outbox_sync.d.ts',
     'wasm/outbox_sync.js',
-    'wasm/outbox_sync_bg.wasm',
-    'wasm/outbox_sync_bg.wasm.d.ts',
     'wasm/snippets/<hash>/src/js/exact-json.js',
     'wasm/snippets/<hash>/src/js/sync-error.js',
     'wasm/snippets/<hash>/src/js/validate.js',
     'wasm/sync-error.js',
-    'worker.d.ts',
     'worker.js',
-  ]);
-  // The tarball is the wasm module plus a little JS; anything much bigger means something leaked in.
+  ];
+  const expected = [
+    'README.md',
+    'index.d.ts',
+    'package.json',
+    'react.d.ts',
+    'sync-history.d.ts',
+    'sync-status.d.ts',
+    'wasm/outbox_sync.d.ts',
+    'wasm/outbox_sync_bg.wasm',
+    'wasm/outbox_sync_bg.wasm.d.ts',
+    'worker.d.ts',
+    ...scripts,
+    ...scripts.map((f) => `${f}.map`),
+  ];
+  assert.deepEqual(files, expected.sort());
+  // The tarball is the wasm module plus a little JS and its source maps; anything much bigger means
+  // something leaked in.
   assert.ok(pack.size < 600_000, `tarball is ${pack.size} bytes`);
   console.log(`# ${pack.filename}: ${pack.files.length} files, ${pack.size} bytes packed, ${pack.unpackedSize} unpacked`);
+});
+
+test('each shipped script is minified, with a source map that carries its readable source from pkg/', () => {
+  const shipped = readdirSync(pkgDir, { recursive: true }).filter((f) => f.endsWith('.js'));
+  assert.ok(shipped.length >= 11, `only ${shipped.length} scripts in dist/`);
+  for (const file of shipped) {
+    const source = readFileSync(join(repoRoot, 'pkg', file), 'utf8');
+    const min = readFileSync(join(pkgDir, file), 'utf8');
+    assert.ok(min.length < source.length || source.length < 200, `${file} is ${min.length} bytes, its source ${source.length}: not minified`);
+    const mapName = `${basename(file)}.map`;
+    assert.ok(min.trimEnd().endsWith(`//# sourceMappingURL=${mapName}`), `${file} does not link its map`);
+    const map = JSON.parse(readFileSync(join(pkgDir, `${file}.map`), 'utf8'));
+    assert.deepEqual(map.sourcesContent, [source], `${file}.map does not carry pkg/${file}`);
+  }
 });
 
 /** Packs the package and installs the tarball into a fresh Vite app in `tmp` (once). */

@@ -94,7 +94,7 @@ root.render(<StrictMode><App outbox={outbox} /></StrictMode>);
 /** Packs the package, installs the tarball into a fresh app with React linked from the repository, builds it. */
 function buildApp() {
   const { filename } = JSON.parse(
-    execFileSync(npm, ['pack', '--json', '--loglevel=error', '--pack-destination', tmp], { cwd: join(repoRoot, 'pkg'), encoding: 'utf8' }).replace(/^[^[]*/, ''),
+    execFileSync(npm, ['pack', '--json', '--loglevel=error', '--pack-destination', tmp], { cwd: join(repoRoot, 'dist'), encoding: 'utf8' }).replace(/^[^[]*/, ''),
   )[0];
   const app = join(tmp, 'react-app');
   mkdirSync(join(app, 'src'), { recursive: true });

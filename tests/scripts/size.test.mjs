@@ -1,11 +1,11 @@
 // scripts/size.mjs: the module-graph walk behind the per-entry sizes and the budget check of `make test`,
 // on small packages written to a temporary folder (the real package is checked by the guard itself).
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
-import { checkBudget, entriesMarkdown, measureFile, measurePackage, moduleGraph, scanModule } from '../../scripts/size.mjs';
+import { checkBudget, entriesMarkdown, measureFile, measurePackage, moduleGraph, scanModule, shippedFiles } from '../../scripts/size.mjs';
 
 const dirs = [];
 after(() => {
@@ -117,6 +117,18 @@ test('measurePackage sums each entry and everything shipped, file by file', () =
 test('measurePackage refuses an entry that loads a file the tarball does not ship', () => {
   const dir = fixturePackage({ ...PKG, files: PKG.files.filter((f) => f !== 'later.js') });
   assert.throws(() => measurePackage(dir), { message: "entry './lazy' loads later.js, which package.json `files` does not ship" });
+});
+
+test('measurePackage reads a "*<suffix>" files entry at any depth, as npm does, and refuses other globs', () => {
+  const dir = fixturePackage({ ...PKG, files: [...PKG.files.filter((f) => f !== 'wasm/'), 'wasm/glue.js', 'wasm/m_bg.wasm', '*.js.map'] });
+  writeFileSync(join(dir, 'index.js.map'), '{}');
+  mkdirSync(join(dir, 'wasm/deep'));
+  writeFileSync(join(dir, 'wasm/deep/glue.js.map'), '{}');
+  writeFileSync(join(dir, 'wasm/unlisted.js'), '');
+  assert.deepEqual(shippedFiles(dir, JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))).filter((f) => f.endsWith('.map')), ['index.js.map', 'wasm/deep/glue.js.map']);
+  assert.deepEqual(measurePackage(dir).shipped.files, ['extra.js', 'index.js', 'later.js', 'lazy.js', 'wasm/glue.js', 'wasm/m_bg.wasm'], 'a map is not loaded, and wasm/unlisted.js is not listed');
+  const globbed = fixturePackage({ ...PKG, files: [...PKG.files, 'wasm/**/*.map'] });
+  assert.throws(() => measurePackage(globbed), { message: 'package.json `files` entry wasm/**/*.map: of globs, scripts/size.mjs understands only "*<suffix>"' });
 });
 
 test('checkBudget fails an entry over its budget, and suggests lowering one far above its size', () => {

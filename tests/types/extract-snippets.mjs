@@ -12,7 +12,7 @@
 // - ```js blocks must also be plain JavaScript (no type annotations, no `!`): they are parsed as JavaScript
 //   first, then type-checked as TypeScript like the others.
 // - ```jsx, ```html, ```css and ```sh blocks are not compiled.
-// - `outbox-sync`, `outbox-sync/sync-status` and `outbox-sync/react` resolve to the files in pkg/ (`paths` in
+// - `outbox-sync`, `outbox-sync/sync-status` and `outbox-sync/react` resolve to the built package in dist/ (`paths` in
 //   tests/types/tsconfig.json). A ```tsx block importing `outbox-sync/react` is left out while pkg/react.d.ts
 //   does not exist.
 //
