@@ -9,8 +9,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 out="pkg/wasm"
+# A panic's message names its source file, so the module carries the path of every file that can panic.
+# Without remapping, a dependency's path starts with the builder's cargo home
+# (`<cargo home>/registry/src/index.crates.io-<hash>/serde_json-1.0.154/src/raw.rs`): shipped to every user,
+# and different on every machine. Remapped, it is `serde_json-1.0.154/src/raw.rs`.
+remap=""
+for registry in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/ "${CARGO_HOME:-$HOME/.cargo}"/git/checkouts/*/; do
+  [ -d "$registry" ] && remap+=" --remap-path-prefix=$registry="
+done
 step "build: cargo build --profile wasm-release --target wasm32-unknown-unknown"
-cargo build --profile wasm-release --target wasm32-unknown-unknown -p outbox-sync
+RUSTFLAGS="${RUSTFLAGS:-}$remap" cargo build --profile wasm-release --target wasm32-unknown-unknown -p outbox-sync
 
 step "build: wasm-bindgen --target web -> $out"
 rm -rf "$out"

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { launchChromium } from './support/browser.mjs';
@@ -79,6 +79,15 @@ test('each shipped script is minified, with a source map that carries its readab
     const map = JSON.parse(readFileSync(join(pkgDir, `${file}.map`), 'utf8'));
     assert.deepEqual(map.sourcesContent, [source], `${file}.map does not carry pkg/${file}`);
   }
+});
+
+test('the wasm module names no path of the machine that built it', () => {
+  // Panic messages name their source files; scripts/build.sh remaps the cargo registry's prefix away.
+  const wasm = readFileSync(join(pkgDir, 'wasm/outbox_sync_bg.wasm')).toString('latin1');
+  for (const path of [homedir(), repoRoot.replace(/\/$/, ''), '/registry/src/'].filter((p) => p.length > 1)) {
+    assert.ok(!wasm.includes(path), `the shipped wasm contains ${path}`);
+  }
+  assert.match(wasm, /serde_json-[0-9.]+\/src\/[a-z_/]+\.rs/, 'a dependency is named by its crate folder');
 });
 
 /** Packs the package and installs the tarball into a fresh Vite app in `tmp` (once). */
