@@ -310,3 +310,22 @@ proptest! {
         }
     }
 }
+
+/// A number keeps the text it was written with through the view's merge patch. A document from the
+/// server may hold a decimal written `0.10`, an integer past 2^53 or one past u64: parsed to a double
+/// and written back, these would become `0.1`, `9007199254740992` and `1.2345678901234568e29`, and the
+/// document the view shows and the runtime stores would no longer be the server's.
+#[test]
+fn a_merge_patch_keeps_each_number_as_it_was_written() {
+    let server = outbox_core::Json::from_text(
+        r#"{"price":0.10,"id":9007199254740993,"big":123456789012345678901234567890,"e":1e+2}"#
+            .into(),
+    )
+    .unwrap();
+    let patch = outbox_core::Json::from_text(r#"{"note":"x","n":[0.30,-0.0]}"#.into()).unwrap();
+    let doc = outbox_core::view::merged(Some(&server), &patch);
+    assert_eq!(
+        doc.text(),
+        r#"{"big":123456789012345678901234567890,"e":1e+2,"id":9007199254740993,"n":[0.30,-0.0],"note":"x","price":0.10}"#
+    );
+}
