@@ -231,7 +231,7 @@ async fn a_newer_schema_in_another_tab_is_not_blocked() {
 }
 
 #[wasm_bindgen_test]
-async fn a_restore_reads_meta_then_ops_in_parts_that_miss_no_key_then_docs() {
+async fn a_restore_reads_meta_then_ops_in_parts_that_miss_no_key_then_docs_then_history() {
     let name = fresh_db_name("parts");
     let store = IdbStore::open(&name, Durability::Relaxed)
         .await
@@ -264,7 +264,7 @@ async fn a_restore_reads_meta_then_ops_in_parts_that_miss_no_key_then_docs() {
     let expected: Vec<String> = keys.iter().map(|k| format!("op {k}")).collect();
     assert_eq!(strings(store.load_ops().await.unwrap()), expected);
     // What a restore's read hands over, in order: the meta records, the count, each part of the op
-    // records, the documents.
+    // records, the documents, the history.
     let extra = [
         Write::PutMeta {
             key: "cursor".into(),
@@ -277,6 +277,16 @@ async fn a_restore_reads_meta_then_ops_in_parts_that_miss_no_key_then_docs() {
         },
     ];
     store.commit(&extra).await.expect("commit");
+    let history: Vec<Write> = (1..=2)
+        .map(|id| Write::PutHistory {
+            id,
+            record: JsValue::from_str(&format!("entry {id}")),
+        })
+        .collect();
+    store
+        .commit_history(&history)
+        .await
+        .expect("commit history");
     let handed = RefCell::new(Vec::new());
     store
         .read_for_restore(|part| {
@@ -285,14 +295,15 @@ async fn a_restore_reads_meta_then_ops_in_parts_that_miss_no_key_then_docs() {
                 Part::Count(count) => ("count", count),
                 Part::Values(values) => ("ops", values.length() as usize),
                 Part::Docs(docs) => ("docs", docs.length() as usize),
+                Part::History(entries) => ("history", entries.length() as usize),
             })
         })
         .await
         .unwrap();
     let handed = handed.into_inner();
-    assert_eq!(handed.len(), 19, "{handed:?}");
+    assert_eq!(handed.len(), 20, "{handed:?}");
     assert_eq!(handed[..2], [("meta", 1), ("count", keys.len())]);
-    assert_eq!(handed[18], ("docs", 1));
+    assert_eq!(handed[18..], [("docs", 1), ("history", 2)]);
     let sizes: Vec<usize> = handed[2..18]
         .iter()
         .map(|&(what, n)| {

@@ -33,7 +33,7 @@ use crate::clock;
 use crate::convert;
 use crate::error::{Error, Result};
 use crate::options::{Options, TransportOptions};
-use crate::store::{IdbStore, StoreError, Write};
+use crate::store::{StoreError, Write};
 use crate::transport::SendOutcome;
 
 /// How long recorded entries wait for a group commit to ride on before they are written alone.
@@ -103,18 +103,21 @@ pub(super) struct Recorder {
     pull_response: RefCell<Option<Response>>,
 }
 
+/// The stored history entries (as the restore's read found them) that can be read. An entry that cannot
+/// is only history: skipped, never a reason to fail an open.
+fn read_entries(stored: Vec<JsValue>) -> Vec<HistoryEntry> {
+    stored
+        .into_iter()
+        .filter_map(|v| v.as_string())
+        .filter_map(|text| serde_json::from_str(&text).ok())
+        .collect()
+}
+
 impl Recorder {
-    /// Loads the stored history and drops what is out of bounds (in the first commit).
-    pub(super) async fn open(store: &IdbStore, options: &Options) -> Result<Recorder> {
-        let stored: Vec<HistoryEntry> = store
-            .load_history()
-            .await?
-            .into_iter()
-            // An entry that cannot be read is only history: skipped, never a reason to fail the open.
-            .filter_map(|v| v.as_string())
-            .filter_map(|text| serde_json::from_str(&text).ok())
-            .collect();
-        let (log, cut) = History::restore(stored, options.history, clock::now());
+    /// The recorder of the `stored` history entries, less what is out of bounds (dropped from the store
+    /// in the first commit).
+    pub(super) fn open(stored: Vec<JsValue>, options: &Options) -> Recorder {
+        let (log, cut) = History::restore(read_entries(stored), options.history, clock::now());
         let endpoints = match &options.transport {
             TransportOptions::Fetch(f) => Endpoints {
                 base: Some(url_path(&f.endpoint)),
@@ -127,7 +130,7 @@ impl Recorder {
                 routed: false,
             },
         };
-        Ok(Recorder {
+        Recorder {
             log: RefCell::new(log),
             bounds: options.history,
             health: options.health,
@@ -145,7 +148,7 @@ impl Recorder {
             pull_trigger: Cell::new(Trigger::Manual),
             batch_triggers: RefCell::new(HashMap::new()),
             pull_response: RefCell::new(None),
-        })
+        }
     }
 
     /// Remembers the current trigger for every send among `effects` (before the queue may hold them).
@@ -193,21 +196,15 @@ impl Recorder {
 }
 
 impl Runtime {
-    /// Reads the history again from the store, where another tab (the leader) wrote its entries: a
-    /// follower shows them, and a tab that becomes the leader numbers its entries after them instead of
-    /// overwriting them. The watchers hear of each entry that is new here.
-    pub(super) async fn reload_history(&self) -> Result<()> {
+    /// Takes the history as a re-read of the store found it (`stored`), where another tab (the leader)
+    /// wrote its entries: a follower shows them, and a tab that becomes the leader numbers its entries
+    /// after them instead of overwriting them. The watchers hear of each entry that is new here. A tab
+    /// with entries of its own still to write keeps its history.
+    pub(super) fn reload_history(&self, stored: Vec<JsValue>) {
         if !self.history.unwritten.borrow().is_empty() {
-            return Ok(());
+            return;
         }
-        let stored: Vec<HistoryEntry> = self
-            .store
-            .load_history()
-            .await?
-            .into_iter()
-            .filter_map(|v| v.as_string())
-            .filter_map(|text| serde_json::from_str(&text).ok())
-            .collect();
+        let stored = read_entries(stored);
         let seen = self
             .history
             .log
@@ -223,7 +220,6 @@ impl Runtime {
             .collect();
         *self.history.log.borrow_mut() = log;
         self.tell_history_watchers(&new);
-        Ok(())
     }
 
     /// Calls the `watchHistory` callbacks with each entry (JSON text), in order.

@@ -119,11 +119,15 @@ impl Runtime {
     /// a passive engine: it sends and pulls nothing until `tab_promote`.
     pub async fn open(options: Options, role: Role) -> Result<Rc<Runtime>> {
         let store = Rc::new(IdbStore::open(&options.name, options.durability).await?);
-        let (mut engine, quarantined, meta) =
-            restore::restore_stored(&store, &options.engine, clock::now()).await?;
+        let restore::Restored {
+            mut engine,
+            quarantined,
+            meta,
+            history,
+        } = restore::restore_stored(&store, &options.engine, clock::now()).await?;
         let cursor = meta_value(&meta, CURSOR);
         let held = meta_value(&meta, HELD);
-        let history = history::Recorder::open(&store, &options).await?;
+        let history = history::Recorder::open(history, &options);
         engine.set_passive(role == Role::Follower);
         let mutations: Rc<RefCell<ByName<Function>>> = Rc::default();
         engine.set_mutator(mutator(Rc::clone(&mutations)));

@@ -1,7 +1,7 @@
 //! Restoring the engine from the store: at open, and when a tab re-reads what the others wrote.
 //!
-//! One transaction reads the meta records, the op records in parts and the confirmed documents
-//! ([`crate::store::Part`]). Each op record is parsed and admitted into the engine
+//! One transaction reads the meta records, the op records in parts, the confirmed documents and the
+//! sync history ([`crate::store::Part`]). Each op record is parsed and admitted into the engine
 //! ([`Restoring::admit`]) as its part arrives, while IndexedDB reads the next part. What depends on the
 //! order of the ops is done once the last has arrived ([`Restoring::finish`]). So the records never sit
 //! in a list of their own: they go straight into the engine's op table. The meta values come first,
@@ -41,15 +41,26 @@ struct Read {
     meta: Meta,
     admitting: Admitting,
     docs: Vec<ConfirmedDoc>,
+    history: Vec<JsValue>,
 }
 
-/// The engine restored from `store` at engine time `now`, the records set aside as unreadable, and the
-/// meta values other than those the engine takes (the pull cursor, the client id).
+/// What a restore read from the store, as of one snapshot.
+pub(super) struct Restored {
+    pub engine: Engine,
+    /// The records set aside as unreadable.
+    pub quarantined: Vec<Quarantined>,
+    /// The meta values other than those the engine takes (the pull cursor, the client id).
+    pub meta: Meta,
+    /// The stored history entries, oldest first, as stored (`history::read_entries` reads them).
+    pub history: Vec<JsValue>,
+}
+
+/// The engine restored from `store` at engine time `now`, and the rest of what the same read found.
 pub(super) async fn restore_stored(
     store: &IdbStore,
     config: &Config,
     now: u64,
-) -> Result<(Engine, Vec<Quarantined>, Meta)> {
+) -> Result<Restored> {
     let start = |stored: &StoredMeta| {
         Engine::restoring(config.clone(), clock::randomness(), stored.clone(), now)
     };
@@ -59,6 +70,7 @@ pub(super) async fn restore_stored(
         // Replaced by the meta records, which come first.
         admitting: Admitting::Unreadable,
         docs: Vec::new(),
+        history: Vec::new(),
     });
     store
         .read_for_restore(|part| {
@@ -97,6 +109,7 @@ pub(super) async fn restore_stored(
                     }
                 }
                 Part::Docs(docs) => read.docs = decode_docs(docs.to_vec()),
+                Part::History(entries) => read.history = entries.to_vec(),
             }
         })
         .await?;
@@ -105,6 +118,7 @@ pub(super) async fn restore_stored(
         meta,
         admitting,
         docs,
+        history,
     } = read.into_inner();
     let (restoring, quarantined) = match admitting {
         Admitting::Records(restoring) => (*restoring, Vec::new()),
@@ -119,7 +133,12 @@ pub(super) async fn restore_stored(
             (restoring, quarantined)
         }
     };
-    Ok((restoring.finish(docs), quarantined, meta))
+    Ok(Restored {
+        engine: restoring.finish(docs),
+        quarantined,
+        meta,
+        history,
+    })
 }
 
 /// The meta values a restore needs (the server's stated retention, the clock mark, the marks of pushes

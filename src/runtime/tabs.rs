@@ -393,11 +393,16 @@ impl Runtime {
         let mut missed: Vec<OpId> = self.unstored_enqueues();
         *self.tabs.enqueued_during_read.borrow_mut() = Some(Vec::new());
         let read = super::restore::restore_stored(&self.store, &self.config, clock::now()).await;
-        // History is only history: a read that fails leaves the one this tab has. Read before the new
-        // engine is installed: once it is, nothing may await before its pause and online state are set.
-        let _ = self.reload_history().await;
         let during = self.tabs.enqueued_during_read.borrow_mut().take();
-        let (mut engine, quarantined, _) = read?;
+        let super::restore::Restored {
+            mut engine,
+            quarantined,
+            history,
+            ..
+        } = read?;
+        // From the same snapshot as the queue; taken whatever comes of the engine below, as a tab
+        // promoted meanwhile must number its entries after the stored ones.
+        self.reload_history(history);
         // Closed meanwhile, or promoted while a follower's re-read ran: that read is not wanted any more.
         let role = self.tabs.role.get();
         if self.closed.get() || passive != (role == Role::Follower) {

@@ -186,19 +186,13 @@ impl IdbStore {
         .await
     }
 
-    /// Every stored history entry, oldest first.
-    pub async fn load_history(&self) -> Result<Vec<JsValue>, StoreError> {
-        self.with_reconnect(async |db: Database| load_all(&db, schema::HISTORY).await)
-            .await
-    }
-
     /// Every stored op record, in key order.
     pub async fn load_ops(&self) -> Result<Vec<JsValue>, StoreError> {
         let values = RefCell::new(Vec::new());
         self.read_for_restore(|part| match part {
             Part::Count(count) => *values.borrow_mut() = Vec::with_capacity(count),
             Part::Values(part) => values.borrow_mut().extend(part.iter()),
-            Part::Meta(_) | Part::Docs(_) => {}
+            Part::Meta(_) | Part::Docs(_) | Part::History(_) => {}
         })
         .await?;
         Ok(values.into_inner())
@@ -206,7 +200,8 @@ impl IdbStore {
 
     /// What a restore reads, in one transaction, handed to `take` a part at a time ([`Part`]): the meta
     /// records, the ops' count, the op records in key order (the caller orders them by their own
-    /// sequence numbers; a part is parsed while the next is read), and the confirmed documents.
+    /// sequence numbers; a part is parsed while the next is read), the confirmed documents and the
+    /// sync history.
     pub async fn read_for_restore(&self, take: impl Fn(Part)) -> Result<(), StoreError> {
         self.with_reconnect(async |db: Database| parts::load_in_parts(db.as_sys(), &take).await)
             .await

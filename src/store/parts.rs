@@ -5,14 +5,15 @@
 //! transaction, IndexedDB (another process) reads the next part while this thread parses the one
 //! before, so most of the parsing hides under the reading. The same transaction reads the meta records
 //! first (a restore needs them before the first op record), then the ops' count (so the reader can size
-//! what it fills once), and the confirmed documents last.
+//! what it fills once), then the confirmed documents, and the sync history last: a tab's whole state is
+//! one snapshot, and an open waits for one transaction instead of two.
 
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbDatabase, IdbKeyRange, IdbRequest};
 
-use super::schema::{DOCS, META, OPS};
+use super::schema::{DOCS, HISTORY, META, OPS};
 use super::StoreError;
 
 /// Where the parts end: op ids are UUIDs in lowercase hex, so their first characters split them into
@@ -22,8 +23,8 @@ const BOUNDS: [&str; 15] = [
     "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f",
 ];
 
-/// What a restore's read hands its reader, in this order. It is one transaction over the meta, op and
-/// document stores: one snapshot, which no other tab's commit can split.
+/// What a restore's read hands its reader, in this order. It is one transaction over the meta, op,
+/// document and history stores: one snapshot, which no other tab's commit can split.
 pub enum Part {
     /// Every meta record as `(name, value)`, handed over first: a restore needs some of them before
     /// the first op record. A read that starts over (on a new connection) hands everything again from
@@ -33,8 +34,10 @@ pub enum Part {
     Count(usize),
     /// The op records of the next part, in key order.
     Values(Array),
-    /// Every confirmed document, handed over last.
+    /// Every confirmed document.
     Docs(Array),
+    /// Every stored history entry, oldest first, handed over last.
+    History(Array),
 }
 
 /// What a restore reads, handed to `take` in parts ([`Part`]).
@@ -42,12 +45,12 @@ pub(super) async fn load_in_parts(
     db: &IdbDatabase,
     take: &impl Fn(Part),
 ) -> Result<(), StoreError> {
-    let names = Array::of3(&META.into(), &OPS.into(), &DOCS.into());
+    let names = Array::of4(&META.into(), &OPS.into(), &DOCS.into(), &HISTORY.into());
     let tx = db
         .transaction_with_str_sequence(&names)
         .map_err(StoreError::from_js)?;
     let store = |name| tx.object_store(name).map_err(StoreError::from_js);
-    let (meta, ops, docs) = (store(META)?, store(OPS)?, store(DOCS)?);
+    let (meta, ops, docs, history) = (store(META)?, store(OPS)?, store(DOCS)?, store(HISTORY)?);
     // All asked for at once, and answered in this order: a transaction's requests complete in order.
     let asked = |request: std::result::Result<IdbRequest, JsValue>| {
         let request = request.map_err(StoreError::from_js)?;
@@ -72,6 +75,7 @@ pub(super) async fn load_in_parts(
         parts.push(asked(ops.get_all_with_key(&range))?);
     }
     let docs = asked(docs.get_all())?;
+    let history = asked(history.get_all())?;
     let keys: Array = answer(meta_keys).await?.unchecked_into();
     let values: Array = answer(meta_values).await?.unchecked_into();
     take(Part::Meta(keys.iter().zip(values.iter()).collect()));
@@ -82,6 +86,7 @@ pub(super) async fn load_in_parts(
         take(Part::Values(answer(part).await?.unchecked_into()));
     }
     take(Part::Docs(answer(docs).await?.unchecked_into()));
+    take(Part::History(answer(history).await?.unchecked_into()));
     Ok(())
 }
 
