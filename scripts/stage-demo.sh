@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stages the built npm package into www/vendor/outbox-sync/, where the demo's import map finds it. It packs
-# the package as published (dist/, from scripts/dist.mjs) with `npm pack` and unpacks the tarball there, so the demo loads exactly the files a user would
-# install — a file missing from package.json's "files" breaks the demo too.
+# the package as published (dist/, from scripts/dist.mjs) with `npm pack` and unpacks the tarball there, so
+# the demo loads exactly the files a user would install: a file missing from package.json's "files" breaks
+# the demo too.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
