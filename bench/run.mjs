@@ -346,6 +346,7 @@ function environment(userAgent, load) {
 function summarize(raw, { hasView, diagnostics, env }) {
   const per = {};
   const txPerOp = (facts, n) => (facts.length ? +(facts.reduce((a, f) => a + (f.transactions ?? 0), 0) / facts.length / n).toFixed(3) : null);
+  const meanInFlight = (facts) => (facts.length ? +(facts.reduce((a, f) => a + (f.inFlight ?? 0), 0) / facts.length).toFixed(2) : null);
   for (const d of DURABILITIES) {
     const m = {};
     // Burst: throughput ratio = raw time / outbox time.
@@ -388,6 +389,9 @@ function summarize(raw, { hasView, diagnostics, env }) {
         outboxOpsPerSec: (n / o.median) * 1000, rawOpsPerSec: (n / r.median) * 1000,
         ratio, goal: GOALS.drain, met: meets(GOALS.drain, ratio),
         outboxTransactionsPerOp: txPerOp(raw.drain.facts[`outbox.${mode}.${d}`], n),
+        // Requests in flight on average (Resource Timing): how busy each keeps its concurrency.
+        outboxInFlight: meanInFlight(raw.drain.facts[`outbox.${mode}.${d}`]),
+        rawInFlight: meanInFlight(raw.drain.facts[`raw.${mode}.${d}`]),
       };
     }
     m.cold = summarizeCold(raw.cold, d, GOALS.cold);
@@ -451,7 +455,9 @@ function table(results) {
     for (const mode of ['single', 'push']) {
       const x = m[`drain_${mode}`];
       const what = mode === 'single' ? `${x.n} single-op requests` : `${x.n} ops in ${SIZES.batchOps}-op pushes`;
-      row(`4. Drain, ${what} (ours / raw throughput)`, d, `${Math.round(x.outboxOpsPerSec)} ops/s, ${ms(x.outboxMs)}`, `raw fetch + 1 delete tx: ${Math.round(x.rawOpsPerSec)} ops/s`, `${f2(x.ratio)}×`, goalText(GOALS.drain), mark(x.met));
+      const limit = mode === 'single' ? CONCURRENCY.single : CONCURRENCY.push;
+      const busy = (n) => (n === null || n === undefined ? '' : `; ${f2(n)} requests in flight on average (at most ${limit})`);
+      row(`4. Drain, ${what} (ours / raw throughput)`, d, `${Math.round(x.outboxOpsPerSec)} ops/s, ${ms(x.outboxMs)}${busy(x.outboxInFlight)}`, `raw fetch + 1 delete tx: ${Math.round(x.rawOpsPerSec)} ops/s${busy(x.rawInFlight)}`, `${f2(x.ratio)}×`, goalText(GOALS.drain), mark(x.met));
     }
     rows.push(...coldRows(m.cold, d));
     const p = m.peers.burst;

@@ -155,6 +155,21 @@ function putRequest(key, idempotencyKey, body) {
   });
 }
 
+// Resource Timing keeps 250 entries unless told otherwise; a drain makes up to 200 requests, the peers more.
+performance.setResourceTimingBufferSize(10_000);
+
+/**
+ * Requests to the API in flight on average from `t0` for `ms` (Resource Timing, each request from its start
+ * to its body's end): how busy a drain keeps its `maxInFlight` requests. Call `performance.clearResourceTimings()`
+ * before the drain.
+ */
+function requestsInFlight(t0, ms) {
+  const end = t0 + ms;
+  const requests = performance.getEntriesByType('resource').filter((e) => e.name.startsWith(API) && e.startTime >= t0);
+  const busy = requests.reduce((sum, e) => sum + Math.max(0, Math.min(e.responseEnd, end) - e.startTime), 0);
+  return +(busy / ms).toFixed(2);
+}
+
 /**
  * The baseline: the very requests the outbox sends (one PUT per op, or one POST /push per 100 ops), with the
  * same concurrency as the outbox's maxInFlight, each response body read, then ONE transaction deleting all
@@ -169,6 +184,7 @@ export async function rawDrain({ n, batch, batchOps, concurrency, durability }) 
   for (const o of ops) seed.objectStore('ops').put(JSON.stringify(o), o.id);
   await complete(seed);
 
+  performance.clearResourceTimings();
   const t0 = timed();
   let failed = 0;
   const jobs = [];
@@ -203,7 +219,7 @@ export async function rawDrain({ n, batch, batchOps, concurrency, durability }) 
   const ms = untimed(t0);
   db.close();
   await dropDb(name);
-  return { ms, failed, transactions: 1 };
+  return { ms, failed, transactions: 1, inFlight: requestsInFlight(t0, ms) };
 }
 
 export async function outboxDrain({ n, batch, batchOps, durability }) {
@@ -215,16 +231,18 @@ export async function outboxDrain({ n, batch, batchOps, durability }) {
   await Promise.all(Array.from({ length: n }, (_, i) => outbox.enqueue(op(i, tag))));
   const probe = await openExisting(name);
   const tx0 = outbox.__transactionsCommitted();
+  performance.clearResourceTimings();
   const t0 = timed();
   const report = await outbox.drain();
   const barrierRounds = await opsStoreEmpty(probe);
   const ms = untimed(t0);
+  const inFlight = requestsInFlight(t0, ms);
   const transactions = outbox.__transactionsCommitted() - tx0;
   probe.close();
   await outbox.close();
   await dropDb(name);
   if (report.acked !== n) throw new Error(`outbox drain acked ${report.acked} of ${n}: ${JSON.stringify(report)}`);
-  return { ms, transactions, barrierRounds, failed: report.failed };
+  return { ms, transactions, barrierRounds, failed: report.failed, inFlight };
 }
 
 // ------------------------------------------------------------------------------------------------
