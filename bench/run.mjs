@@ -292,11 +292,15 @@ async function main() {
     load.end = loadavg();
     if (cli.only) {
       // A partial run (an experiment): medians per variant, nothing written.
-      for (const [phase, { samples }] of Object.entries(raw)) {
+      for (const [phase, { samples, facts }] of Object.entries(raw)) {
         if (!samples) continue;
         // Sub-millisecond medians (single enqueues) get two decimals: one would hide any change.
         const ms = (x) => (x < 10 ? f2(x) : f1(x));
-        for (const [id, xs] of Object.entries(samples)) log(`${phase} ${id}: median ${ms(stats(xs).median)} ms, p95 ${ms(stats(xs).p95)} ms (n=${xs.length})`);
+        for (const [id, xs] of Object.entries(samples)) {
+          const busy = facts?.[id]?.filter((f) => f.inFlight !== undefined).map((f) => f.inFlight) ?? [];
+          const inFlight = busy.length ? `, ${f2(stats(busy).median)} requests in flight on average` : '';
+          log(`${phase} ${id}: median ${ms(stats(xs).median)} ms, p95 ${ms(stats(xs).p95)} ms (n=${xs.length})${inFlight}`);
+        }
       }
       for (const [id, xs] of Object.entries(raw.visibility?.visible ?? {})) {
         const [v, d] = [stats(xs).median, stats(raw.visibility.durable[id]).median];
