@@ -12,7 +12,9 @@ out="pkg/wasm"
 # A panic's message names its source file, so the module carries the path of every file that can panic.
 # Without remapping, a dependency's path starts with the builder's cargo home
 # (`<cargo home>/registry/src/index.crates.io-<hash>/serde_json-1.0.154/src/raw.rs`): shipped to every user,
-# and different on every machine. Remapped, it is `serde_json-1.0.154/src/raw.rs`.
+# and different on every machine. Remapped, it is `serde_json-1.0.154/src/raw.rs`. The sources are fetched
+# first, so that on a fresh machine the folders to remap exist before the flags are made.
+cargo fetch --quiet
 remap=""
 for registry in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/ "${CARGO_HOME:-$HOME/.cargo}"/git/checkouts/*/; do
   [ -d "$registry" ] && remap+=" --remap-path-prefix=$registry="
