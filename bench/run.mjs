@@ -297,8 +297,8 @@ async function main() {
         // Sub-millisecond medians (single enqueues) get two decimals: one would hide any change.
         const ms = (x) => (x < 10 ? f2(x) : f1(x));
         for (const [id, xs] of Object.entries(samples)) {
-          const busy = facts?.[id]?.filter((f) => f.inFlight !== undefined).map((f) => f.inFlight) ?? [];
-          const inFlight = busy.length ? `, ${f2(stats(busy).median)} requests in flight on average` : '';
+          const busy = meanInFlight(facts?.[id]);
+          const inFlight = busy === null ? '' : `, ${f2(busy)} requests in flight on average`;
           log(`${phase} ${id}: median ${ms(stats(xs).median)} ms, p95 ${ms(stats(xs).p95)} ms (n=${xs.length})${inFlight}`);
         }
       }
@@ -347,10 +347,15 @@ function environment(userAgent, load) {
 // Summary: ratios, goals, table
 // ------------------------------------------------------------------------------------------------
 
+/** The mean of the drains' requests in flight on average (`inFlight`, from the page), or null if none says. */
+function meanInFlight(facts = []) {
+  const xs = facts.map((f) => f.inFlight).filter((x) => x !== undefined);
+  return xs.length ? +(xs.reduce((a, x) => a + x, 0) / xs.length).toFixed(2) : null;
+}
+
 function summarize(raw, { hasView, diagnostics, env }) {
   const per = {};
   const txPerOp = (facts, n) => (facts.length ? +(facts.reduce((a, f) => a + (f.transactions ?? 0), 0) / facts.length / n).toFixed(3) : null);
-  const meanInFlight = (facts) => (facts.length ? +(facts.reduce((a, f) => a + (f.inFlight ?? 0), 0) / facts.length).toFixed(2) : null);
   for (const d of DURABILITIES) {
     const m = {};
     // Burst: throughput ratio = raw time / outbox time.
