@@ -247,7 +247,7 @@ impl Answer {
                 Some(r) => (
                     class_name(class(first_kind, r)).to_owned(),
                     r.problem_message()
-                        .map_or_else(|| format!("HTTP {}", r.status), str::to_owned),
+                        .unwrap_or_else(|| format!("HTTP {}", r.status)),
                 ),
                 None => ("transient".to_owned(), "no result for some ops".to_owned()),
             };
@@ -265,7 +265,7 @@ impl Answer {
         } else {
             let message = response
                 .problem_message()
-                .map_or_else(|| format!("HTTP {}", response.status), str::to_owned);
+                .unwrap_or_else(|| format!("HTTP {}", response.status));
             let code = if response.status == 429 {
                 "rate_limited"
             } else {

@@ -144,10 +144,9 @@ pub fn classify(
                         .is_some_and(|v| crate::rate_limit::parse_retry_after(v, 0).is_some()),
                     Condition::KeyInFlight => response
                         .problem_type()
-                        .is_some_and(|t| key_in_flight_types.iter().any(|k| k == t)),
+                        .is_some_and(|t| key_in_flight_types.contains(&t)),
                     Condition::CurrentState => response
-                        .body
-                        .as_ref()
+                        .body_value()
                         .is_some_and(|b| b.get("current").is_some()),
                 }
         })

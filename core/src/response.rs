@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::json::Json;
 use crate::op::OpId;
 
 /// One HTTP-like response: a status, the few headers the engine reads, and an optional JSON body.
@@ -17,9 +18,11 @@ pub struct Response {
     /// `Date`, `ETag`, `X-RateLimit-*`, `RateLimit` and `RateLimit-Policy`; other headers may be omitted.
     #[serde(default)]
     pub headers: Vec<(String, String)>,
-    /// The parsed JSON body, if any (a document on success, `application/problem+json` on errors).
+    /// The JSON body, if any (a document on success, `application/problem+json` on errors), as the
+    /// text that came: an acknowledged document is stored and shown exactly as the server wrote it,
+    /// and never becomes a tree unless the engine must look inside ([`Response::body_value`]).
     #[serde(default)]
-    pub body: Option<Value>,
+    pub body: Option<Json>,
 }
 
 impl Response {
@@ -39,8 +42,14 @@ impl Response {
 
     /// Sets the JSON body (builder style).
     pub fn with_body(mut self, body: Value) -> Self {
-        self.body = Some(body);
+        self.body = Some(Json::from(body));
         self
+    }
+
+    /// The body, parsed: for the answers whose content the engine reads (problems, conflicts, pull
+    /// pages), which are few, unlike acknowledged documents.
+    pub fn body_value(&self) -> Option<Value> {
+        self.body.as_ref().map(Json::value)
     }
 
     /// The first value of a header, matched case-insensitively.
@@ -52,16 +61,25 @@ impl Response {
     }
 
     /// The RFC 9457 problem `type`, when the body is a problem document.
-    pub fn problem_type(&self) -> Option<&str> {
-        self.body.as_ref()?.get("type")?.as_str()
+    pub fn problem_type(&self) -> Option<String> {
+        self.problem_member(&["type"])
     }
 
     /// The best human-readable message in a problem body (`detail`, then `title`).
-    pub(crate) fn problem_message(&self) -> Option<&str> {
-        let body = self.body.as_ref()?;
-        body.get("detail")
-            .and_then(Value::as_str)
-            .or_else(|| body.get("title").and_then(Value::as_str))
+    pub(crate) fn problem_message(&self) -> Option<String> {
+        self.problem_member(&["detail", "title"])
+    }
+
+    /// The first of these string members of a problem body. A success's body (a document) is not
+    /// one, and is not parsed for it.
+    fn problem_member(&self, names: &[&str]) -> Option<String> {
+        if self.is_success() {
+            return None;
+        }
+        let body = self.body_value()?;
+        names
+            .iter()
+            .find_map(|name| body.get(*name)?.as_str().map(str::to_owned))
     }
 
     /// True when the status is 2xx.

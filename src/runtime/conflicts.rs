@@ -3,7 +3,6 @@
 use std::rc::Rc;
 
 use outbox_core::{ConflictResolution, Effect, Event, Json, OpId, OpState};
-use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
 use super::input::parse_id;
@@ -170,12 +169,15 @@ impl Runtime {
             };
             // A tombstone's version is in the problem's `current` (docs/PROTOCOL.md §5).
             let version = response.header("etag").map(str::to_owned).or_else(|| {
-                let current = response.body.as_ref()?.get("current")?;
-                current.get("etag")?.as_str().map(str::to_owned)
+                let body = response.body_value()?;
+                body.get("current")?
+                    .get("etag")?
+                    .as_str()
+                    .map(str::to_owned)
             });
             let doc = match response.status {
-                200 => response.body.clone().unwrap_or(Value::Null),
-                410 => Value::Null,
+                200 => response.body.clone().unwrap_or_default(),
+                410 => Json::null(),
                 _ => return,
             };
             let state = outbox_core::ConfirmedDoc {
@@ -183,7 +185,7 @@ impl Runtime {
                 key,
                 version,
                 deleted: response.status == 410,
-                doc: Json::from(doc),
+                doc,
             };
             if this.check_usable().is_ok() {
                 if let Ok(mut engine) = this.engine_mut() {

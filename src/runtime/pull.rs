@@ -202,7 +202,7 @@ impl Runtime {
             )));
         }
         let body = response
-            .body
+            .body_value()
             .ok_or_else(|| Error::PullFailed("the pull response is not JSON".into()))?;
         parse_page(&body).map_err(Error::PullFailed)
     }

@@ -8,7 +8,7 @@
 //! document, or a problem). A rejected promise means "no answer": the ops are retried with the same keys.
 
 use js_sys::Function;
-use outbox_core::{Batch, OpResult, Reply, Response};
+use outbox_core::{Batch, Json, OpResult, Reply, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -29,7 +29,7 @@ struct CustomResult {
     #[serde(default)]
     headers: Map<String, Value>,
     #[serde(default)]
-    body: Option<Value>,
+    body: Option<Json>,
 }
 
 impl CustomTransport {

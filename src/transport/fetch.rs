@@ -5,8 +5,10 @@
 //! a lost response is replayed by the server rather than applied twice.
 
 use js_sys::{Function, Object, Promise, Reflect};
-use outbox_core::{Batch, OpId, OpKind, OpResult, Reply, Response as CoreResponse, SendOp};
-use serde_json::{json, Value};
+use outbox_core::{Batch, Json, OpId, OpKind, OpResult, Reply, Response as CoreResponse, SendOp};
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::Headers;
@@ -110,11 +112,7 @@ impl FetchTransport {
             // Refused as a whole (429, 503, 401 …): the core applies it to every op of the batch.
             return Ok(Reply::whole(response));
         }
-        let results = response
-            .body
-            .as_ref()
-            .and_then(|b| b.get("results"))
-            .and_then(Value::as_array);
+        let results = response.body.as_ref().and_then(|b| push_results(b.text()));
         let Some(results) = results else {
             // A 200 without results: the server may have applied the ops; report no per-op answer, so the
             // core retries each with its key and the server replays what it applied.
@@ -124,7 +122,7 @@ impl FetchTransport {
             });
         };
         let per_op = results
-            .iter()
+            .into_iter()
             .filter_map(|r| push_result(batch, r))
             .collect();
         Ok(Reply {
@@ -273,24 +271,63 @@ fn idempotency_key_header(op: &SendOp) -> String {
         .finish()
 }
 
-/// One entry of a push response, as the core's per-op result.
-fn push_result(batch: &Batch, result: &Value) -> Option<OpResult> {
-    let id: OpId = result.get("id")?.as_str()?.parse().ok()?;
+/// A push response: its results, each still as its JSON text.
+#[derive(Deserialize)]
+struct PushAnswer<'a> {
+    #[serde(borrow)]
+    results: Vec<&'a RawValue>,
+}
+
+/// One entry of a push response's results: each member still as its JSON text.
+#[derive(Deserialize)]
+struct PushEntry<'a> {
+    #[serde(borrow)]
+    id: &'a RawValue,
+    #[serde(borrow)]
+    status: &'a RawValue,
+    #[serde(borrow)]
+    etag: Option<&'a RawValue>,
+    #[serde(borrow)]
+    replayed: Option<&'a RawValue>,
+    #[serde(borrow)]
+    doc: Option<&'a RawValue>,
+    #[serde(borrow)]
+    problem: Option<&'a RawValue>,
+}
+
+/// The entries of a push response's `results`, each read on its own: one that is malformed costs only
+/// its op (retried, as if it had no answer), not the whole batch.
+fn push_results(body: &str) -> Option<Vec<PushEntry<'_>>> {
+    let answer: PushAnswer<'_> = serde_json::from_str(body).ok()?;
+    Some(
+        answer
+            .results
+            .into_iter()
+            .filter_map(|entry| serde_json::from_str(entry.get()).ok())
+            .collect(),
+    )
+}
+
+/// One entry of a push response, as the core's per-op result. The document (or problem) in it stays the
+/// text the server wrote: it is stored and shown as it is, never parsed into a tree.
+fn push_result(batch: &Batch, entry: PushEntry<'_>) -> Option<OpResult> {
+    let text = |raw: &RawValue| serde_json::from_str::<String>(raw.get()).ok();
+    let id: OpId = text(entry.id)?.parse().ok()?;
     if !batch.ops.iter().any(|op| op.id == id) {
         return None;
     }
-    let status = result.get("status")?.as_u64()?;
-    let mut response = CoreResponse::status(u16::try_from(status).ok()?);
-    if let Some(etag) = result.get("etag").and_then(Value::as_str) {
-        response.headers.push(("etag".to_owned(), etag.to_owned()));
+    let mut response = CoreResponse::status(entry.status.get().parse().ok()?);
+    if let Some(etag) = entry.etag.and_then(text) {
+        response.headers.push(("etag".to_owned(), etag));
     }
-    if result.get("replayed").and_then(Value::as_bool) == Some(true) {
+    if entry.replayed.map(RawValue::get) == Some("true") {
         // The core reads a replay the same way whichever endpoint answered.
         response
             .headers
             .push(("idempotent-replayed".to_owned(), "true".to_owned()));
     }
-    response.body = result.get("doc").or_else(|| result.get("problem")).cloned();
+    let body = entry.doc.or(entry.problem);
+    response.body = body.and_then(|raw| Json::from_text(raw.get().to_owned()).ok());
     Some(OpResult { id, response })
 }
 

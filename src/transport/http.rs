@@ -4,7 +4,7 @@
 //! and parsed defensively.
 
 use js_sys::Promise;
-use outbox_core::Response as CoreResponse;
+use outbox_core::{Json, Response as CoreResponse};
 use serde_json::json;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -131,7 +131,7 @@ async fn read_response(
     let text = text.as_string().unwrap_or_default();
     // serde_json refuses nesting deeper than 128 levels, so a hostile body cannot blow the stack.
     if text.len() <= MAX_BODY_BYTES {
-        core.body = serde_json::from_str(&text).ok();
+        core.body = Json::from_text(text).ok();
     }
     Ok(core)
 }

@@ -24,7 +24,7 @@ impl Engine {
         let (server_doc, server_version) = match &current {
             Some(c) => (c.doc.as_ref().map(Json::value), c.version.clone()),
             // No `current`: keep whatever the server said, for the app to show.
-            None => (response.and_then(|r| r.body.clone()), None),
+            None => (response.and_then(Response::body_value), None),
         };
         // A state with no version ("the document does not exist") has nothing to order by: it only
         // decides the rebase below.
@@ -95,7 +95,8 @@ impl Engine {
 /// `"current": null` means the document does not exist; a tombstone has `deleted: true`. Both read as
 /// "no live document" (`doc: None`).
 pub(super) fn server_current(response: &Response) -> Option<Confirmed> {
-    let current = response.body.as_ref()?.get("current")?;
+    let body = response.body_value()?;
+    let current = body.get("current")?;
     if current.is_null() {
         return Some(Confirmed::default());
     }

@@ -347,10 +347,9 @@ impl Engine {
                 .is_some_and(|t| t.ends_with("/batch-too-large"));
         if too_many {
             let stated = response
-                .body
-                .as_ref()
-                .and_then(|b| b.get("maxOps"))
-                .and_then(Value::as_u64)
+                .body_value()
+                .and_then(|b| b.get("maxOps").cloned())
+                .and_then(|n| n.as_u64())
                 .and_then(|n| usize::try_from(n).ok())
                 .filter(|n| *n > 0);
             let limit = stated.unwrap_or(ids.len() / 2).clamp(1, ids.len() - 1);

@@ -161,7 +161,7 @@ impl Engine {
             .filter(|b| !b.is_null());
         let doc = match (&record.kind, returned) {
             (OpKind::Delete, _) => None,
-            (_, Some(body)) => Some(Json::from(body)),
+            (_, Some(body)) => Some(body.clone()),
             (_, None) => {
                 let before = self
                     .view
@@ -284,10 +284,9 @@ pub(super) fn op_error(
         Some(r) => OpError {
             class,
             status: Some(r.status),
-            code: r.problem_type().map(str::to_string),
+            code: r.problem_type(),
             message: r
                 .problem_message()
-                .map(str::to_string)
                 .unwrap_or_else(|| format!("HTTP {}", r.status)),
         },
     }
