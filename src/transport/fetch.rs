@@ -289,10 +289,9 @@ struct PushEntry<'a> {
     etag: Option<&'a RawValue>,
     #[serde(borrow)]
     replayed: Option<&'a RawValue>,
-    #[serde(borrow)]
-    doc: Option<&'a RawValue>,
-    #[serde(borrow)]
-    problem: Option<&'a RawValue>,
+    /// Kept as the text it came as: serde_json checked it while reading the entry.
+    doc: Option<Json>,
+    problem: Option<Json>,
 }
 
 /// The entries of a push response's `results`, each read on its own: one that is malformed costs only
@@ -326,8 +325,7 @@ fn push_result(batch: &Batch, entry: PushEntry<'_>) -> Option<OpResult> {
             .headers
             .push(("idempotent-replayed".to_owned(), "true".to_owned()));
     }
-    let body = entry.doc.or(entry.problem);
-    response.body = body.and_then(|raw| Json::from_text(raw.get().to_owned()).ok());
+    response.body = entry.doc.or(entry.problem);
     Some(OpResult { id, response })
 }
 

@@ -348,8 +348,7 @@ impl Engine {
         if too_many {
             let stated = response
                 .body_value()
-                .and_then(|b| b.get("maxOps").cloned())
-                .and_then(|n| n.as_u64())
+                .and_then(|b| b.get("maxOps")?.as_u64())
                 .and_then(|n| usize::try_from(n).ok())
                 .filter(|n| *n > 0);
             let limit = stated.unwrap_or(ids.len() / 2).clamp(1, ids.len() - 1);
