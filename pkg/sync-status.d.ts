@@ -2,6 +2,7 @@ import type { OpSnapshot, Outbox, SyncStatus } from "./index.js";
 
 /** What the indicator shows, also reflected as its `state` attribute (for `sync-status[state="failed"]`). */
 export type SyncStatusDisplayState =
+  | "restoring"
   | "synced"
   | "syncing"
   | "retrying"
@@ -24,6 +25,8 @@ export type SyncLabel = string | ((values: Record<string, unknown>) => string);
 export interface SyncStatusLabels {
   /** Before an outbox is attached. */
   notConnected: SyncLabel;
+  /** `{current}`, `{total}`: stored ops read of stored, while the outbox restores its queue at open. */
+  restoring: SyncLabel;
   synced: SyncLabel;
   /** `{count}`: ops queued or in flight. */
   syncing: SyncLabel;
@@ -126,8 +129,14 @@ export declare class SyncStatusElement extends HTMLElement {
    * (while connected); `null` detaches.
    */
   outbox: Outbox<any> | null;
-  /** The last status shown, or `null` before an outbox is attached. */
-  readonly status: SyncStatus | null;
+  /** The last status shown, or `null` before an outbox is attached (or a status given). */
+  get status(): SyncStatus | null;
+  /**
+   * Shows a status without an outbox: what `Outbox.open`'s `onStatus` hears before `open` resolves (the
+   * restore of a large queue), e.g. `onStatus: (s) => (indicator.status = s)`. Once `outbox` is set, the
+   * outbox's own status replaces it.
+   */
+  set status(status: SyncStatus);
   /** Show the failed and conflicted ops inline instead of in a popover. */
   inline: boolean;
   /** Every label in use. Setting a partial object merges it over the English defaults. */

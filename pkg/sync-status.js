@@ -35,15 +35,15 @@ const STYLE = `
   background: var(--_dot);
 }
 :host { --_dot: var(--sync-status-synced-color, #2e7d32); }
-:host([state='syncing']), :host([state='retrying']) { --_dot: var(--sync-status-syncing-color, #1565c0); }
+:host([state='restoring']), :host([state='syncing']), :host([state='retrying']) { --_dot: var(--sync-status-syncing-color, #1565c0); }
 :host([state='offline']), :host([state='paused']) { --_dot: var(--sync-status-offline-color, #757575); }
 :host([state='blocked']) { --_dot: var(--sync-status-blocked-color, #ef6c00); }
 :host([state='failed']), :host([state='conflict']), :host([state='unknown']), :host([state='stalled']), :host([state='error']) {
   --_dot: var(--sync-status-error-color, #c62828);
 }
-:host([state='syncing']) [part~='dot'] { animation: pulse 1s ease-in-out infinite alternate; }
+:host([state='restoring']) [part~='dot'], :host([state='syncing']) [part~='dot'] { animation: pulse 1s ease-in-out infinite alternate; }
 @keyframes pulse { to { opacity: 0.35; } }
-@media (prefers-reduced-motion: reduce) { :host([state='syncing']) [part~='dot'] { animation: none; } }
+@media (prefers-reduced-motion: reduce) { :host([state='restoring']) [part~='dot'], :host([state='syncing']) [part~='dot'] { animation: none; } }
 button {
   font: inherit;
   cursor: pointer;
@@ -117,6 +117,8 @@ const TEMPLATE = `
  */
 export const SYNC_STATUS_LABELS = Object.freeze({
   notConnected: 'Not connected',
+  /** While the outbox reads its stored queue at open (`options.onStatus`): records read of stored. */
+  restoring: 'Restoring {current} of {total}',
   synced: 'Synced',
   syncing: 'Syncing {count}',
   syncingProgress: 'Syncing {current} of {total}',
@@ -168,6 +170,7 @@ const withDefaults = (labels) => (!labels || labels === SYNC_STATUS_LABELS ? SYN
 /** The word the indicator (and its `state` attribute) shows for a status. */
 export function syncStatusState(status) {
   const unknown = status.unknown ?? 0;
+  if (status.state === 'restoring') return 'restoring';
   if (status.state === 'stalled') return 'stalled';
   if (status.state === 'error' && status.failed + status.conflicts + unknown === 0) return 'error';
   if (status.state === 'paused' || status.state === 'offline' || status.state === 'blocked') return status.state;
@@ -195,6 +198,9 @@ export function describeSyncStatus(status, formatTime = defaultTime, labels = SY
     if (queued > 0) parts.push(formatLabel(L.pending, { count: queued }));
   };
   switch (syncStatusState(status)) {
+    case 'restoring':
+      parts.push(formatLabel(L.restoring, status.progress ?? { current: 0, total: 0 }));
+      break;
     case 'paused':
       withPending(L.paused);
       break;
@@ -318,9 +324,18 @@ export class SyncStatusElement extends Base {
     if (this.isConnected) this.#attach();
   }
 
-  /** The last status shown, or `null` before an outbox is attached. */
+  /** The last status shown, or `null` before an outbox is attached (or a status given). */
   get status() {
     return this.#status;
+  }
+
+  /**
+   * Shows `status` without an outbox: what `Outbox.open`'s `onStatus` hears before `open` resolves (the
+   * restore of a large queue), so the indicator shows it from the start. Once `outbox` is set, the
+   * outbox's own status replaces it.
+   */
+  set status(status) {
+    if (status && typeof status === 'object') this.#render(status);
   }
 
   /** Show the failed and conflicted ops inline instead of in a popover. */

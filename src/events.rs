@@ -177,6 +177,7 @@ pub fn event_json(event: &Event) -> Value {
 /// upgraded the database, or an internal error): state `error` with that error.
 pub fn status_json(status: &Status, fatal: Option<(&str, &str)>) -> Value {
     let state = match status.state {
+        SyncState::Restoring => "restoring",
         SyncState::Idle => "idle",
         SyncState::Syncing => "syncing",
         SyncState::Retrying => "retrying",

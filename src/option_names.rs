@@ -32,6 +32,7 @@ pub const TOP: &[&str] = &[
     "pull",
     "history",
     "health",
+    "onStatus",
 ];
 /// `options.retry`.
 pub const RETRY: &[&str] = &[

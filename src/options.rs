@@ -64,6 +64,8 @@ pub struct Options {
     pub history: HistoryBounds,
     /// `options.health`: the thresholds of `health()`.
     pub health: HealthConfig,
+    /// `options.onStatus`: a status subscriber from the start, which hears the restore too.
+    pub on_status: Option<Function>,
 }
 
 /// `options.pull`: how server changes are fetched.
@@ -215,6 +217,7 @@ impl Options {
             pull,
             history: crate::monitoring::history_options(value)?,
             health: crate::monitoring::health_options(value)?,
+            on_status: function(value, "onStatus")?,
         })
     }
 }

@@ -219,10 +219,20 @@ export interface OutboxBaseOptions<S extends OutboxSchema = AnySchema> {
   /** Per-collection settings, by collection name (only the schema's, in a typed outbox). */
   collections?: { [C in CollectionName<S>]?: CollectionOptions<S[C]> };
   /** Fetching server changes. Off unless `intervalMs` or `onFocus` is set, or `pull()` is called. */
-  pull?: PullOptions;  /** How much sync history is kept (see `history()`). */
+  pull?: PullOptions;
+  /** How much sync history is kept (see `history()`). */
   history?: HistoryOptions;
   /** The thresholds of `health()`. */
   health?: HealthOptions;
+  /**
+   * A status subscriber from the start, for as long as the outbox is open (like `subscribe`, which can
+   * only come after `open` resolves). It hears the restore too: `state: "restoring"` as soon as the stored
+   * ops are counted, before any is read, and again as they are read (`progress`: records read of stored;
+   * the counts: those of the records read so far). Then the restored status once, just before `open`
+   * resolves, and every change after it. So a sync indicator can show a long restore (a large queue) from
+   * its start. An error it throws is reported (`reportError`), not thrown at the outbox.
+   */
+  onStatus?: (status: SyncStatus) => void;
 }
 
 /** The options of an outbox that speaks the protocol (docs/PROTOCOL.md) to `endpoint`. */
@@ -451,12 +461,14 @@ export interface OpSnapshot {
 }
 
 /**
- * The one-word state a sync indicator shows. `stalled`: storage is failing, so nothing is sent until a
+ * The one-word state a sync indicator shows. `restoring`: the stored queue is still being read at open
+ * (only `options.onStatus` sees it; `open` resolves after it). `stalled`: storage is failing, so nothing is sent until a
  * commit succeeds again (`storageError` says why). `syncing`: an op is in flight or can be sent now;
  * `retrying`: none is, and ops wait for a backoff to end (`nextAttemptAt`). The state table is in the
  * package README ("Status").
  */
 export type SyncState =
+  | "restoring"
   | "idle"
   | "syncing"
   | "retrying"
@@ -488,7 +500,8 @@ export interface SyncStatus {
   storageError: { code: string; message: string } | null;
   /**
    * The running sync: `current` ops settled (acked, failed, in conflict, unknown, discarded) of `total`;
-   * `null` when nothing is left to settle. `total - current` ops are still pending or in flight.
+   * `null` when nothing is left to settle. `total - current` ops are still pending or in flight. While
+   * `restoring`: `current` stored ops read of the `total` stored.
    */
   progress: { current: number; total: number } | null;
   /**

@@ -1,6 +1,7 @@
 //! Browser tests for what the status and the events tell: a backoff reads `retrying` with the sync's
-//! progress, `attempts` counts every attempt, and a resolver function's answer is what the `conflict` event
-//! reports. Each failed before its fix.
+//! progress, `attempts` counts every attempt, a resolver function's answer is what the `conflict` event
+//! reports, and `options.onStatus` hears a restore from before its first record. Each failed before its
+//! fix.
 #![cfg(target_arch = "wasm32")]
 
 use js_sys::{Array, Function};
@@ -10,6 +11,7 @@ use wasm_bindgen_test::*;
 wasm_bindgen_test_configure!(run_in_browser);
 
 mod support;
+use outbox_sync::Outbox;
 use support::*;
 
 /// Options with a scripted transport; returns them with the transport's call log.
@@ -194,4 +196,117 @@ async fn a_resolver_that_throws_leaves_the_conflict_held_and_says_so() {
     let status = outbox.status().unwrap();
     assert_eq!(get(&status, "conflicts").as_f64(), Some(1.0));
     assert_eq!(get(&status, "state").as_string().as_deref(), Some("error"));
+}
+
+/// `state` and `progress.current` of a recorded status.
+fn state_and_read(status: &JsValue) -> (String, f64) {
+    (
+        get(status, "state").as_string().unwrap_or_default(),
+        get(status, "progress.current").as_f64().unwrap_or(-1.0),
+    )
+}
+
+#[wasm_bindgen_test]
+async fn on_status_hears_the_restore_from_before_the_first_record_is_read() {
+    let name = fresh_name("restoring");
+    let (options, _log) = scripted_options(
+        &name,
+        r#"{"bad": [{"status": 422}]}"#,
+        r#"{"autoDrain": false}"#,
+    );
+    let outbox = open(&options).await;
+    settle(outbox.enqueue(put("bad", "0"))).await.unwrap();
+    settle(outbox.drain()).await.unwrap();
+    for i in 0..200 {
+        settle(outbox.enqueue(put(&format!("k{i}"), "1")))
+            .await
+            .unwrap();
+    }
+    settle(outbox.close()).await.unwrap();
+
+    // Reopened with a status subscriber from the start.
+    let (statuses, on_status) = recorder();
+    set(&options, "onStatus", &on_status);
+    let outbox = open(&options).await;
+    let heard: Vec<JsValue> = statuses.iter().collect();
+    let restoring: Vec<&JsValue> = heard
+        .iter()
+        .filter(|s| state_and_read(s).0 == "restoring")
+        .collect();
+    // The first status came once the records were counted, before any was read: nothing counted yet.
+    let first = &heard[0];
+    assert_eq!(state_and_read(first), ("restoring".into(), 0.0));
+    assert_eq!(get(first, "progress.total").as_f64(), Some(201.0));
+    assert_eq!(get(first, "pending").as_f64(), Some(0.0));
+    assert_eq!(
+        get(first, "role").as_string().as_deref(),
+        Some("uncoordinated")
+    );
+    // Then as the parts were read: the counts are those of the records read so far.
+    assert!(
+        restoring.len() >= 3,
+        "the count, then parts as they come: {} restoring statuses",
+        restoring.len()
+    );
+    let mut read = 0.0;
+    for status in &restoring {
+        let now_read = state_and_read(status).1;
+        assert!(now_read >= read, "records read never go back");
+        read = now_read;
+        let counted =
+            get(status, "pending").as_f64().unwrap() + get(status, "failed").as_f64().unwrap();
+        assert_eq!(
+            counted, now_read,
+            "the counts are those of the records read"
+        );
+    }
+    assert!(
+        restoring
+            .iter()
+            .any(|s| (1.0..201.0).contains(&state_and_read(s).1)),
+        "some status was heard halfway through the read"
+    );
+    assert_eq!(
+        read, 201.0,
+        "the last restoring status has read every record"
+    );
+    // Then the restored status, once, before `open` resolved: every op in place.
+    assert_eq!(heard.len(), restoring.len() + 1);
+    let restored = heard.last().unwrap();
+    assert_eq!(
+        get(restored, "state").as_string().as_deref(),
+        Some("syncing")
+    );
+    assert_eq!(get(restored, "pending").as_f64(), Some(200.0));
+    assert_eq!(get(restored, "failed").as_f64(), Some(1.0));
+    assert_eq!(get(restored, "lastError.status").as_f64(), Some(422.0));
+
+    // And it goes on hearing every change, as a subscriber does.
+    outbox.pause().unwrap();
+    let last = statuses.get(statuses.length() - 1);
+    assert_eq!(get(&last, "state").as_string().as_deref(), Some("paused"));
+    settle(outbox.close()).await.unwrap();
+
+    // A subscriber that throws breaks neither the restore nor the outbox.
+    let throws: Function =
+        Function::new_with_args("status", "throw new Error('app bug: ' + status.state)");
+    set(&options, "onStatus", &throws);
+    let outbox = open(&options).await;
+    assert_eq!(
+        get(&outbox.status().unwrap(), "pending").as_f64(),
+        Some(200.0)
+    );
+    settle(outbox.close()).await.unwrap();
+
+    // Anything but a function is refused by name.
+    set(&options, "onStatus", &"yes".into());
+    let refused = settle(Outbox::open(options.clone())).await.unwrap_err();
+    assert_eq!(
+        get(&refused, "code").as_string().as_deref(),
+        Some("INVALID_CONFIG")
+    );
+    assert!(get(&refused, "message")
+        .as_string()
+        .unwrap()
+        .contains("onStatus"));
 }

@@ -49,7 +49,12 @@ const startedPaused = localStorage.getItem(OFFLINE_KEY) === 'true';
 
 let outbox;
 try {
-  outbox = await Outbox.open({ ...OPTIONS, paused: startedPaused });
+  // Until `open` resolves, the indicator shows what `onStatus` hears: a large queue's restore ("Restoring 40000
+  // of 100000"). Then the outbox itself is attached to it.
+  const showRestore = (status) => {
+    if (!outbox) $('sync').status = status;
+  };
+  outbox = await Outbox.open({ ...OPTIONS, paused: startedPaused, onStatus: showRestore });
 } catch (error) {
   footer.textContent = `The outbox could not open: ${error.message} (${error.code ?? error.name})`;
   footer.dataset.state = 'error';

@@ -28,15 +28,21 @@ export async function seedCold({ name, n, durability }) {
  * already made (it instantiates once per page). */
 const wasmMemoryBytes = async () => (await init()).memory.buffer.byteLength;
 
+/** Open → status(), and when the first status came through `onStatus` (the restore's, before `open`
+ * resolves) and what it said: its state and how many records had been read then. */
 export async function outboxCold({ name, durability }) {
+  let first = null;
   const t0 = timed();
-  const outbox = await Outbox.open({ name, transport: async () => [], autoDrain: false, durability });
+  const onStatus = (status) => {
+    first ??= { firstMs: now() - t0, firstState: status.state, firstRead: status.progress?.current ?? null };
+  };
+  const outbox = await Outbox.open({ name, transport: async () => [], autoDrain: false, durability, onStatus });
   const status = outbox.status();
   const ms = untimed(t0);
   const transactions = outbox.__transactionsCommitted();
   const memoryBytes = await wasmMemoryBytes();
   await outbox.close();
-  return { ms, pending: status.pending, transactions, memoryBytes };
+  return { ms, pending: status.pending, transactions, memoryBytes, ...first };
 }
 
 /** The base of the memory figure: an outbox with nothing stored, opened in a fresh page like the samples. */

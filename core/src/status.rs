@@ -10,6 +10,7 @@ use crate::op::OpError;
 ///
 /// | state | condition |
 /// |---|---|
+/// | `Restoring` | the outbox is still reading its stored queue ([`crate::Restoring::status`]; a live engine never is) |
 /// | `Stalled` | `storage_error` is set |
 /// | `Paused` | the app paused sending |
 /// | `Offline` | the runtime reports the network down |
@@ -21,6 +22,9 @@ use crate::op::OpError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncState {
+    /// The stored queue is being read at open: the counts are those of the records read so far, and
+    /// `progress` says how many of how many ([`crate::Restoring::status`]).
+    Restoring,
     /// No ops at all.
     Idle,
     /// An op is in flight or can be sent now.
@@ -68,7 +72,7 @@ pub struct StorageError {
 /// A snapshot of the engine for the UI. Cheap to build: every field is kept up to date incrementally.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
-    /// The summary. Precedence: stalled, paused, offline, blocked, syncing, retrying, error, idle (see
+    /// The summary. Precedence: restoring (only before the engine exists), stalled, paused, offline, blocked, syncing, retrying, error, idle (see
     /// [`SyncState`] for each condition).
     pub state: SyncState,
     /// Ops waiting to be sent (pending or backing off, including those held behind a halted op).
@@ -96,6 +100,7 @@ pub struct Status {
     pub online: bool,
     /// Set while storage fails: the outbox sends nothing until a commit succeeds again.
     pub storage_error: Option<StorageError>,
-    /// The running sync, or `None` when none runs ([`Progress`]). A restore starts a new one.
+    /// The running sync, or `None` when none runs ([`Progress`]). A restore starts a new one. While
+    /// `Restoring`: the stored records read (`current`) of those stored (`total`).
     pub progress: Option<Progress>,
 }

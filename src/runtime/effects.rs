@@ -24,7 +24,7 @@ use js_sys::Function;
 use outbox_core::{Accepted, Batch, Effect, Event, OpId, Trigger, Write as CoreWrite};
 use wasm_bindgen::prelude::*;
 
-use super::{report_error, Runtime};
+use super::{call_app, Runtime};
 use crate::clock;
 use crate::convert;
 use crate::events;
@@ -197,10 +197,7 @@ impl Runtime {
             } else {
                 event_js
             };
-            if let Err(error) = callback.call1(&JsValue::UNDEFINED, arg) {
-                // A throwing listener must not break the engine; the error still surfaces in the console.
-                report_error(&error);
-            }
+            call_app(&callback, arg);
         }
     }
 

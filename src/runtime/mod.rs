@@ -117,21 +117,34 @@ pub struct Runtime {
 impl Runtime {
     /// Opens the store, restores the queue from it, and starts the triggers. A follower (`role`) keeps
     /// a passive engine: it sends and pulls nothing until `tab_promote`.
-    pub async fn open(options: Options, role: Role) -> Result<Rc<Runtime>> {
+    pub async fn open(mut options: Options, role: Role) -> Result<Rc<Runtime>> {
         let store = Rc::new(IdbStore::open(&options.name, options.durability).await?);
+        let on_status = options.on_status.take();
         let restore::Restored {
             mut engine,
             quarantined,
             meta,
             history,
-        } = restore::restore_stored(&store, &options.engine, clock::now()).await?;
+        } = restore::restore_stored(
+            &store,
+            &options.engine,
+            clock::now(),
+            &|restoring, total| {
+                if let Some(callback) = &on_status {
+                    let mut status = events::status_json(&restoring.status(total), None);
+                    status["online"] = navigator_online().into();
+                    status["role"] = role.as_str().into();
+                    call_app(callback, &crate::convert::to_js(&status));
+                }
+            },
+        )
+        .await?;
         let cursor = meta_value(&meta, CURSOR);
         let held = meta_value(&meta, HELD);
         let history = history::Recorder::open(history, &options);
         engine.set_passive(role == Role::Follower);
         let mutations: Rc<RefCell<ByName<Function>>> = Rc::default();
         engine.set_mutator(mutator(Rc::clone(&mutations)));
-        let mut options = options;
         if let crate::options::TransportOptions::Fetch(f) = &mut options.transport {
             if f.client_id.is_none() {
                 let stored = meta_value(&meta, client_id::CLIENT_ID_META_KEY);
@@ -200,6 +213,12 @@ impl Runtime {
         }
         // The restored queue's sends carry `restore`; from now on the app's calls are `manual`.
         runtime.history.trigger.set(outbox_core::Trigger::Manual);
+        if let Some(callback) = on_status {
+            // Heard the restore; now the restored status, as it stands once the open has paused or
+            // marked the outbox offline, and every change after it (as `subscribe` would).
+            runtime.listen(None, callback.clone())?;
+            runtime.call_with_current(&callback, runtime.status());
+        }
         Ok(runtime)
     }
 
@@ -291,6 +310,14 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         // An Outbox garbage-collected without close(): its DOM listeners must not outlive their closures.
         self.remove_dom_listeners();
+    }
+}
+
+/// Calls an app callback with `arg`: one that throws must not break the outbox; its error still
+/// surfaces in the console.
+fn call_app(callback: &Function, arg: &JsValue) {
+    if let Err(error) = callback.call1(&JsValue::UNDEFINED, arg) {
+        report_error(&error);
     }
 }
 

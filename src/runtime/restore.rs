@@ -5,7 +5,9 @@
 //! ([`Restoring::admit`]) as its part arrives, while IndexedDB reads the next part. What depends on the
 //! order of the ops is done once the last has arrived ([`Restoring::finish`]). So the records never sit
 //! in a list of their own: they go straight into the engine's op table. The meta values come first,
-//! since admitting a record needs the marks and the clock mark they hold.
+//! since admitting a record needs the marks and the clock mark they hold. The op count comes next, before
+//! any record: from then on, and after each part, the caller hears how far the restore has come
+//! ([`Restoring::status`]), so an app can show a long restore as it goes (`options.onStatus`).
 
 use std::cell::RefCell;
 
@@ -42,7 +44,12 @@ struct Read {
     admitting: Admitting,
     docs: Vec<ConfirmedDoc>,
     history: Vec<JsValue>,
+    /// How many op records the store holds.
+    total: usize,
 }
+
+/// Hears how a restore goes: the restore so far, and how many records the store holds.
+pub(super) type OnProgress<'a> = &'a dyn Fn(&Restoring, usize);
 
 /// What a restore read from the store, as of one snapshot.
 pub(super) struct Restored {
@@ -56,10 +63,12 @@ pub(super) struct Restored {
 }
 
 /// The engine restored from `store` at engine time `now`, and the rest of what the same read found.
+/// `progress` hears how it goes: once the records are counted, and after each part of them.
 pub(super) async fn restore_stored(
     store: &IdbStore,
     config: &Config,
     now: u64,
+    progress: OnProgress<'_>,
 ) -> Result<Restored> {
     let start = |stored: &StoredMeta| {
         Engine::restoring(config.clone(), clock::randomness(), stored.clone(), now)
@@ -71,6 +80,7 @@ pub(super) async fn restore_stored(
         admitting: Admitting::Unreadable,
         docs: Vec::new(),
         history: Vec::new(),
+        total: 0,
     });
     store
         .read_for_restore(|part| {
@@ -85,8 +95,10 @@ pub(super) async fn restore_stored(
                     };
                 }
                 Part::Count(count) => {
+                    read.total = count;
                     if let Admitting::Records(restoring) = &mut read.admitting {
                         restoring.reserve(count);
+                        progress(restoring, count);
                     }
                 }
                 Part::Values(values) => {
@@ -104,8 +116,9 @@ pub(super) async fn restore_stored(
                         }
                         break;
                     }
-                    if let Some(next) = next {
-                        read.admitting = next;
+                    match next {
+                        Some(next) => read.admitting = next,
+                        None => progress(restoring, read.total),
                     }
                 }
                 Part::Docs(docs) => read.docs = decode_docs(docs.to_vec()),
@@ -119,6 +132,7 @@ pub(super) async fn restore_stored(
         admitting,
         docs,
         history,
+        total: _,
     } = read.into_inner();
     let (restoring, quarantined) = match admitting {
         Admitting::Records(restoring) => (*restoring, Vec::new()),

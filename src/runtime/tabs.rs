@@ -392,7 +392,9 @@ impl Runtime {
         // This tab's ops whose commit has not landed yet, and those it makes while the read runs.
         let mut missed: Vec<OpId> = self.unstored_enqueues();
         *self.tabs.enqueued_during_read.borrow_mut() = Some(Vec::new());
-        let read = super::restore::restore_stored(&self.store, &self.config, clock::now()).await;
+        let read =
+            super::restore::restore_stored(&self.store, &self.config, clock::now(), &|_, _| {})
+                .await;
         let during = self.tabs.enqueued_during_read.borrow_mut().take();
         let super::restore::Restored {
             mut engine,

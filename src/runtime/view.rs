@@ -9,7 +9,7 @@ use outbox_core::{ConfirmedDoc, Json};
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
 
-use super::{report_error, Runtime};
+use super::{call_app, report_error, Runtime};
 use crate::by_name::ByName;
 use crate::clock;
 use crate::convert::{self, ObjectWriter};
@@ -123,9 +123,7 @@ impl Runtime {
     /// or subscriber then needs no separate first read (and cannot miss a change between the two).
     pub fn call_with_current(&self, callback: &Function, current: Result<JsValue>) {
         if let Ok(current) = current {
-            if let Err(error) = callback.call1(&JsValue::UNDEFINED, &current) {
-                report_error(&error);
-            }
+            call_app(callback, &current);
         }
     }
 
@@ -136,9 +134,7 @@ impl Runtime {
                 Notify::Doc(f, collection, key) => (f, self.get(&collection, &key)),
             };
             if let Ok(arg) = arg {
-                if let Err(error) = callback.call1(&JsValue::UNDEFINED, &arg) {
-                    report_error(&error);
-                }
+                call_app(&callback, &arg);
             }
         }
     }

@@ -1,8 +1,9 @@
 // The <sync-status> element on its own, over an outbox with a custom transport: the popover's "Retry all",
-// the action event, and styling through CSS custom properties and ::part.
+// the action event, styling through CSS custom properties and ::part, and a large queue's restore shown
+// from its start (`onStatus` before `open` resolves).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { waitUntil } from './support/demo.mjs';
+import { screenshot, waitUntil } from './support/demo.mjs';
 import { useServerAndBrowser } from './support/env.mjs';
 
 const env = useServerAndBrowser();
@@ -69,6 +70,69 @@ test('the popover lists failed ops; "Retry all" resends them; the element is sty
   assert.equal(await page.locator('#probe [part~="details-button"]').isVisible(), false);
   const actions = await page.evaluate(() => globalThis.probe.state.actions);
   assert.deepEqual(actions, [{ action: 'retry-all' }]);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('the restore of a large queue shows from its start: "Restoring 0 of 3000"', async () => {
+  const page = await env.browser.newPage({ viewport: { width: 480, height: 120 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  await page.goto(env.server.url);
+  const seen = await page.evaluate(async () => {
+    const { Outbox } = await import('outbox-sync');
+    await import('outbox-sync/sync-status');
+    const options = {
+      name: `restore-${Math.random()}`,
+      paused: true,
+      transport: async (batch) => batch.ops.map((op) => ({ id: op.id, status: 200 })),
+    };
+    const first = await Outbox.open(options);
+    const stored = [];
+    for (let i = 0; i < 3000; i++) stored.push(first.enqueue({ collection: 'notes', key: `k${i}`, op: 'put', value: { i } }));
+    await Promise.all(stored);
+    await first.close();
+
+    const el = document.createElement('sync-status');
+    el.id = 'probe';
+    document.body.prepend(el);
+    const label = el.shadowRoot.querySelector('[part~="label"]');
+    const heard = [];
+    let opened = false;
+    const outbox = await Outbox.open({
+      ...options,
+      onStatus: (status) => {
+        el.status = status;
+        heard.push({ opened, state: el.getAttribute('state'), text: label.textContent, status });
+      },
+    });
+    opened = true;
+    globalThis.probe = { outbox, el, heard };
+    return heard.map(({ opened, state, text }) => ({ opened, state, text }));
+  });
+  const restoring = seen.filter((s) => s.state === 'restoring');
+  assert.deepEqual(seen[0], { opened: false, state: 'restoring', text: 'Restoring 0 of 3000' }, 'shown before any record was read');
+  assert.ok(
+    restoring.some((s) => /^Restoring [1-9]\d* of 3000$/.test(s.text) && s.text !== 'Restoring 3000 of 3000'),
+    `shown as the records are read; saw ${JSON.stringify(restoring.map((s) => s.text))}`,
+  );
+  assert.ok(restoring.every((s) => !s.opened), 'all of it before open resolved');
+  assert.deepEqual(seen.at(-1), { opened: false, state: 'paused', text: 'Paused · 3000 pending' });
+
+  // What a person sees halfway through, then once the outbox is attached.
+  await page.evaluate(() => {
+    const { el, heard } = globalThis.probe;
+    el.status = heard[Math.floor(heard.length / 2)].status;
+  });
+  assert.match(await page.locator('#probe [part~="label"]').textContent(), /^Restoring \d+ of 3000$/);
+  await screenshot(page, 'sync-status-restoring.png');
+  await page.evaluate(() => {
+    globalThis.probe.el.outbox = globalThis.probe.outbox;
+  });
+  const label = () => page.locator('#probe [part~="label"]').textContent();
+  await waitUntil(label, (t) => t === 'Paused · 3000 pending', { what: 'the outbox\'s own status' });
+  await screenshot(page, 'sync-status-restored.png');
+  await page.evaluate(() => globalThis.probe.outbox.close());
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -32,6 +32,9 @@ test('describeSyncStatus and syncStatusState cover every state', () => {
     [{ state: 'error', failed: 1, conflicts: 1 }, 'failed', '1 failed · 1 conflict'],
     [{ state: 'syncing', pending: 2, inFlight: 1, failed: 1 }, 'syncing', 'Syncing 3 · 1 failed'],
     [{ state: 'error', lastError: { code: 'DB_UPGRADE_BLOCKED', message: 'reload this tab' } }, 'error', 'Sync error: reload this tab'],
+    // Heard by options.onStatus while the stored queue is read: records read of stored.
+    [{ state: 'restoring', pending: 10, failed: 1, progress: { current: 11, total: 3000 } }, 'restoring', 'Restoring 11 of 3000 · 1 failed'],
+    [{ state: 'restoring', progress: null }, 'restoring', 'Restoring 0 of 0'],
   ];
   for (const [patch, state, text] of cases) {
     const status = { ...base, ...patch };

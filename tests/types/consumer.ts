@@ -57,6 +57,7 @@ export async function useTheWholeApi(): Promise<void> {
 
   const status: SyncStatus = outbox.status();
   switch (status.state) {
+    case "restoring": // only `options.onStatus` hears it, before `open` resolves
     case "idle":
     case "syncing":
     case "offline":
@@ -176,11 +177,25 @@ export function useTheElement(outbox: Outbox): void {
   customElements.define("my-status", class extends SyncStatusElement {});
 }
 
+export async function showTheRestore(): Promise<void> {
+  // The indicator shows the restore of a large queue before `open` resolves, then the outbox itself.
+  const el: SyncStatusElement = document.createElement("sync-status");
+  const outbox = await Outbox.open({
+    name: "notes",
+    endpoint: "/api",
+    onStatus: (status: SyncStatus) => {
+      el.status = status;
+      if (status.state === "restoring") void status.progress?.total;
+    },
+  });
+  el.outbox = outbox;
+}
+
 export function elementMisuseDoesNotCompile(el: SyncStatusElement, status: SyncStatus): void {
   // @ts-expect-error: `outbox` takes an Outbox, not options
   el.outbox = { name: "notes" };
-  // @ts-expect-error: `status` is read-only; it comes from the outbox
-  el.status = status;
+  // @ts-expect-error: `status` shows a status; it cannot be cleared (set `outbox` to null instead)
+  el.status = null;
   // @ts-expect-error: not a display state
   const state: SyncStatusDisplayState = "idle";
   // @ts-expect-error: the formatter gets epoch ms, not a Date

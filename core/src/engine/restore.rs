@@ -124,6 +124,26 @@ impl Restoring {
         Ok(())
     }
 
+    /// The status while the restore reads, with `total` records stored: state `Restoring`, the counts
+    /// of the records admitted so far, and `progress` as admitted of `total`. What needs every record
+    /// (lanes, schedule, the latest error) waits for [`Restoring::finish`], so it is not shown yet.
+    /// Cheap: the counts are kept as records are admitted, so an app can show how a long restore goes
+    /// before it ends.
+    pub fn status(&self, total: usize) -> Status {
+        let engine = &self.engine;
+        let admitted = self.order.len();
+        Status {
+            state: SyncState::Restoring,
+            next_attempt_at: None,
+            last_error: None,
+            progress: Some(Progress {
+                current: admitted,
+                total: total.max(admitted),
+            }),
+            ..engine.status()
+        }
+    }
+
     /// The engine restored with the confirmed documents `docs`: the ops put in their lanes and in the
     /// view, in lane order, and the lane heads scheduled.
     pub fn finish(self, docs: Vec<ConfirmedDoc>) -> Engine {

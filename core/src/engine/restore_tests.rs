@@ -157,3 +157,59 @@ fn records_admitted_in_any_order_restore_the_same_engine() {
     shuffled.swap(0, 2);
     assert_eq!(seen(shuffled), in_order);
 }
+
+#[test]
+fn a_restore_in_progress_reports_what_it_has_read_so_far() {
+    let mut e = Engine::new(config(), 1).unwrap();
+    let mut records = Vec::new();
+    for k in ["a", "b", "a", "c"] {
+        let (_, fx) = e.enqueue(put(k), 0).unwrap();
+        records.extend(fx.into_iter().filter_map(|f| match f {
+            Effect::Persist(r) => Some(r),
+            _ => None,
+        }));
+    }
+    records[1].state = OpState::Failed;
+    records[1].last_error = Some(OpError {
+        class: OutcomeClass::Permanent,
+        status: Some(422),
+        code: None,
+        message: "refused".into(),
+    });
+    records[3].state = OpState::Inflight;
+    let mut restoring = Engine::restoring(config(), 2, StoredMeta::default(), 1).unwrap();
+    // Before the first record: restoring, nothing counted, none of the four read.
+    let status = restoring.status(4);
+    assert_eq!(status.state, SyncState::Restoring);
+    assert_eq!((status.pending, status.failed), (0, 0));
+    assert_eq!(
+        status.progress,
+        Some(Progress {
+            current: 0,
+            total: 4
+        })
+    );
+    for record in records.drain(..2) {
+        restoring.admit(record).unwrap();
+    }
+    // Half read: the counts are those of the records read, the failed one's error not yet shown (the
+    // latest error needs every record's order).
+    let status = restoring.status(4);
+    assert_eq!(status.state, SyncState::Restoring);
+    assert_eq!((status.pending, status.failed), (1, 1));
+    assert_eq!(status.last_error, None);
+    assert_eq!(status.progress.map(|p| (p.current, p.total)), Some((2, 4)));
+    for record in records {
+        restoring.admit(record).unwrap();
+    }
+    // All read (the one stored in flight counts as pending again); a store that grew while it was
+    // counted never shows more read than stored.
+    let status = restoring.status(3);
+    assert_eq!((status.pending, status.failed), (3, 1));
+    assert_eq!(status.progress.map(|p| (p.current, p.total)), Some((4, 4)));
+    // Finished, the engine is no longer restoring: its status is the live one.
+    let e2 = restoring.finish(Vec::new());
+    assert_eq!(e2.status().state, SyncState::Syncing);
+    assert_eq!(e2.status().failed, 1);
+    assert!(e2.status().last_error.is_some());
+}
