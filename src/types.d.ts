@@ -226,9 +226,10 @@ export interface OutboxBaseOptions<S extends OutboxSchema = AnySchema> {
   health?: HealthOptions;
   /**
    * A status subscriber from the start, for as long as the outbox is open (like `subscribe`, which can
-   * only come after `open` resolves). It hears the restore too: `state: "restoring"` as soon as the stored
-   * ops are counted, before any is read, and again as they are read (`progress`: records read of stored;
-   * the counts: those of the records read so far). Then the restored status once, just before `open`
+   * only come after `open` resolves). It hears the restore too: `state: "restoring"` as soon as the first
+   * part of the stored ops has been read, before any is parsed, and again after each part (`progress`:
+   * records read of stored, the number stored estimated until the last part; the counts: those of the
+   * records read so far). Then the restored status once, just before `open`
    * resolves, and every change after it. So a sync indicator can show a long restore (a large queue) from
    * its start. An error it throws is reported (`reportError`), not thrown at the outbox.
    */

@@ -263,8 +263,8 @@ async fn a_restore_reads_meta_then_ops_in_parts_that_miss_no_key_then_docs_then_
     keys.sort();
     let expected: Vec<String> = keys.iter().map(|k| format!("op {k}")).collect();
     assert_eq!(strings(store.load_ops().await.unwrap()), expected);
-    // What a restore's read hands over, in order: the meta records, the count, each part of the op
-    // records, the documents, the history.
+    // What a restore's read hands over, in order: the meta records, each part of the op records (with
+    // how many parts come after it), the documents, the history.
     let extra = [
         Write::PutMeta {
             key: "cursor".into(),
@@ -290,10 +290,13 @@ async fn a_restore_reads_meta_then_ops_in_parts_that_miss_no_key_then_docs_then_
     let handed = RefCell::new(Vec::new());
     store
         .read_for_restore(|part| {
+            let index = handed.borrow().len();
             handed.borrow_mut().push(match part {
                 Part::Meta(entries) => ("meta", entries.len()),
-                Part::Count(count) => ("count", count),
-                Part::Values(values) => ("ops", values.length() as usize),
+                Part::Values { values, parts_left } => {
+                    assert_eq!(parts_left, 16 - index, "parts left after part {index}");
+                    ("ops", values.length() as usize)
+                }
                 Part::Docs(docs) => ("docs", docs.length() as usize),
                 Part::History(entries) => ("history", entries.length() as usize),
             })
@@ -301,10 +304,10 @@ async fn a_restore_reads_meta_then_ops_in_parts_that_miss_no_key_then_docs_then_
         .await
         .unwrap();
     let handed = handed.into_inner();
-    assert_eq!(handed.len(), 20, "{handed:?}");
-    assert_eq!(handed[..2], [("meta", 1), ("count", keys.len())]);
-    assert_eq!(handed[18..], [("docs", 1), ("history", 2)]);
-    let sizes: Vec<usize> = handed[2..18]
+    assert_eq!(handed.len(), 19, "{handed:?}");
+    assert_eq!(handed[0], ("meta", 1));
+    assert_eq!(handed[17..], [("docs", 1), ("history", 2)]);
+    let sizes: Vec<usize> = handed[1..17]
         .iter()
         .map(|&(what, n)| {
             assert_eq!(what, "ops");

@@ -5,9 +5,11 @@
 //! ([`Restoring::admit`]) as its part arrives, while IndexedDB reads the next part. What depends on the
 //! order of the ops is done once the last has arrived ([`Restoring::finish`]). So the records never sit
 //! in a list of their own: they go straight into the engine's op table. The meta values come first,
-//! since admitting a record needs the marks and the clock mark they hold. The op count comes next, before
-//! any record: from then on, and after each part, the caller hears how far the restore has come
-//! ([`Restoring::status`]), so an app can show a long restore as it goes (`options.onStatus`).
+//! since admitting a record needs the marks and the clock mark they hold. When the first part has
+//! arrived, before any record is parsed, and after each part, the caller hears how far the restore has
+//! come ([`Restoring::status`]), so an app can show a long restore as it goes (`options.onStatus`). How
+//! many records there are is estimated from the parts read (they are of about one size), exact after
+//! the last: the store's `count()` would cost a tenth of the restore ([`crate::store::Part`]).
 
 use std::cell::RefCell;
 
@@ -44,11 +46,23 @@ struct Read {
     admitting: Admitting,
     docs: Vec<ConfirmedDoc>,
     history: Vec<JsValue>,
-    /// How many op records the store holds.
-    total: usize,
+    tally: Tally,
 }
 
-/// Hears how a restore goes: the restore so far, and how many records the store holds.
+/// How far a restore's read has come.
+#[derive(Default)]
+struct Tally {
+    /// How many op records the store holds: estimated from the parts read so far, exact after the last.
+    total: usize,
+    /// The op records read so far, and in how many parts.
+    records: usize,
+    parts: usize,
+    /// What `progress` was last told: `(records, total)`.
+    shown: Option<(usize, usize)>,
+}
+
+/// Hears how a restore goes: the restore so far, and how many records the store holds (estimated
+/// until the last part).
 pub(super) type OnProgress<'a> = &'a dyn Fn(&Restoring, usize);
 
 /// What a restore read from the store, as of one snapshot.
@@ -63,7 +77,7 @@ pub(super) struct Restored {
 }
 
 /// The engine restored from `store` at engine time `now`, and the rest of what the same read found.
-/// `progress` hears how it goes: once the records are counted, and after each part of them.
+/// `progress` hears how it goes: when the first part of the records has arrived, and after each part.
 pub(super) async fn restore_stored(
     store: &IdbStore,
     config: &Config,
@@ -80,7 +94,7 @@ pub(super) async fn restore_stored(
         admitting: Admitting::Unreadable,
         docs: Vec::new(),
         history: Vec::new(),
-        total: 0,
+        tally: Tally::default(),
     });
     store
         .read_for_restore(|part| {
@@ -88,23 +102,27 @@ pub(super) async fn restore_stored(
             match part {
                 // First, and again should the read start over: everything taken in so far is dropped.
                 Part::Meta(entries) => {
+                    read.tally = Tally::default();
                     (read.stored, read.meta) = split_meta(entries);
                     read.admitting = match start(&read.stored) {
                         Ok(restoring) => Admitting::Records(Box::new(restoring)),
                         Err(error) => Admitting::Refused(error),
                     };
                 }
-                Part::Count(count) => {
-                    read.total = count;
-                    if let Admitting::Records(restoring) = &mut read.admitting {
-                        restoring.reserve(count);
-                        progress(restoring, count);
-                    }
-                }
-                Part::Values(values) => {
+                Part::Values { values, parts_left } => {
                     let Admitting::Records(restoring) = &mut read.admitting else {
                         return;
                     };
+                    let len = values.length() as usize;
+                    let tally = &mut read.tally;
+                    if tally.parts == 0 {
+                        // Before the first record is parsed: this part is about one in so many. The
+                        // op table is sized for an eighth more (a few percent off would otherwise
+                        // grow it once more near the end).
+                        tally.total = len * (parts_left + 1);
+                        restoring.reserve(tally.total + tally.total / 8);
+                        tally.show(restoring, progress);
+                    }
                     let mut next = None;
                     for value in values.iter() {
                         match parse_record(value.as_string().as_deref()) {
@@ -118,7 +136,12 @@ pub(super) async fn restore_stored(
                     }
                     match next {
                         Some(next) => read.admitting = next,
-                        None => progress(restoring, read.total),
+                        None => {
+                            tally.records += len;
+                            tally.parts += 1;
+                            tally.total = tally.records + parts_left * tally.records / tally.parts;
+                            tally.show(restoring, progress);
+                        }
                     }
                 }
                 Part::Docs(docs) => read.docs = decode_docs(docs.to_vec()),
@@ -132,7 +155,7 @@ pub(super) async fn restore_stored(
         admitting,
         docs,
         history,
-        total: _,
+        ..
     } = read.into_inner();
     let (restoring, quarantined) = match admitting {
         Admitting::Records(restoring) => (*restoring, Vec::new()),
@@ -153,6 +176,17 @@ pub(super) async fn restore_stored(
         meta,
         history,
     })
+}
+
+impl Tally {
+    /// Tells `progress` how far the restore has come, if that changed since it was last told.
+    fn show(&mut self, restoring: &Restoring, progress: OnProgress<'_>) {
+        let now = (self.records, self.total);
+        if self.shown != Some(now) {
+            self.shown = Some(now);
+            progress(restoring, self.total);
+        }
+    }
 }
 
 /// The meta values a restore needs (the server's stated retention, the clock mark, the marks of pushes

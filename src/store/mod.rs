@@ -190,8 +190,7 @@ impl IdbStore {
     pub async fn load_ops(&self) -> Result<Vec<JsValue>, StoreError> {
         let values = RefCell::new(Vec::new());
         self.read_for_restore(|part| match part {
-            Part::Count(count) => *values.borrow_mut() = Vec::with_capacity(count),
-            Part::Values(part) => values.borrow_mut().extend(part.iter()),
+            Part::Values { values: part, .. } => values.borrow_mut().extend(part.iter()),
             Part::Meta(_) | Part::Docs(_) | Part::History(_) => {}
         })
         .await?;
@@ -199,7 +198,7 @@ impl IdbStore {
     }
 
     /// What a restore reads, in one transaction, handed to `take` a part at a time ([`Part`]): the meta
-    /// records, the ops' count, the op records in key order (the caller orders them by their own
+    /// records, the op records in key order (the caller orders them by their own
     /// sequence numbers; a part is parsed while the next is read), the confirmed documents and the
     /// sync history.
     pub async fn read_for_restore(&self, take: impl Fn(Part)) -> Result<(), StoreError> {

@@ -124,9 +124,10 @@ impl Restoring {
         Ok(())
     }
 
-    /// The status while the restore reads, with `total` records stored: state `Restoring`, the counts
-    /// of the records admitted so far, and `progress` as admitted of `total`. What needs every record
-    /// (lanes, schedule, the latest error) waits for [`Restoring::finish`], so it is not shown yet.
+    /// The status while the restore reads, with `total` records stored (or estimated): state
+    /// `Restoring`, the counts of the records admitted so far, and `progress` as admitted of `total`
+    /// (never less than admitted). What needs every record (lanes, schedule, the latest error) waits
+    /// for [`Restoring::finish`], so it is not shown yet.
     /// Cheap: the counts are kept as records are admitted, so an app can show how a long restore goes
     /// before it ends.
     pub fn status(&self, total: usize) -> Status {
