@@ -282,6 +282,7 @@ pub fn parse_page(body: &Value) -> Result<Page, String> {
                     _ => Json::null(),
                 },
                 deleted,
+                acks: Vec::new(),
             })
         })
         .collect::<Result<Vec<_>, &str>>()?;

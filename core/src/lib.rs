@@ -78,7 +78,7 @@ pub use rate_limit::RateLimitInfo;
 pub use response::{OpResult, Reply, Response};
 pub use retry::RetryPolicy;
 pub use status::{Progress, Status, StorageError, SyncState};
-pub use view::{ConfirmedDoc, ViewItem};
+pub use view::{AckLink, ConfirmedDoc, ViewItem};
 
 /// The version of the engine, reported by the wasm module and the demo page.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

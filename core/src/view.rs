@@ -19,7 +19,7 @@ use crate::json::Json;
 use crate::op::{OpKind, OpRecord, OpState};
 
 /// The last server-acknowledged state of one entity, as stored in the `docs` store.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConfirmedDoc {
     /// The entity's collection.
     pub collection: String,
@@ -34,6 +34,36 @@ pub struct ConfirmedDoc {
     /// The server deleted it: a tombstone, kept so an older version arriving later is recognised.
     #[serde(default)]
     pub deleted: bool,
+    /// Our own latest acks of the entity, oldest first (at most eight), stored with the state the last
+    /// one produced: an op another tab made before them follows them even after the leader that acked
+    /// died (`core/src/engine/ack_chain.rs`). Empty for a document from the server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acks: Vec<AckLink>,
+}
+
+/// One of our own acks of an entity ([`ConfirmedDoc::acks`]): the state the acked op was made on, and
+/// the state it produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckLink {
+    /// The `If-Match` the acked op was sent with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// The acked op was sent with `If-None-Match: *`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub create_only: bool,
+    /// The version the ack produced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The ack left the entity deleted.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
+    /// When it was acked (engine time): a restore remembers the most recent chains.
+    #[serde(default)]
+    pub at: u64,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Applies a custom op to a document: `(name, current, payload) -> new document`, or `None` to leave

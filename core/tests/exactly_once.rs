@@ -161,6 +161,7 @@ fn past_the_horizon_a_conditional_op_is_resent_and_a_412_means_unknown_not_dropp
                 version: Some("\"1\"".into()),
                 doc: json!({"v": 1}).into(),
                 deleted: false,
+                acks: Vec::new(),
             }],
             0,
         );
@@ -201,6 +202,7 @@ fn a_replayed_ack_older_than_a_pull_does_not_put_the_old_document_back() {
             version: Some("\"3\"".into()),
             doc: json!({"step": 3}).into(),
             deleted: false,
+            acks: Vec::new(),
         }],
         2,
     );

@@ -56,6 +56,7 @@ fn a_chain_behind_a_delete_follows_it_to_a_create() {
             version: Some("\"5\"".into()),
             doc: json!(5).into(),
             deleted: false,
+            acks: Vec::new(),
         }],
         0,
     );
@@ -89,6 +90,7 @@ fn resolving_a_conflict_with_a_tombstone_re_creates_the_document() {
             version: Some("\"1\"".into()),
             doc: json!(1).into(),
             deleted: false,
+            acks: Vec::new(),
         }],
         0,
     );

@@ -200,6 +200,7 @@ fn an_op_made_on_the_state_an_acked_op_started_from_follows_that_ack() {
         version: Some("\"1\"".into()),
         doc: json!({ "v": 1 }).into(),
         deleted: false,
+        acks: Vec::new(),
     };
     let mut leader = Engine::restore_with_docs(cfg.clone(), 1, vec![], vec![v1()], 0).unwrap();
     let mut follower = Engine::restore_with_docs(cfg.clone(), 2, vec![], vec![v1()], 0).unwrap();
@@ -262,6 +263,7 @@ fn tab_records_versioned(cfg: &outbox_core::Config, key: &str) -> OpRecord {
         version: Some("\"1\"".into()),
         doc: json!({ "v": 1 }).into(),
         deleted: false,
+        acks: Vec::new(),
     };
     let mut tab = Engine::restore_with_docs(cfg.clone(), 9, vec![], vec![doc], 0).unwrap();
     tab.set_passive(true);
@@ -280,6 +282,7 @@ fn an_adopted_op_follows_a_chain_of_our_acks_whatever_its_order() {
         version: Some(format!("\"{v}\"")),
         doc: json!({ "v": v }).into(),
         deleted: false,
+        acks: Vec::new(),
     };
     let other_tab = |v: u32, seq: u64| {
         let mut tab = Engine::restore_with_docs(cfg.clone(), 9, vec![], vec![doc(v)], 0).unwrap();

@@ -256,6 +256,7 @@ proptest! {
                         version: Some(format!("\"{version}\"")),
                         doc: (if deleted { Value::Null } else { json!({ "pulled": value }) }).into(),
                         deleted,
+                        acks: Vec::new(),
                     };
                     let fx = sim.engine.ingest(vec![doc], sim.now);
                     sim.apply(fx);

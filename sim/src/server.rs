@@ -300,6 +300,7 @@ impl Server {
             version: Some(etag(d.version)),
             doc: if d.live { d.doc.clone() } else { Value::Null }.into(),
             deleted: !d.live,
+            acks: Vec::new(),
         })
     }
 

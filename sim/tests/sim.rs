@@ -87,13 +87,14 @@ fn multi_tab_seeds_that_once_failed_pass() {
     }
 }
 
-/// Open (see README): a leader change between our ack of an op and the adoption of an op another tab
-/// made on the state before that ack: the new leader has no memory of the ack, and our own write comes
-/// back as a 412.
+/// A leader change between our ack of an op and the adoption of an op another tab made on the state
+/// before that ack: the new leader knew nothing of the ack, and our own write came back as a 412
+/// (3 tabs 255, 5 tabs 762; the end-to-end tab-kill test met it too). Fixed in the core: the chain of
+/// our acks is stored with the confirmed document (`core/src/engine/ack_chain.rs`). 225 (5 tabs) and
+/// 360 (2 tabs) showed it before the model changed under them.
 #[test]
-#[ignore = "open: the acks follow_earlier_ack follows die with the leader that made them"]
 fn no_conflict_with_our_own_tabs_across_a_leader_change() {
-    for (seed, tabs) in [(225, 5), (360, 2)] {
+    for (seed, tabs) in [(255, 3), (762, 5), (225, 5), (360, 2)] {
         if let Err(v) = outbox_sim::run_seed(seed, 200, tabs) {
             panic!("seed {seed}, {tabs} tabs: {}", v.message);
         }

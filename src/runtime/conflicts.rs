@@ -186,6 +186,7 @@ impl Runtime {
                 version,
                 deleted: response.status == 410,
                 doc,
+                acks: Vec::new(),
             };
             if this.check_usable().is_ok() {
                 if let Ok(mut engine) = this.engine_mut() {

@@ -104,6 +104,7 @@ impl Runtime {
                     _ => Json::null(),
                 },
                 deleted,
+                acks: Vec::new(),
             });
         }
         let fx = self.engine_mut()?.ingest(confirmed, clock::now());

@@ -11,38 +11,7 @@
 //! Seqs are a Lamport clock: every engine hands out seqs above all it has seen, so an op made after
 //! another tab's op was adopted sorts after it.
 
-use std::collections::VecDeque;
-
 use super::*;
-
-/// How many entities' recent acks an engine remembers for adoption: far more than can be acked in the
-/// moments a follower's op takes to reach the leader.
-const RECENT_ENTITIES: usize = 4096;
-/// How many acks of one entity are remembered: a chain of our own writes an adopted op may follow.
-const ACKS_PER_ENTITY: usize = 8;
-
-/// One ack of an entity: the state it was made on, and the state it produced.
-#[derive(Debug)]
-struct Ack {
-    base_version: Option<String>,
-    create_only: bool,
-    result: Confirmed,
-}
-
-/// The recent acks of one entity, oldest first.
-#[derive(Debug)]
-struct EntityAcks {
-    collection: Arc<str>,
-    key: Arc<str>,
-    acks: VecDeque<Ack>,
-}
-
-/// The recent acks of recently acked entities; the entity acked longest ago is forgotten first.
-#[derive(Debug, Default)]
-pub(super) struct RecentAcks {
-    by_lane: FastMap<u64, EntityAcks>,
-    order: VecDeque<u64>,
-}
 
 impl Engine {
     /// A follower's engine (`true`) sends nothing, writes no clock marks and keeps the writes `restore`
@@ -82,7 +51,8 @@ impl Engine {
     /// Takes over from `from` (the engine this one replaces, rebuilt from a store read) the ops of
     /// `ids` that the read missed: this tab's enqueues whose commit had not landed when the read began,
     /// or that were made while it ran. Each keeps its place, its durability and its pending commit.
-    /// It decides nothing (no effects): the engine's next call sends what became sendable.
+    /// It returns no effects: the engine's next call stores what moved (an op made before one of our
+    /// acks follows it) and sends what became sendable.
     pub fn carry_over(&mut self, from: &Engine, ids: &[OpId]) {
         let mut ignored = Vec::new();
         for id in ids {
@@ -94,6 +64,11 @@ impl Engine {
             }
             let mut record = entry.record.clone();
             record.collection = self.intern_shared(&record.collection);
+            // Made before an ack of ours this engine read from the store: it follows that ack, and
+            // its new precondition is stored (by the next call, before anything it sends).
+            if self.follow_earlier_ack(&mut record) {
+                self.deferred.push(Effect::Persist(record.clone()));
+            }
             self.next_seq = self.next_seq.max(record.seq + 1);
             *self.counts.slot(record.state) += 1;
             let (collection, key) = (record.collection.clone(), record.key.clone());
@@ -147,88 +122,6 @@ impl Engine {
         }
         self.finish(&mut fx);
         Ok(fx)
-    }
-
-    /// Remembers what an ack produced, for the adoption of ops made on the same state in other tabs.
-    pub(super) fn remember_ack(&mut self, acked: &OpRecord, result: &Confirmed) {
-        let hash = self.lanes.hash(&acked.collection, &acked.key);
-        let ack = Ack {
-            base_version: acked.base_version.clone(),
-            create_only: acked.create_only,
-            result: result.clone(),
-        };
-        let recent = &mut self.recent_acks;
-        let entity = recent.by_lane.entry(hash).or_insert_with(|| EntityAcks {
-            collection: acked.collection.clone(),
-            key: acked.key.clone(),
-            acks: VecDeque::new(),
-        });
-        if (&*entity.collection, &*entity.key) != (&*acked.collection, &*acked.key) {
-            // Another entity with the same hash: the newer one is remembered.
-            *entity = EntityAcks {
-                collection: acked.collection.clone(),
-                key: acked.key.clone(),
-                acks: VecDeque::new(),
-            };
-        }
-        if entity.acks.is_empty() {
-            recent.order.push_back(hash);
-        }
-        entity.acks.push_back(ack);
-        if entity.acks.len() > ACKS_PER_ENTITY {
-            entity.acks.pop_front();
-        }
-        if recent.order.len() > RECENT_ENTITIES {
-            if let Some(old) = recent.order.pop_front() {
-                recent.by_lane.remove(&old);
-            }
-        }
-    }
-
-    /// Another tab made `record` on a state one of our acked ops started from, and the record got here
-    /// after that ack. In one tab it would have queued behind that op and moved to the state the ack
-    /// produced (`follow_acked_version`), then to the state of each of our later acks; so it moves now
-    /// along the same chain of our own acks, or our own writes come back to it as a conflict. It
-    /// follows only a chain that ends at the entity's confirmed state: anything else there is someone
-    /// else's change, and a real conflict. Ops two tabs made at the same moment on the same state are
-    /// ordered as the leader sent them: the later one is applied over the earlier, as in one tab.
-    fn follow_earlier_ack(&self, record: &mut OpRecord) {
-        if !record.auto_base || record.attempts > 0 {
-            return;
-        }
-        let hash = self.lanes.hash(&record.collection, &record.key);
-        let Some(entity) = self.recent_acks.by_lane.get(&hash) else {
-            return;
-        };
-        if (&*entity.collection, &*entity.key) != (&*record.collection, &*record.key) {
-            return;
-        }
-        let Some(confirmed) = self.view.confirmed(&record.collection, &record.key) else {
-            return;
-        };
-        let mut state = (record.base_version.clone(), record.create_only);
-        let mut reached: Option<&Confirmed> = None;
-        for _ in 0..entity.acks.len() {
-            let next = entity
-                .acks
-                .iter()
-                .rev()
-                .find(|ack| (ack.base_version.clone(), ack.create_only) == state);
-            let Some(ack) = next else {
-                break;
-            };
-            reached = Some(&ack.result);
-            state = settling::precondition_on(&record.kind, Some(&ack.result));
-            if ack.result.version == confirmed.version {
-                break;
-            }
-        }
-        let Some(result) = reached.filter(|r| r.version == confirmed.version) else {
-            return;
-        };
-        let (base, create_only) = settling::precondition_on(&record.kind, Some(result));
-        record.base_version = base;
-        record.create_only = create_only;
     }
 
     /// Puts a record into its lane at its `(seq, id)` place, behind a head that holds

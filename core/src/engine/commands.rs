@@ -345,7 +345,7 @@ impl Engine {
                 version: doc.version,
                 doc: (!doc.deleted).then_some(doc.doc),
             };
-            fx.push(Effect::PersistDoc(confirmed_doc(
+            fx.push(Effect::PersistDoc(self.stored_doc(
                 &collection,
                 &key,
                 &confirmed,

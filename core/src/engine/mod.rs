@@ -26,7 +26,7 @@
 //! because backoff times are stored in the records. The engine ignores a `now` older than one it saw.
 //! `wall_now` (Unix ms, `Date.now()`) is used only to judge HTTP dates when a response has no `Date`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use foldhash::fast::FixedState;
@@ -185,7 +185,7 @@ pub struct Engine {
     learned_max_ops: Option<usize>,
     /// The last ack of each entity lately acked, for ops other tabs made on the same state that arrive
     /// after it ([`Engine::adopt`]).
-    recent_acks: adopt::RecentAcks,
+    recent_acks: ack_chain::RecentAcks,
 }
 
 impl Engine {
@@ -234,7 +234,7 @@ impl Engine {
             clock_marked: 0,
             clock_set_back: false,
             learned_max_ops: None,
-            recent_acks: adopt::RecentAcks::default(),
+            recent_acks: ack_chain::RecentAcks::default(),
         })
     }
 
@@ -507,6 +507,7 @@ pub(super) fn confirmed_doc(collection: &str, key: &str, confirmed: &Confirmed) 
         version: confirmed.version.clone(),
         doc: confirmed.doc.clone().unwrap_or_default(),
         deleted: confirmed.doc.is_none(),
+        acks: Vec::new(),
     }
 }
 
@@ -518,6 +519,7 @@ pub(super) fn wire_size(record: &OpRecord) -> u32 {
     u32::try_from(record.wire_size()).map_or(UNSIZED - 1, |n| n.min(UNSIZED - 1))
 }
 
+mod ack_chain;
 mod adopt;
 mod commands;
 mod conflicts;

@@ -156,6 +156,7 @@ impl Restoring {
         // The view is built as it is kept live: each confirmed document shown, then each op applied
         // on top in lane order, as an enqueue applies it; nothing is reported for it, since it is the
         // state the app starts from.
+        let mut chains = Vec::new();
         for doc in docs {
             let (collection, key) = (
                 engine.intern_collection(doc.collection),
@@ -166,6 +167,9 @@ impl Restoring {
                 doc: (!doc.deleted).then_some(doc.doc),
             };
             engine.view.restore_confirmed(&collection, &key, confirmed);
+            if !doc.acks.is_empty() {
+                chains.push((collection, key, doc.acks));
+            }
         }
         crate::order::sort_by_key(&mut order, |place| *place);
         for (_, _, id) in order {
@@ -186,6 +190,8 @@ impl Restoring {
                 engine.note_error(id);
             }
         }
+        // After the lanes: an op of another tab's, stored on the state before our acks, follows them.
+        engine.restore_ack_chains(chains);
         for first in marks.iter().filter_map(|m| m.ops.first()) {
             engine.deferred.push(Effect::DeleteMark(first.0));
         }

@@ -117,6 +117,7 @@ fn records_admitted_in_any_order_restore_the_same_engine() {
         version: Some("v1".into()),
         doc: Json::from_value(&json!({ "k": "confirmed" })),
         deleted: false,
+        acks: Vec::new(),
     }];
     // What can be seen of a restored engine: status, lanes, view, what it sends now and later.
     let seen = |records: Vec<OpRecord>| {

@@ -112,12 +112,24 @@ impl Engine {
             id,
             collection: record.collection.clone(),
             key: record.key.clone(),
-            version,
+            version: version.clone(),
             doc: confirmed.doc.clone(),
         }));
         // A replayed answer can be older than what a pull has delivered since: it must not put the
         // confirmed state back.
-        self.confirm(&record.collection, &record.key, confirmed, replayed, fx);
+        if !self.confirm(&record.collection, &record.key, confirmed, replayed, fx) {
+            // A pull brought this very version first: stored again, with the chain this ack
+            // extended, which the next leader needs (`ack_chain.rs`). A newer one is someone else's
+            // change, past which no chain of ours leads.
+            let held = self.view.confirmed(&record.collection, &record.key);
+            if let Some(held) = held.filter(|held| held.version == version) {
+                fx.push(Effect::PersistDoc(self.stored_doc(
+                    &record.collection,
+                    &record.key,
+                    held,
+                )));
+            }
+        }
         self.refold_entity(&record.collection, &record.key, fx);
     }
 
@@ -140,9 +152,9 @@ impl Engine {
             )
         });
         if newer {
-            fx.push(Effect::PersistDoc(confirmed_doc(
-                collection, key, &confirmed,
-            )));
+            fx.push(Effect::PersistDoc(
+                self.stored_doc(collection, key, &confirmed),
+            ));
             self.view.set_confirmed(collection, key, confirmed);
         }
         newer
@@ -260,9 +272,22 @@ impl Engine {
 /// A weak or malformed ETag (`W/"3"`, `abc`) names no version `If-Match` can match (it compares strongly):
 /// unconditional too, rather than a conflict on every edit.
 pub(super) fn precondition_on(kind: &OpKind, state: Option<&Confirmed>) -> (Option<String>, bool) {
-    match state.map(|s| (&s.version, s.doc.is_some())) {
-        Some((version, true)) => (version.clone().filter(|v| view::is_strong_etag(v)), false),
-        _ => (None, *kind == OpKind::Put),
+    match state {
+        Some(state) => precondition_after(kind, &state.version, state.doc.is_some()),
+        None => (None, *kind == OpKind::Put),
+    }
+}
+
+/// [`precondition_on`] a known state: its `version`, and whether the document exists (`live`).
+pub(super) fn precondition_after(
+    kind: &OpKind,
+    version: &Option<String>,
+    live: bool,
+) -> (Option<String>, bool) {
+    if live {
+        (version.clone().filter(|v| view::is_strong_etag(v)), false)
+    } else {
+        (None, *kind == OpKind::Put)
     }
 }
 

@@ -76,6 +76,7 @@ fn ingest(e: &mut Engine, key: &str, version: u64, doc: Option<Value>, now: u64)
             version: Some(format!("\"{version}\"")),
             deleted: doc.is_none(),
             doc: doc.unwrap_or(Value::Null).into(),
+            acks: Vec::new(),
         }],
         now,
     )
