@@ -197,8 +197,10 @@ export interface OutboxBaseOptions<S extends OutboxSchema = AnySchema> {
   maxInFlight?: number;
   retry?: RetryOptions;
   /**
-   * "relaxed" (default): an op is durable once the browser has handed it to the OS, which survives a
-   * crashed or reloaded tab. "strict": only once it is flushed to disk, which survives power loss.
+   * "relaxed" (default): an op survives a crashed, closed or reloaded tab, but a crash of the whole
+   * browser may lose the last moments of enqueues (Chromium reports a relaxed commit complete before
+   * the OS has it). "strict": only once it is flushed to disk, which survives a browser crash and
+   * power loss.
    */
   durability?: "relaxed" | "strict";
   /** Send automatically after enqueue, on reconnect and on focus. Default true. */

@@ -29,9 +29,10 @@ pub use schema::SCHEMA_VERSION;
 /// How hard a commit tries to reach the disk before it reports success.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// The browser may report `complete` once the data is handed to the OS, before it is flushed to disk.
-    /// Survives a tab crash or reload, which are the common failures; an OS crash or power loss right
-    /// after the commit could lose the last writes. Much faster, and IndexedDB's own default in Chromium.
+    /// The browser may report `complete` before the data even reaches the OS (Chromium does): the
+    /// browser process finishes the write, so it survives a tab crash or reload, the common failures;
+    /// a crash of the browser itself, of the OS or of the power right after the commit could lose the
+    /// last writes. Much faster, and IndexedDB's own default in Chromium.
     #[default]
     Relaxed,
     /// `complete` fires only after the data is flushed to disk: survives power loss, costs an fsync per
