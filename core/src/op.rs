@@ -261,7 +261,8 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-fn is_false(b: &bool) -> bool {
+/// For `skip_serializing_if`: a `false` flag is left out of a stored record.
+pub(crate) fn is_false(b: &bool) -> bool {
     !*b
 }
 

@@ -49,21 +49,17 @@ pub struct AckLink {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
     /// The acked op was sent with `If-None-Match: *`.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "crate::op::is_false")]
     pub create_only: bool,
     /// The version the ack produced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// The ack left the entity deleted.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "crate::op::is_false")]
     pub deleted: bool,
     /// When it was acked (engine time): a restore remembers the most recent chains.
     #[serde(default)]
     pub at: u64,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 /// Applies a custom op to a document: `(name, current, payload) -> new document`, or `None` to leave
