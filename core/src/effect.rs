@@ -12,14 +12,18 @@ use crate::view::ConfirmedDoc;
 
 /// Something the runtime must do. Returned in order from every engine call.
 ///
-/// **The barrier rule.** A `Send` may leave only once every storage effect (`Persist`, `Delete`,
-/// `PersistDoc`, `PersistMark` …) returned before it — by the same call and by every earlier call — is
-/// committed. The request then never carries state that is not yet durable: a new idempotency key, a
-/// rebased precondition, or the in-flight mark that tells a restarted engine the server may have
-/// applied the op (a `Persist` of the op, or for a batch of several ops one `PersistMark`). Otherwise a
-/// tab killed between the request leaving and the commit comes back with the old key and no mark, and
-/// the next attempt, under yet another key, applies the op a second time.
-/// [`crate::EffectQueue`] implements the rule; a runtime that runs effects through it obeys it.
+/// **The barrier rule.** A `Send` may leave only once every storage effect returned before it (by the
+/// same call and by every earlier call) that writes one of its ops (a `Persist` or `Delete` of the op,
+/// a `PersistMark` that names it) or a meta value (`PersistClock`, `PersistRetention`) is committed.
+/// The request then never carries state that is not yet durable: a new idempotency key, a rebased
+/// precondition, or the in-flight mark that tells a restarted engine the server may have applied the
+/// op (a `Persist` of the op, or one `PersistMark` for a batch of several ops or for the ops marked
+/// ahead of their sends). Otherwise a tab killed between the request leaving and the commit comes back
+/// with the old key and no mark, and the next attempt, under yet another key, applies the op a second
+/// time. Writes about other ops (an ack's `Delete` and `PersistDoc`) do not hold it: commits land in
+/// order, so a crash can lose only those, and their ops are then resent under their own keys and
+/// replayed. [`crate::EffectQueue`] implements the rule; a runtime that runs effects through it obeys
+/// it.
 ///
 /// Storage effects are committed in order. The effects of one call belong in one transaction (an
 /// ack's `Delete` and `PersistDoc` must land together, a settled batch's writes and its `DeleteMark`

@@ -1,8 +1,11 @@
 //! The order in which a runtime carries out the engine's effects.
 //!
 //! Storage effects go into commit groups, committed one at a time and in order; each `Send` is held
-//! back until every write returned before it is durable (the barrier rule of [`Effect`]). Wake-ups and
-//! events pass straight through. It does no I/O, so the browser runtime and the simulator share it, and
+//! back until the writes it depends on are durable (the barrier rule of [`Effect`]): the latest write
+//! of each of its ops (its record, or a mark that names it) and every meta write before it (the clock,
+//! the retention, the pull cursor). Another op's ack, made durable later, does not hold it back: a
+//! crash can only lose that ack, and the other op is then resent under its own key and replayed.
+//! Wake-ups and events pass straight through. It does no I/O, so the browser runtime and the simulator share it, and
 //! what the simulator proves about the order of effects is what the runtime does.
 //!
 //! A runtime's loop:
@@ -103,6 +106,11 @@ pub struct EffectQueue {
     committing: Option<(u64, Vec<OpId>)>,
     /// Sends waiting for the group id they follow.
     held: VecDeque<(u64, Batch)>,
+    /// The group of each op's writes (its record, or a mark naming it) not yet known durable, in
+    /// order (a list: it is emptied at every commit, and a map type of its own would cost the wasm more).
+    op_writes: Vec<(OpId, u64)>,
+    /// The group of the latest meta write (clock, retention, cursor) not yet known durable.
+    meta_write: Option<u64>,
     next_id: u64,
     durable_through: u64,
     failures: u32,
@@ -121,39 +129,40 @@ impl EffectQueue {
     pub fn accept(&mut self, effects: Vec<Effect>) -> Accepted {
         let mut accepted = Accepted::default();
         for effect in effects {
-            match effect {
-                Effect::Persist(record) => accepted.group = Some(self.write(Write::PutOp(record))),
-                Effect::Delete(id) => accepted.group = Some(self.write(Write::DeleteOp(id))),
-                Effect::PersistDoc(doc) => accepted.group = Some(self.write(Write::PutDoc(doc))),
-                Effect::PersistRetention(ms) => {
-                    accepted.group = Some(self.write(Write::PutMeta {
-                        key: RETENTION_META_KEY.to_owned(),
-                        value: ms.to_string(),
-                    }))
+            let group = match effect {
+                Effect::Persist(record) => {
+                    let id = record.id;
+                    self.write_op(id, Write::PutOp(record))
                 }
-                Effect::PersistClock(at) => {
-                    accepted.group = Some(self.write(Write::PutMeta {
-                        key: CLOCK_META_KEY.to_owned(),
-                        value: at.to_string(),
-                    }))
-                }
+                Effect::Delete(id) => self.write_op(id, Write::DeleteOp(id)),
+                Effect::PersistDoc(doc) => self.write(Write::PutDoc(doc)),
+                Effect::PersistRetention(ms) => self.write_meta(RETENTION_META_KEY, ms.to_string()),
+                Effect::PersistClock(at) => self.write_meta(CLOCK_META_KEY, at.to_string()),
                 Effect::PersistMark(mark) => {
-                    accepted.group = Some(self.write(Write::PutMeta {
+                    let group = self.write(Write::PutMeta {
                         key: BatchMark::meta_key(mark.ops[0].0),
                         value: mark.to_text(),
-                    }))
+                    });
+                    self.op_writes
+                        .extend(mark.ops.iter().map(|op| (op.0, group)));
+                    group
                 }
-                Effect::DeleteMark(first) => {
-                    accepted.group = Some(self.write(Write::DeleteMeta {
-                        key: BatchMark::meta_key(first),
-                    }))
+                Effect::DeleteMark(first) => self.write(Write::DeleteMeta {
+                    key: BatchMark::meta_key(first),
+                }),
+                Effect::Send(batch) => {
+                    match self.gate(&batch) {
+                        Some(gate) => self.held.push_back((gate, batch)),
+                        None => accepted.now.push(Effect::Send(batch)),
+                    }
+                    continue;
                 }
-                Effect::Send(batch) => match self.newest_unfinished() {
-                    Some(gate) => self.held.push_back((gate, batch)),
-                    None => accepted.now.push(Effect::Send(batch)),
-                },
-                other => accepted.now.push(other),
-            }
+                other => {
+                    accepted.now.push(other);
+                    continue;
+                }
+            };
+            accepted.group = Some(group);
         }
         accepted
     }
@@ -172,7 +181,10 @@ impl EffectQueue {
     pub fn add_writes(&mut self, writes: Vec<Write>) -> Option<u64> {
         let mut group = None;
         for write in writes {
-            group = Some(self.write(write));
+            let id = self.write(write);
+            // The runtime's own writes are meta values: later sends wait for them.
+            self.meta_write = Some(id);
+            group = Some(id);
         }
         group
     }
@@ -202,13 +214,21 @@ impl EffectQueue {
         };
         self.failures = 0;
         self.durable_through = self.durable_through.max(id);
+        let through = self.durable_through;
+        self.op_writes.retain(|(_, group)| *group > through);
+        self.meta_write = self.meta_write.filter(|group| *group > through);
+        // In the order they were accepted; a send whose own writes landed earlier may pass one held
+        // for a later group (never one of its lane: a lane has one op in flight).
         let mut sends = Vec::new();
-        while let Some((gate, _)) = self.held.front() {
-            if *gate > self.durable_through {
-                break;
+        let mut later = VecDeque::with_capacity(self.held.len());
+        for (gate, batch) in self.held.drain(..) {
+            if gate <= through {
+                sends.push(batch);
+            } else {
+                later.push_back((gate, batch));
             }
-            sends.push(self.held.pop_front().expect("checked above").1);
         }
+        self.held = later;
         Committed {
             durable_through: self.durable_through,
             sends,
@@ -240,6 +260,15 @@ impl EffectQueue {
             Some(open) => {
                 kept.append(&mut open.writes);
                 open.writes = kept;
+                let merged = open.id;
+                let moved = |gate: &mut u64| {
+                    if *gate == group.id {
+                        *gate = merged;
+                    }
+                };
+                self.held.iter_mut().for_each(|(gate, _)| moved(gate));
+                self.op_writes.iter_mut().for_each(|(_, gate)| moved(gate));
+                self.meta_write.as_mut().map(moved);
             }
             None if kept.is_empty() => {}
             None => {
@@ -304,13 +333,31 @@ impl EffectQueue {
         open.id
     }
 
-    /// The newest group not yet durable, which a send accepted now must wait for.
-    fn newest_unfinished(&self) -> Option<u64> {
-        self.open
-            .as_ref()
-            .map(|o| o.id)
-            .or(self.committing.as_ref().map(|(id, _)| *id))
-            .or_else(|| self.held.back().map(|(gate, _)| *gate))
+    fn write_op(&mut self, id: OpId, write: Write) -> u64 {
+        let group = self.write(write);
+        self.op_writes.push((id, group));
+        group
+    }
+
+    fn write_meta(&mut self, key: &str, value: String) -> u64 {
+        let group = self.write(Write::PutMeta {
+            key: key.to_owned(),
+            value,
+        });
+        self.meta_write = Some(group);
+        group
+    }
+
+    /// The group a send accepted now must wait for: the newest of its ops' latest writes and the
+    /// latest meta write that are not yet durable; `None` when they all are.
+    fn gate(&self, batch: &Batch) -> Option<u64> {
+        self.op_writes
+            .iter()
+            .filter(|(id, _)| batch.ops.iter().any(|op| op.id == *id))
+            .map(|(_, group)| *group)
+            .chain(self.meta_write)
+            .filter(|group| *group > self.durable_through)
+            .max()
     }
 }
 

@@ -65,10 +65,13 @@ impl BatchMark {
 impl MarkedOp {
     /// Applies the mark to `record` (this op's) if the record predates it (counts fewer attempts): it
     /// then reads as the single-op mark would have written it. Returns whether it changed. A record
-    /// that counts the mark's attempt already was written after it, and is newer.
+    /// that counts the mark's attempt already was written after it, and is newer; so is a halted one
+    /// (failed, in conflict, unknown): an op halts only when an answer settles it, which takes its
+    /// batch's mark back in the same commit, or when it is given up before it leaves, which a mark
+    /// made ahead of its send ([`crate::Engine`]'s marks ahead) must not undo.
     pub fn fold(&self, record: &mut OpRecord) -> bool {
         let MarkedOp(id, attempts, horizon) = *self;
-        if record.id != id || record.attempts >= attempts {
+        if record.id != id || record.attempts >= attempts || record.state.is_halted() {
             return false;
         }
         record.attempts = attempts;

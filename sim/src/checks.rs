@@ -146,6 +146,14 @@ impl World {
             let Some(stored) = self.store.record(&op.id) else {
                 return Err(format!("op {} sent but not in the store", op.id));
             };
+            if batch.ops.len() == 1
+                && self
+                    .store
+                    .own_attempts(&op.id)
+                    .is_some_and(|a| a < op.attempt)
+            {
+                self.stats.sent_marked_ahead += 1;
+            }
             let sent_body = crate::server::body_text(op).unwrap_or_default();
             let stored_body = if stored.kind == outbox_core::OpKind::Delete {
                 String::new()

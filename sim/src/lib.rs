@@ -71,6 +71,8 @@ pub struct Stats {
     /// Conflicts whose only cause is our own tabs' earlier acks, counted (not failed) only with
     /// `SIM_COUNT_OWN_CONFLICTS=1`.
     pub own_tab_conflicts: u64,
+    /// Single-op sends that left on a mark ahead of them, with no write of their own.
+    pub sent_marked_ahead: u64,
 }
 
 impl Stats {
@@ -100,6 +102,7 @@ impl Stats {
         self.scan_reads += other.scan_reads;
         self.carried_over += other.carried_over;
         self.dropped_reads += other.dropped_reads;
+        self.sent_marked_ahead += other.sent_marked_ahead;
     }
 
     /// Sends per op sent: all of them, and without the resends faults caused.

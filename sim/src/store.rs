@@ -112,6 +112,13 @@ impl Store {
         Some(record)
     }
 
+    /// The attempts the op's own record counts, without any mark.
+    pub fn own_attempts(&self, id: &OpId) -> Option<u32> {
+        self.ops
+            .get(id)
+            .map(|text| parse::<OpRecord>(text).attempts)
+    }
+
     /// The ops whose stored reading `writes` change: those written, and those of a mark they drop.
     pub fn touched_by(&self, writes: &[Write]) -> Vec<OpId> {
         let mut ids = Vec::new();

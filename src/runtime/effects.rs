@@ -2,8 +2,9 @@
 //!
 //! For the effects of one engine call, [`Runtime::run`]:
 //! 1. hands them to the queue ([`super::durable`] commits its groups): storage writes join the group of
-//!    the current task, and each send is held until every write before it is durable, so no request
-//!    carries a key, a precondition or an in-flight mark that a crash could still lose;
+//!    the current task, and each send is held until the writes before it about its ops (and any meta
+//!    write) are durable, so no request carries a key, a precondition or an in-flight mark that a crash
+//!    could still lose;
 //! 2. schedules each wake-up as it meets it (a new timer replaces the last: the core keeps one wake-up);
 //! 3. starts the sends that wait for nothing;
 //! 4. notifies the view's watchers, once per changed document or collection;

@@ -35,11 +35,23 @@ fn record(n: u8) -> OpRecord {
     }
 }
 
-fn batch(id: u64) -> Batch {
+/// Batch `id`, sending the op of `record(op)`.
+fn batch(id: u64, op: u8) -> Batch {
+    let r = record(op);
     Batch {
         id,
         refresh_auth: false,
-        ops: Vec::new(),
+        ops: vec![crate::effect::SendOp {
+            id: r.id,
+            idempotency_key: r.idempotency_key,
+            collection: r.collection,
+            key: r.key,
+            kind: r.kind,
+            payload: r.payload,
+            base_version: None,
+            create_only: false,
+            attempt: 1,
+        }],
     }
 }
 
@@ -58,7 +70,7 @@ fn a_send_waits_for_the_writes_before_it() {
     let mut q = EffectQueue::new();
     let accepted = q.accept(vec![
         Effect::Persist(record(1)),
-        Effect::Send(batch(7)),
+        Effect::Send(batch(7, 1)),
         Effect::Emit(Event::Drained),
     ]);
     assert!(send_ids(&accepted.now).is_empty(), "held until the commit");
@@ -75,12 +87,12 @@ fn a_send_also_waits_for_an_earlier_call_still_committing() {
     let mut q = EffectQueue::new();
     q.accept(vec![Effect::Persist(record(1))]);
     let first = q.begin_commit().unwrap();
-    // The next call writes nothing of its own, but its send follows the first call's write.
-    let accepted = q.accept(vec![Effect::Send(batch(2))]);
+    // The next call writes nothing, but its send carries the op the first call wrote.
+    let accepted = q.accept(vec![Effect::Send(batch(2, 1))]);
     assert!(send_ids(&accepted.now).is_empty());
     assert_eq!(q.commit_succeeded(first.id).sends.len(), 1);
     // With nothing left to commit, a send leaves at once.
-    let accepted = q.accept(vec![Effect::Send(batch(3))]);
+    let accepted = q.accept(vec![Effect::Send(batch(3, 1))]);
     assert_eq!(send_ids(&accepted.now), vec![3]);
 }
 
@@ -105,7 +117,10 @@ fn a_failed_commit_rejects_its_enqueues_and_keeps_the_rest_ahead_of_newer_writes
     let mut q = EffectQueue::new();
     let new = record(1);
     q.accept_enqueue(new.id, vec![Effect::Persist(new.clone())]);
-    q.accept(vec![Effect::Delete(record(2).id), Effect::Send(batch(9))]);
+    q.accept(vec![
+        Effect::Delete(record(2).id),
+        Effect::Send(batch(9, 2)),
+    ]);
     let group = q.begin_commit().unwrap();
     q.accept(vec![Effect::Persist(record(3))]);
     let rejected = q.commit_failed(group);
@@ -128,7 +143,7 @@ fn sends_held_behind_a_group_that_only_held_rejected_writes_are_still_released()
     let new = record(1);
     q.accept_enqueue(
         new.id,
-        vec![Effect::Persist(new.clone()), Effect::Send(batch(4))],
+        vec![Effect::Persist(new.clone()), Effect::Send(batch(4, 1))],
     );
     let group = q.begin_commit().unwrap();
     q.commit_failed(group);
@@ -140,8 +155,82 @@ fn sends_held_behind_a_group_that_only_held_rejected_writes_are_still_released()
 #[test]
 fn a_late_report_for_another_group_changes_nothing() {
     let mut q = EffectQueue::new();
-    q.accept(vec![Effect::Persist(record(1)), Effect::Send(batch(1))]);
+    q.accept(vec![Effect::Persist(record(1)), Effect::Send(batch(1, 1))]);
     let group = q.begin_commit().unwrap();
     assert!(q.commit_succeeded(group.id + 5).sends.is_empty());
     assert_eq!(q.commit_succeeded(group.id).sends.len(), 1);
+}
+
+#[test]
+fn a_send_does_not_wait_for_other_ops_writes() {
+    let mut q = EffectQueue::new();
+    // Op 1's mark is durable; then an ack of op 2 (its delete) waits to commit.
+    q.accept(vec![Effect::Persist(record(1))]);
+    let first = q.begin_commit().unwrap();
+    q.commit_succeeded(first.id);
+    let accepted = q.accept(vec![
+        Effect::Delete(record(2).id),
+        Effect::Send(batch(5, 1)),
+    ]);
+    assert_eq!(
+        send_ids(&accepted.now),
+        vec![5],
+        "op 1 carries nothing the delete holds"
+    );
+    // A send of op 2 itself waits for it.
+    let accepted = q.accept(vec![Effect::Send(batch(6, 2))]);
+    assert!(send_ids(&accepted.now).is_empty());
+    let group = q.begin_commit().unwrap();
+    assert_eq!(q.commit_succeeded(group.id).sends.len(), 1);
+}
+
+#[test]
+fn a_mark_naming_an_op_holds_its_send() {
+    let mut q = EffectQueue::new();
+    let mark = BatchMark {
+        ops: vec![
+            crate::mark::MarkedOp(record(3).id, 1, 10),
+            crate::mark::MarkedOp(record(4).id, 1, 10),
+        ],
+    };
+    q.accept(vec![Effect::PersistMark(mark)]);
+    let accepted = q.accept(vec![Effect::Send(batch(1, 4)), Effect::Send(batch(2, 5))]);
+    assert_eq!(send_ids(&accepted.now), vec![2], "op 5 is in no mark");
+    let group = q.begin_commit().unwrap();
+    let done = q.commit_succeeded(group.id);
+    assert_eq!(done.sends.iter().map(|b| b.id).collect::<Vec<_>>(), vec![1]);
+}
+
+#[test]
+fn every_send_waits_for_an_earlier_meta_write() {
+    let mut q = EffectQueue::new();
+    q.accept(vec![Effect::PersistClock(42)]);
+    let accepted = q.accept(vec![Effect::Send(batch(1, 7))]);
+    assert!(send_ids(&accepted.now).is_empty());
+    let group = q.begin_commit().unwrap();
+    assert_eq!(q.commit_succeeded(group.id).sends.len(), 1);
+    let accepted = q.accept(vec![Effect::Send(batch(2, 7))]);
+    assert_eq!(send_ids(&accepted.now), vec![2]);
+}
+
+#[test]
+fn a_send_held_for_a_failed_group_waits_for_the_group_it_merged_into() {
+    let mut q = EffectQueue::new();
+    q.accept(vec![Effect::Persist(record(1)), Effect::Send(batch(1, 1))]);
+    let failed = q.begin_commit().unwrap();
+    q.accept(vec![Effect::Persist(record(2))]);
+    q.commit_failed(failed);
+    // Op 1's write now rides in the merged group: a new send of it still waits.
+    let accepted = q.accept(vec![Effect::Send(batch(2, 1))]);
+    assert!(send_ids(&accepted.now).is_empty());
+    let retry = q.begin_commit().unwrap();
+    assert_eq!(
+        retry.writes,
+        vec![Write::PutOp(record(1)), Write::PutOp(record(2))]
+    );
+    let done = q.commit_succeeded(retry.id);
+    assert_eq!(
+        done.sends.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
 }

@@ -17,6 +17,9 @@ impl Engine {
     /// A follower's engine (`true`) sends nothing, writes no clock marks and keeps the writes `restore`
     /// decided for the leader; it still takes its own tab's enqueues. `false` makes it a leader again.
     pub fn set_passive(&mut self, passive: bool) {
+        if passive != self.passive {
+            self.forget_marks_ahead();
+        }
         self.passive = passive;
     }
 

@@ -48,7 +48,7 @@ fn batch_of(e: &mut Engine, keys: &[&str]) -> (Vec<OpId>, Vec<OpRecord>, Vec<Eff
     (ids, records, fx)
 }
 
-fn persisted(fx: &[Effect]) -> Vec<OpId> {
+pub(super) fn persisted(fx: &[Effect]) -> Vec<OpId> {
     fx.iter()
         .filter_map(|f| match f {
             Effect::Persist(r) => Some(r.id),

@@ -86,6 +86,8 @@ struct Entry {
     slot: Slot,
     /// The op's place in `Engine::errors`, while its record holds an error.
     error_order: Option<u64>,
+    /// The op's part of a mark ahead of its send ([`mark_ahead`]), while it stands on one.
+    ahead: Option<Box<mark_ahead::Ahead>>,
 }
 
 /// What the server can be relied on to remember of an op that may have been applied.
@@ -186,6 +188,8 @@ pub struct Engine {
     /// The last ack of each entity lately acked, for ops other tabs made on the same state that arrive
     /// after it ([`Engine::adopt`]).
     recent_acks: ack_chain::RecentAcks,
+    /// The marks ahead of sends ([`mark_ahead`]) still stood on: each one's name and its ops.
+    marks_ahead: Vec<(OpId, Vec<OpId>)>,
 }
 
 impl Engine {
@@ -235,6 +239,7 @@ impl Engine {
             clock_set_back: false,
             learned_max_ops: None,
             recent_acks: ack_chain::RecentAcks::default(),
+            marks_ahead: Vec::new(),
         })
     }
 
@@ -416,6 +421,7 @@ impl Engine {
                 solo: false,
                 slot: Slot::None,
                 error_order: None,
+                ahead: None,
             },
         );
     }
@@ -524,12 +530,15 @@ mod adopt;
 mod commands;
 mod conflicts;
 mod holding;
+mod mark_ahead;
 mod restore;
 
 pub use restore::{Restoring, Stored, StoredMeta};
 mod sending;
 mod settling;
 
+#[cfg(test)]
+mod mark_ahead_tests;
 #[cfg(test)]
 mod mark_tests;
 #[cfg(test)]

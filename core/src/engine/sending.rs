@@ -77,9 +77,11 @@ impl Engine {
 
     /// Takes back the mark of a settled batch of several ops: each of its ops still queued is written
     /// as it now is (unless this call writes it already), then the mark is deleted, in the same
-    /// commit. Until then a restore reads the ops through the mark.
-    fn unmark(&self, ids: &[OpId], fx: &mut Vec<Effect>) {
-        if ids.len() < 2 {
+    /// commit. Until then a restore reads the ops through the mark. A batch of one sent on a mark
+    /// ahead leaves that mark ([`Engine::settled_ahead`]).
+    fn unmark(&mut self, ids: &[OpId], fx: &mut Vec<Effect>) {
+        if let [only] = ids {
+            self.settled_ahead(*only, fx);
             return;
         }
         for id in ids {
@@ -227,7 +229,8 @@ impl Engine {
     /// comes before the `Send`: by the barrier rule the mark is durable before the request leaves, so a
     /// restarted engine always knows the server may have applied the op. The write is a `Persist` of
     /// the op for a batch of one, one `PersistMark` for a batch of several ([`BatchMark`]); the call
-    /// that settles the batch takes the mark back ([`Engine::unmark`]).
+    /// that settles the batch takes the mark back ([`Engine::unmark`]). A batch of one whose op was
+    /// marked ahead ([`super::mark_ahead`]) writes nothing.
     pub(super) fn pump(&mut self, fx: &mut Vec<Effect>) {
         if self.passive
             || self.paused
@@ -277,6 +280,8 @@ impl Engine {
             let mut mark = Vec::new();
             for &id in &ids {
                 let past = self.past_memory(id) == Memory::ResendGuarded;
+                let attempts = self.ops[&id].record.attempts.saturating_add(1);
+                let marked_ahead = self.send_under_mark_ahead(id, attempts, ids.len() == 1);
                 let entry = self.ops.get_mut(&id).expect("ready op exists");
                 entry.sent_past_horizon = past;
                 set_state(&mut self.counts, &mut entry.record, OpState::Inflight);
@@ -299,7 +304,10 @@ impl Engine {
                 // `attempts` is stored too, so `max_attempts` survives a tab that crashes on every
                 // send.
                 if ids.len() == 1 {
-                    fx.push(Effect::Persist(entry.record.clone()));
+                    // Marked ahead: the mark is its write (durable, or waited for by the queue).
+                    if !marked_ahead {
+                        fx.push(Effect::Persist(entry.record.clone()));
+                    }
                 } else {
                     let horizon = entry.record.horizon.unwrap_or(horizon);
                     mark.push(MarkedOp(id, entry.record.attempts, horizon));
@@ -318,6 +326,7 @@ impl Engine {
             }));
             fx.push(Effect::Emit(Event::Sent { batch_id, ids }));
         }
+        self.mark_ahead(fx);
     }
 
     /// A batch of several ops refused as a whole (a non-2xx answer to the push itself): no op was looked
@@ -407,6 +416,9 @@ impl Engine {
             fx.push(Effect::PersistClock(self.now));
         }
         self.pump(fx);
+        if !self.passive {
+            self.drop_spent_marks_ahead(fx);
+        }
         // The sync is over when nothing is left to settle: `Drained`, and the next one counts from zero.
         let busy = self.to_settle() > 0;
         if !busy {
