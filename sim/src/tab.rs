@@ -15,6 +15,7 @@ use outbox_core::{
 use crate::broadcast::{Msg, TabSync};
 use crate::lock::Role;
 use crate::oracle::Fate;
+use crate::rebuild::Task;
 use crate::server::Entity;
 use crate::store::version;
 use crate::world::{Ev, World};
@@ -494,6 +495,12 @@ impl World {
             if leads {
                 self.start_scans(tab);
                 self.post_status(tab, true);
+                // As a promoted tab does (`lead`): commands forwarded while no tab led run here. A tab
+                // that opens into the lock announces itself too, and the followers send theirs again.
+                while let Some(forward) = self.orphaned_commands.pop_front() {
+                    self.tabs[tab].sync.tasks.push_back(Task::Answer(forward));
+                }
+                self.task_done(tab)?;
             } else {
                 self.post(tab, Msg::Hello);
             }
