@@ -495,8 +495,9 @@ impl World {
             if leads {
                 self.start_scans(tab);
                 self.post_status(tab, true);
-                // As a promoted tab does (`lead`): commands forwarded while no tab led run here. A tab
-                // that opens into the lock announces itself too, and the followers send theirs again.
+                // As a promoted tab does (`lead`): commands forwarded while no tab led run here. (In
+                // the runtime no live follower waits then: each queues for the lock and gets it before
+                // a tab that opens; what is left is the command of a tab that died, as here.)
                 while let Some(forward) = self.orphaned_commands.pop_front() {
                     self.tabs[tab].sync.tasks.push_back(Task::Answer(forward));
                 }
