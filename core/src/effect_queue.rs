@@ -5,8 +5,8 @@
 //! of each of its ops (its record, or a mark that names it) and every meta write before it (the clock,
 //! the retention, the pull cursor). Another op's ack, made durable later, does not hold it back: a
 //! crash can only lose that ack, and the other op is then resent under its own key and replayed.
-//! Wake-ups and events pass straight through. It does no I/O, so the browser runtime and the simulator share it, and
-//! what the simulator proves about the order of effects is what the runtime does.
+//! Wake-ups and events pass straight through. It does no I/O, so the browser runtime and the simulator
+//! share it, and what the simulator proves about the order of effects is what the runtime does.
 //!
 //! A runtime's loop:
 //! 1. hand every engine call's effects to [`EffectQueue::accept`] (an enqueue's to
@@ -268,7 +268,9 @@ impl EffectQueue {
                 };
                 self.held.iter_mut().for_each(|(gate, _)| moved(gate));
                 self.op_writes.iter_mut().for_each(|(_, gate)| moved(gate));
-                self.meta_write.as_mut().map(moved);
+                if let Some(gate) = self.meta_write.as_mut() {
+                    moved(gate);
+                }
             }
             None if kept.is_empty() => {}
             None => {
