@@ -11,8 +11,9 @@
 //!
 //! A mark ahead of an op that never leaves says it may have: a restore then reads it as sent
 //! ([`crate::MarkedOp::fold`]) and resends it under its key, which the server has never seen (its
-//! first application). That costs nothing but an attempt, and is why a mark ahead is used only while
-//! fresh ([`AHEAD_FRESH_MS`]): an op that leaves much later gets a mark of its own, so its horizon counts
+//! first application). That costs an attempt, or, when the restore comes after the key's horizon, an
+//! unknown, as for an op in flight at the crash. A mark ahead is used only while fresh
+//! ([`AHEAD_FRESH_MS`]): an op that leaves much later gets a mark of its own, so its horizon counts
 //! from its real send.
 //!
 //! A mark ahead is deleted once each op it names has left it: sent under it and settled (its record
@@ -40,7 +41,7 @@ pub(super) struct Ahead {
 
 impl Engine {
     /// Whether the op about to be sent alone as attempt `attempts` may leave under its mark ahead
-    /// (written no write of its own); if not, it leaves its mark ahead. Sets the horizon the mark gave.
+    /// (with no write of its own); if not, it leaves its mark ahead. Sets the horizon the mark gave.
     pub(super) fn send_under_mark_ahead(&mut self, id: OpId, attempts: u32, alone: bool) -> bool {
         let now = self.now;
         let Some(entry) = self.ops.get_mut(&id) else {
