@@ -127,12 +127,7 @@ impl Engine {
             return;
         }
         entry.ahead = None;
-        let written = fx
-            .iter()
-            .any(|f| matches!(f, Effect::Persist(r) if r.id == id));
-        if !written {
-            fx.push(Effect::Persist(entry.record.clone()));
-        }
+        self.write_as_it_is(id, fx);
     }
 
     /// Deletes each mark ahead that no op stands on any more, after the writes that replaced it: run

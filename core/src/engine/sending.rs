@@ -84,17 +84,23 @@ impl Engine {
             self.settled_ahead(*only, fx);
             return;
         }
-        for id in ids {
-            let written = fx.iter().any(|f| match f {
-                Effect::Persist(r) => r.id == *id,
-                Effect::Delete(d) => d == id,
-                _ => false,
-            });
-            if let (false, Some(entry)) = (written, self.ops.get(id)) {
-                fx.push(Effect::Persist(entry.record.clone()));
-            }
+        for &id in ids {
+            self.write_as_it_is(id, fx);
         }
         fx.push(Effect::DeleteMark(ids[0]));
+    }
+
+    /// Writes the record of `id`, if still queued, as it now is, unless this call writes or deletes it
+    /// already: what a mark said of it no longer counts after that write.
+    pub(super) fn write_as_it_is(&self, id: OpId, fx: &mut Vec<Effect>) {
+        let written = fx.iter().any(|f| match f {
+            Effect::Persist(r) => r.id == id,
+            Effect::Delete(d) => *d == id,
+            _ => false,
+        });
+        if let (false, Some(entry)) = (written, self.ops.get(&id)) {
+            fx.push(Effect::Persist(entry.record.clone()));
+        }
     }
 
     /// Takes a batch out of flight and moves the clock: how every answer to a send begins.
